@@ -1,0 +1,344 @@
+"""Destination handling: turn a URL or ObjectStoragePath into an fsspec filesystem and a root path.
+
+All file I/O of the export goes through :class:`Destination`, which talks to the fsspec
+filesystem behind an Airflow ``ObjectStoragePath`` directly (one code path for every scheme).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow_provider_aigw.compat import ObjectStoragePath
+from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from fsspec import AbstractFileSystem
+
+#: What to install for the schemes Airflow does not know out of the box.
+SCHEME_HINTS: dict[str, str] = {
+    "s3": "pip install 'apache-airflow-providers-amazon[s3fs]'",
+    "s3a": "pip install 'apache-airflow-providers-amazon[s3fs]'",
+    "gs": "pip install 'apache-airflow-providers-google' gcsfs",
+    "gcs": "pip install 'apache-airflow-providers-google' gcsfs",
+    "abfs": "pip install 'apache-airflow-providers-microsoft-azure' adlfs",
+    "abfss": "pip install 'apache-airflow-providers-microsoft-azure' adlfs",
+    "az": "pip install 'apache-airflow-providers-microsoft-azure' adlfs",
+    "adl": "pip install 'apache-airflow-providers-microsoft-azure' adlfs",
+    "wasb": "pip install 'apache-airflow-providers-microsoft-azure' adlfs",
+    "hdfs": "pip install 'apache-airflow-providers-apache-hdfs'",
+    "webhdfs": "pip install 'apache-airflow-providers-apache-hdfs'",
+    "sftp": "pip install 'apache-airflow-providers-sftp'",
+    "ftp": "pip install 'apache-airflow-providers-ftp'",
+}
+
+
+def resolve_destination(destination: str | ObjectStoragePath) -> ObjectStoragePath:
+    """Turn ``destination`` into an ``ObjectStoragePath`` whose filesystem can be resolved.
+
+    Cheap (no request to the store) and meant to be called before anything is fetched, so a
+    missing filesystem provider fails the task at once.
+
+    :param destination: ``ObjectStoragePath`` or URL such as ``file:///data/aigw``,
+        ``s3://aws_conn@bucket/prefix``, ``gs://bucket/prefix`` or ``memory://bucket/prefix``.
+    :raises AIGatewayInputError: empty or malformed destination, or a scheme for which no
+        filesystem is registered (the message names the provider/extra to install).
+    """
+    _open_destination(destination)
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    return ObjectStoragePath(str(destination).strip())
+
+
+def _to_path(destination: str | ObjectStoragePath) -> ObjectStoragePath:
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    if not isinstance(destination, (str, os.PathLike)):
+        raise AIGatewayInputError(
+            f"destination must be a URL string or an ObjectStoragePath, got {type(destination).__name__}"
+        )
+    text = os.fspath(destination).strip()
+    if not text:
+        raise AIGatewayInputError("destination must not be empty")
+    if "://" not in text:
+        raise AIGatewayInputError(
+            f"destination {text!r} has no scheme: use a URL such as 'file:///abs/path', "
+            "'s3://conn_id@bucket/prefix' or 'gs://bucket/prefix'"
+        )
+    try:
+        return ObjectStoragePath(text)
+    except Exception as exc:  # malformed URL, unknown upath protocol, ...
+        raise AIGatewayInputError(f"destination {text!r} is not a valid storage URL: {exc}") from exc
+
+
+def _resolve_fs(path: ObjectStoragePath, shown: str) -> AbstractFileSystem:
+    protocol = (path.protocol or "file").lower()
+    try:
+        return path.fs
+    except ValueError as exc:
+        if "No filesystem registered" not in str(exc):
+            raise AIGatewayInputError(f"destination {shown!r}: {exc}") from exc
+        if protocol == "memory":
+            # Airflow registers only file:// itself; fsspec's in-process memory filesystem
+            # needs no credentials, so fall back to it (used by tests and demos).
+            import fsspec
+
+            return fsspec.filesystem("memory")
+        hint = SCHEME_HINTS.get(
+            protocol, f"install the Airflow provider that registers the {protocol!r} scheme"
+        )
+        raise AIGatewayInputError(
+            f"destination {shown!r}: no filesystem is registered for scheme {protocol!r} in this "
+            f"Airflow installation; {hint}"
+        ) from exc
+    except ImportError as exc:
+        hint = SCHEME_HINTS.get(protocol, "install the filesystem package for this scheme")
+        raise AIGatewayInputError(
+            f"destination {shown!r}: the filesystem for scheme {protocol!r} cannot be imported "
+            f"({exc}); {hint}"
+        ) from exc
+    except AIGatewayError:
+        raise
+    except Exception as exc:  # connection lookup errors and the like
+        raise AIGatewayInputError(
+            f"destination {shown!r}: cannot set up the {protocol!r} filesystem: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _open_destination(destination: str | ObjectStoragePath) -> Destination:
+    path = _to_path(destination)
+    shown = str(path)
+    fs = _resolve_fs(path, shown)
+    return Destination(path, fs)
+
+
+class HashingWriter:
+    """Write-only file wrapper that counts bytes and computes sha256 of what passes through."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._sha = hashlib.sha256()
+        self.bytes_written = 0
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Write ``data`` to the underlying file and update the digest."""
+        self._sha.update(data)
+        n = len(data)
+        self.bytes_written += n
+        self._raw.write(data)
+        return n
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        return self.bytes_written
+
+    def flush(self) -> None:
+        """Flush the underlying file."""
+        self._raw.flush()
+
+    def writable(self) -> bool:
+        """Always ``True``."""
+        return True
+
+    def readable(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    def seekable(self) -> bool:
+        """Always ``False`` (streams only go forward)."""
+        return False
+
+    def close(self) -> None:
+        """Mark closed; the underlying file is closed by its owner."""
+        self.closed = True
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of everything written."""
+        return self._sha.hexdigest()
+
+
+class Destination:
+    """An export root: the user's ``ObjectStoragePath`` plus its fsspec filesystem."""
+
+    def __init__(self, path: ObjectStoragePath, fs: AbstractFileSystem) -> None:
+        self.path = path
+        self.fs = fs
+        protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+        self.protocols = {str(p) for p in protocols}
+        #: local filesystems need directories and allow an atomic rename
+        self.is_local = bool(self.protocols & {"file", "local"})
+        self.needs_dirs = self.is_local or "memory" in self.protocols
+        self.root = fs._strip_protocol(path.path).rstrip("/") or "/"
+        self.uri_root = str(path).rstrip("/")
+        self._made_dirs: set[str] = set()
+
+    # -- naming ---------------------------------------------------------------------------
+    def full(self, rel: str) -> str:
+        """Filesystem path of ``rel`` (relative to the root)."""
+        return f"{self.root}/{rel}" if self.root != "/" else f"/{rel}"
+
+    def uri(self, rel: str) -> str:
+        """URL of ``rel`` as the user would write it (keeps the conn id)."""
+        return f"{self.uri_root}/{rel}"
+
+    def norm(self, path: str) -> str:
+        """Normalise a path the filesystem returned for comparisons."""
+        return str(self.fs._strip_protocol(path)).rstrip("/")
+
+    # -- operations -------------------------------------------------------------------------
+    def makedirs(self, rel_dir: str) -> None:
+        """Create ``rel_dir`` where the filesystem has real directories (no-op on object stores)."""
+        if not self.needs_dirs or rel_dir in self._made_dirs:
+            return
+        self._wrap("create directory", rel_dir, lambda: self.fs.makedirs(self.full(rel_dir), exist_ok=True))
+        self._made_dirs.add(rel_dir)
+
+    def exists(self, rel: str) -> bool:
+        """Whether ``rel`` exists."""
+        return bool(self._wrap("check", rel, lambda: self.fs.exists(self.full(rel))))
+
+    def remove(self, rel: str) -> None:
+        """Delete the file ``rel`` if present."""
+        full = self.full(rel)
+
+        def _rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(full)
+
+        self._wrap("delete", rel, _rm)
+
+    def remove_full(self, full: str) -> None:
+        """Delete a file given by its filesystem path (as listed by :meth:`find`)."""
+
+        def _rm() -> None:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(full)
+
+        self._wrap("delete", full, _rm)
+
+    def find(self, rel_dir: str) -> list[str]:
+        """All files below ``rel_dir`` (filesystem paths), empty when it does not exist."""
+        full = self.full(rel_dir)
+
+        def _find() -> list[str]:
+            try:
+                return [str(p) for p in self.fs.find(full)]
+            except FileNotFoundError:
+                return []
+
+        result: list[str] = self._wrap("list", rel_dir, _find)
+        return result
+
+    def read_bytes(self, rel: str) -> bytes:
+        """Whole content of ``rel``."""
+        data: bytes = self._wrap("read", rel, lambda: self.fs.cat_file(self.full(rel)))
+        return data
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a small file in one go (atomically via rename on local filesystems)."""
+        with self.open_writer(rel) as f:
+            f.write(data)
+
+    def check_writable(self, rel_dir: str) -> None:
+        """Write and delete a tiny probe file under ``rel_dir``; raise a clear error if that fails."""
+        probe = f"{rel_dir}/.aigw-probe-{uuid.uuid4().hex}"
+        try:
+            if self.needs_dirs:
+                self.fs.makedirs(self.full(rel_dir), exist_ok=True)
+                self._made_dirs.add(rel_dir)
+            with self.fs.open(self.full(probe), "wb") as f:
+                f.write(b"")
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self.full(probe))
+        except Exception as exc:
+            raise AIGatewayInputError(
+                f"destination {self.uri_root!r} is not writable "
+                f"(probe {self.uri(probe)!r} failed: {type(exc).__name__}: {exc})"
+            ) from exc
+
+    def open_writer(self, rel: str) -> _AtomicWriter:
+        """Open ``rel`` for streaming writes; see :class:`_AtomicWriter`."""
+        return _AtomicWriter(self, rel)
+
+    def _wrap(self, what: str, rel: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except AIGatewayError:
+            raise
+        except Exception as exc:
+            raise AIGatewayError(
+                f"cannot {what} {rel!r} under destination {self.uri_root!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+class _AtomicWriter:
+    """Context manager yielding a :class:`HashingWriter` over the destination file.
+
+    On local filesystems the data goes to a hidden temp name in the same directory and is renamed
+    into place on success. On object stores the object only becomes visible when the upload is
+    committed on close; on error the upload is discarded where the filesystem supports it and
+    any partial object is removed. Either way the manifest, written last, is the commit point.
+    """
+
+    def __init__(self, dest: Destination, rel: str) -> None:
+        self.dest = dest
+        self.rel = rel
+        self.final = dest.full(rel)
+        head, _, name = rel.rpartition("/")
+        tmp_rel = f"{head}/.{name}.tmp" if head else f".{name}.tmp"
+        self.target = dest.full(tmp_rel) if dest.is_local else self.final
+        self._raw: Any = None
+        self.writer: HashingWriter | None = None
+
+    def __enter__(self) -> HashingWriter:
+        head = self.rel.rpartition("/")[0]
+        if head:
+            self.dest.makedirs(head)
+        try:
+            self._raw = self.dest.fs.open(self.target, "wb")
+        except Exception as exc:
+            raise AIGatewayError(
+                f"cannot open {self.dest.uri(self.rel)!r} for writing: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.writer = HashingWriter(self._raw)
+        return self.writer
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        raw = self._raw
+        if exc_type is not None:
+            self._abort(raw)
+            return
+        try:
+            raw.close()
+            if self.target != self.final:
+                self.dest.fs.mv(self.target, self.final)
+        except Exception as err:
+            self._abort(raw)
+            raise AIGatewayError(
+                f"cannot write {self.dest.uri(self.rel)!r}: {type(err).__name__}: {err}"
+            ) from err
+
+    def _abort(self, raw: Any) -> None:
+        discard = getattr(raw, "discard", None)
+        with contextlib.suppress(Exception):
+            if callable(discard):
+                discard()
+            else:
+                raw.close()
+        with contextlib.suppress(Exception):
+            self.dest.fs.rm_file(self.target)
+
+
+def iter_lines(raw: IO[bytes]) -> Iterator[bytes]:
+    """Yield non-empty lines of a binary stream."""
+    for line in raw:
+        line = line.rstrip(b"\r\n")
+        if line:
+            yield line
