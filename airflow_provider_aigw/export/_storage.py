@@ -38,18 +38,24 @@ SCHEME_HINTS: dict[str, str] = {
 }
 
 
-def resolve_destination(destination: str | ObjectStoragePath) -> ObjectStoragePath:
+def resolve_destination(
+    destination: str | ObjectStoragePath, *, check_writable: bool = False
+) -> ObjectStoragePath:
     """Turn ``destination`` into an ``ObjectStoragePath`` whose filesystem can be resolved.
 
-    Cheap (no request to the store) and meant to be called before anything is fetched, so a
-    missing filesystem provider fails the task at once.
+    Cheap (no request to the store unless ``check_writable``) and meant to be called before
+    anything is fetched, so a missing filesystem provider fails the task at once.
 
     :param destination: ``ObjectStoragePath`` or URL such as ``file:///data/aigw``,
         ``s3://aws_conn@bucket/prefix``, ``gs://bucket/prefix`` or ``memory://bucket/prefix``.
-    :raises AIGatewayInputError: empty or malformed destination, or a scheme for which no
-        filesystem is registered (the message names the provider/extra to install).
+    :param check_writable: also write and delete a tiny hidden probe file under the destination.
+    :raises AIGatewayInputError: empty or malformed destination, a scheme for which no
+        filesystem is registered (the message names the provider/extra to install), or (with
+        ``check_writable``) a destination that cannot be written.
     """
-    _open_destination(destination)
+    dest = _open_destination(destination)
+    if check_writable:
+        dest.check_writable("")
     if isinstance(destination, ObjectStoragePath):
         return destination
     return ObjectStoragePath(str(destination).strip())
@@ -223,6 +229,25 @@ class Destination:
 
         self._wrap("delete", full, _rm)
 
+    def prune_empty_dirs(self, full: str, stop_rel: str) -> None:
+        """Remove now-empty parent directories of ``full`` up to (excluding) ``stop_rel``.
+
+        Only where directories are real (local, memory); best effort.
+        """
+        if not self.needs_dirs:
+            return
+        stop = self.norm(self.full(stop_rel))
+        parent = self.norm(full).rsplit("/", 1)[0]
+        while parent.startswith(stop + "/"):
+            try:
+                if self.fs.ls(parent, detail=False):
+                    return
+                self.fs.rmdir(parent)
+            except Exception:
+                return
+            self._made_dirs.clear()
+            parent = parent.rsplit("/", 1)[0]
+
     def find(self, rel_dir: str) -> list[str]:
         """All files below ``rel_dir`` (filesystem paths), empty when it does not exist."""
         full = self.full(rel_dir)
@@ -248,10 +273,11 @@ class Destination:
 
     def check_writable(self, rel_dir: str) -> None:
         """Write and delete a tiny probe file under ``rel_dir``; raise a clear error if that fails."""
-        probe = f"{rel_dir}/.aigw-probe-{uuid.uuid4().hex}"
+        name = f".aigw-probe-{uuid.uuid4().hex}"
+        probe = f"{rel_dir}/{name}" if rel_dir else name
         try:
             if self.needs_dirs:
-                self.fs.makedirs(self.full(rel_dir), exist_ok=True)
+                self.fs.makedirs(self.full(rel_dir) if rel_dir else self.root, exist_ok=True)
                 self._made_dirs.add(rel_dir)
             with self.fs.open(self.full(probe), "wb") as f:
                 f.write(b"")

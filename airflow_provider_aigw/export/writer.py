@@ -363,6 +363,7 @@ def export_logs(
             continue
         if pattern.match(norm.rsplit("/", 1)[-1]):
             dest.remove_full(found)
+            dest.prune_empty_dirs(found, gw_dir)
             removed += 1
     if removed:
         log.info("removed %d stale part file(s) of window %s", removed, tag)

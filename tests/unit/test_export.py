@@ -274,6 +274,12 @@ def test_rerun_with_fewer_logs_removes_stale_parts(dest: Dest) -> None:
     assert sorted(all_ids(second)) == sorted(log["id"] for log in fewer)
     manifests = [k for k in dest.files() if "/_manifests/" in k]
     assert manifests == [f"gateway=gw-1/_manifests/{TAG}.json"]
+    # emptied partition directories are pruned where directories exist
+    hours = {k.rsplit("/", 1)[0] for k in parts}
+    assert set(dest.fs.ls(f"{dest.root}/gateway=gw-1/date=2026-11-26", detail=False)) == {
+        f"{dest.root}/gateway=gw-1/{h.split('/', 1)[1]}" for h in hours
+    }
+    assert not dest.fs.exists(f"{dest.root}/gateway=gw-1/date=2026-11-27")
 
 
 def test_format_change_replaces_parts_of_same_window(dest: Dest) -> None:
@@ -651,6 +657,15 @@ def test_resolve_destination_accepts_urls_and_paths(tmp_path: Any) -> None:
     assert resolve_destination(same) is same
     mem = resolve_destination("memory://bucket/x")
     assert isinstance(mem, ObjectStoragePath) and mem.protocol == "memory"
+
+
+def test_resolve_destination_check_writable(tmp_path: Any) -> None:
+    assert resolve_destination(f"file://{tmp_path}/new/dir", check_writable=True).protocol == "file"
+    assert list((tmp_path / "new" / "dir").iterdir()) == []
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(AIGatewayInputError, match="not writable"):
+        resolve_destination(f"file://{blocker}/sub", check_writable=True)
 
 
 def test_object_storage_path_destination(tmp_path: Any) -> None:
