@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +151,6 @@ class ExportResult:
 
     manifest: dict[str, Any]
     manifest_uri: str
-    paths: list[str] = field(default_factory=list)
 
     @property
     def count(self) -> int:
