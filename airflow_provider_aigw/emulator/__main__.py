@@ -1,0 +1,147 @@
+"""Command line: ``python -m airflow_provider_aigw.emulator --help``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow_provider_aigw.emulator.data import format_ms, to_ms
+from airflow_provider_aigw.emulator.server import DEFAULT_ACCOUNT_ID, EmulatorServer
+
+
+def _gateway_spec(value: str) -> tuple[str, int]:
+    name, _, count = value.partition(":")
+    try:
+        return name, int(count) if count else 10_000
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ID[:COUNT], got {value!r}") from None
+
+
+def _rate(value: str) -> tuple[int, float]:
+    n, _, period = value.partition("/")
+    try:
+        return int(n), float(period) if period else 300.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N/PERIOD_S, got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI argument parser."""
+    p = argparse.ArgumentParser(
+        prog="python -m airflow_provider_aigw.emulator",
+        description="Serve a local emulator of the Cloudflare AI Gateway Logs API "
+        "(base URL http://HOST:PORT/client/v4) seeded with realistic logs.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
+    p.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="32-hex account id")
+    p.add_argument("--token", default="aigw-emulator-token", help="API token (Bearer) with read+write access")
+    p.add_argument(
+        "--read-only-token", default="aigw-emulator-readonly-token", help="API token for GETs only"
+    )
+    p.add_argument(
+        "--gateway",
+        action="append",
+        type=_gateway_spec,
+        metavar="ID[:COUNT]",
+        help="gateway to create with COUNT seeded logs (repeatable; default my-gateway:10000)",
+    )
+    p.add_argument(
+        "--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)"
+    )
+    p.add_argument("--start", help="ISO 8601 start of the seeded window (overrides --days)")
+    p.add_argument("--end", help="ISO 8601 end of the seeded window (default now)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data generation and faults (default 0)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    p.add_argument("--latency-jitter-ms", type=float, default=0.0, help="extra random latency in [0, J]")
+    p.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 5xx")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="fraction of connections dropped unanswered")
+    p.add_argument(
+        "--rate-limit",
+        type=_rate,
+        metavar="N/PERIOD_S",
+        help="more than N requests within PERIOD_S seconds -> 429 lock-out (Cloudflare: 1200/300)",
+    )
+    p.add_argument("--lockout-s", type=float, default=None, help="lock-out length (default: the period)")
+    p.add_argument("--churn-per-request", type=int, default=0, help="new logs inserted per API request")
+    p.add_argument("--capacity", type=int, default=None, help="max logs per gateway (oldest deleted beyond)")
+    p.add_argument("--ready-file", help="write the ready JSON (url, port, account_id, token, gateways) here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator until SIGTERM / SIGINT."""
+    args = build_parser().parse_args(argv)
+    end_ms = to_ms(args.end) if args.end else to_ms(datetime.now(timezone.utc))
+    start_ms = (
+        to_ms(args.start)
+        if args.start
+        else to_ms(datetime.fromtimestamp(end_ms / 1000, timezone.utc) - timedelta(days=args.days))
+    )
+    emu = EmulatorServer(
+        host=args.host,
+        port=args.port,
+        account_id=args.account_id,
+        token=args.token,
+        read_only_token=args.read_only_token,
+        seed=args.seed,
+    )
+    faults: dict[str, Any] = {
+        "latency_ms": args.latency_ms,
+        "latency_jitter_ms": args.latency_jitter_ms,
+        "error_rate": args.error_rate,
+        "drop_rate": args.drop_rate,
+        "lockout_s": args.lockout_s,
+        "churn_insert_per_request": args.churn_per_request,
+        "capacity": args.capacity,
+    }
+    if args.rate_limit:
+        faults["rate_limit_requests"], faults["rate_limit_period_s"] = args.rate_limit
+    emu.faults.update(**faults)
+    for gateway_id, count in args.gateway or [("my-gateway", 10_000)]:
+        emu.create_gateway(gateway_id)
+        if count:
+            emu.seed_logs(gateway_id, count, format_ms(start_ms), format_ms(end_ms), return_ids=False)
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    emu.start()
+    info = {
+        "url": emu.url,
+        "port": emu.port,
+        "account_id": emu.account_id,
+        "token": emu.token,
+        "read_only_token": emu.read_only_token,
+        "gateways": {g: emu.count(g) for g in emu.gateway_ids},
+        "start": format_ms(start_ms),
+        "end": format_ms(end_ms),
+        "pid": os.getpid(),
+    }
+    line = json.dumps(info)
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        os.replace(tmp, args.ready_file)
+    print(line, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

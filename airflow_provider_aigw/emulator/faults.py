@@ -1,0 +1,163 @@
+"""Deterministic fault injection for the emulator: latency, 5xx, dropped connections,
+Cloudflare-style rate limiting with lock-out, and gateway churn."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["Decision", "Faults", "RateLimiter"]
+
+_FIELDS = (
+    "latency_ms",
+    "latency_jitter_ms",
+    "error_rate",
+    "drop_rate",
+    "rate_limit_requests",
+    "rate_limit_period_s",
+    "lockout_s",
+    "churn_insert_per_request",
+    "capacity",
+    "seed",
+)
+
+
+@dataclass
+class Decision:
+    """What the fault layer decided for one request."""
+
+    sleep_s: float = 0.0
+    drop: bool = False
+    error_status: int | None = None
+    error_html: bool = False
+
+
+@dataclass
+class Faults:
+    """Fault configuration of an emulator; mutable at runtime and thread-safe.
+
+    :param latency_ms: fixed delay added to every API request (server thread sleeps).
+    :param latency_jitter_ms: extra uniform random delay in ``[0, jitter]``.
+    :param error_rate: fraction of API requests answered 500/502/503.
+    :param drop_rate: fraction of API requests whose connection is closed without answer.
+    :param rate_limit_requests: more than this many requests within any
+        ``rate_limit_period_s`` window triggers 429 (None/0 = no limit).
+    :param rate_limit_period_s: the rate-limit window in seconds.
+    :param lockout_s: lock-out after the limit is exceeded (default: the period).
+    :param churn_insert_per_request: new logs (created_at = now) inserted per API request.
+    :param capacity: max logs per gateway; the oldest are deleted beyond it (DELETE_OLDEST).
+    :param seed: seed of the random generator deciding errors, drops and jitter.
+    """
+
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    drop_rate: float = 0.0
+    rate_limit_requests: int | None = None
+    rate_limit_period_s: float = 300.0
+    lockout_s: float | None = None
+    churn_insert_per_request: int = 0
+    capacity: int | None = None
+    seed: int = 0
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    def update(self, **changes: Any) -> None:
+        """Change settings atomically (unknown names raise ``TypeError``). ``seed`` reseeds."""
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown fault settings: {sorted(unknown)}")
+        with self._lock:
+            for k, v in changes.items():
+                setattr(self, k, v)
+            if "seed" in changes:
+                self._rng.seed(self.seed)
+
+    def reset(self) -> None:
+        """Back to no faults at all (keeps the seed, reseeds the generator)."""
+        defaults = Faults()
+        with self._lock:
+            for f in fields(self):
+                if f.name in _FIELDS and f.name != "seed":
+                    setattr(self, f.name, getattr(defaults, f.name))
+            self._rng.seed(self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-able dict."""
+        with self._lock:
+            return {k: getattr(self, k) for k in _FIELDS}
+
+    def decide(self) -> Decision:
+        """Draw the latency / drop / error decision of one request (deterministic sequence)."""
+        with self._lock:
+            d = Decision()
+            jitter = self._rng.random() * self.latency_jitter_ms if self.latency_jitter_ms else 0.0
+            d.sleep_s = max(0.0, (self.latency_ms + jitter) / 1000.0)
+            if self.drop_rate or self.error_rate:
+                r = self._rng.random()
+                if r < self.drop_rate:
+                    d.drop = True
+                elif r < self.drop_rate + self.error_rate:
+                    d.error_status = self._rng.choice((500, 502, 503))
+                    d.error_html = d.error_status != 500 and self._rng.random() < 0.5
+            return d
+
+
+class RateLimiter:
+    """Sliding-window request budget with a lock-out, like Cloudflare's API limit.
+
+    More than ``limit`` requests within any ``period`` seconds locks the client out for
+    ``lockout`` seconds; every request during the lock-out is refused and does not extend it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._times: deque[float] = deque()
+        self._locked_until = 0.0
+
+    def reset(self) -> None:
+        """Forget the history and any lock-out."""
+        with self._lock:
+            self._times.clear()
+            self._locked_until = 0.0
+
+    def check(
+        self, now: float, limit: int | None, period: float, lockout: float | None
+    ) -> tuple[bool, int, dict[str, str]]:
+        """Account one request at ``now``; returns ``(allowed, retry_after_s, headers)``."""
+        if not limit:
+            return True, 0, {}
+        lockout_s = period if lockout is None else lockout
+        with self._lock:
+            if now < self._locked_until:
+                remaining = self._locked_until - now
+                retry = max(1, math.ceil(remaining))
+                return False, retry, self._headers(limit, period, 0, retry)
+            if self._locked_until:
+                # lock-out over: start a fresh window
+                self._locked_until = 0.0
+                self._times.clear()
+            while self._times and self._times[0] <= now - period:
+                self._times.popleft()
+            self._times.append(now)
+            if len(self._times) > limit:
+                self._locked_until = now + lockout_s
+                self._times.clear()
+                retry = max(1, math.ceil(lockout_s))
+                return False, retry, self._headers(limit, period, 0, retry)
+            reset = max(1, math.ceil(self._times[0] + period - now))
+            return True, 0, self._headers(limit, period, limit - len(self._times), reset)
+
+    @staticmethod
+    def _headers(limit: int, period: float, remaining: int, reset: int) -> dict[str, str]:
+        return {
+            "ratelimit": f'"default";r={remaining};t={reset}',
+            "ratelimit-policy": f'"default";q={limit};w={math.ceil(period)}',
+        }

@@ -1,0 +1,896 @@
+"""In-memory log store of the emulator: validation, filters, ordering, pagination, delete.
+
+Each gateway keeps its logs sorted by ``created_at`` in two parallel lists: ``keys`` (an int
+``created_ms << 32 | insertion sequence``, so ties are broken by insertion order) and
+``recs`` (either an int generation seed for generated logs, or a dict for logs inserted
+explicitly). A ``created_at`` window is therefore two bisects, and counting it is a
+subtraction. Other filters are applied lazily to materialised logs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_aigw.emulator import data
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "DELETE_ORDER_KEYS",
+    "FILTER_KEYS",
+    "FILTER_OPERATORS",
+    "LIST_ORDER_KEYS",
+    "ApiError",
+    "Filter",
+    "Gateway",
+    "ListQuery",
+    "parse_delete_query",
+    "parse_list_query",
+    "validate_gateway_id",
+    "validate_patch",
+]
+
+FILTER_KEYS: tuple[str, ...] = (
+    "id",
+    "created_at",
+    "request_content_type",
+    "response_content_type",
+    "request_type",
+    "success",
+    "cached",
+    "provider",
+    "model",
+    "model_type",
+    "cost",
+    "tokens",
+    "tokens_in",
+    "tokens_out",
+    "duration",
+    "feedback",
+    "event_id",
+    "metadata.key",
+    "metadata.value",
+    "prompts.prompt_id",
+    "prompts.version_id",
+    "authentication",
+    "wholesale",
+    "compatibilityMode",
+    "dlp_action",
+    "user_agent",
+)
+FILTER_OPERATORS: tuple[str, ...] = ("eq", "neq", "contains", "lt", "gt")
+LIST_ORDER_KEYS: tuple[str, ...] = ("created_at", "provider", "model", "model_type", "success", "cached")
+DELETE_ORDER_KEYS: tuple[str, ...] = (
+    *LIST_ORDER_KEYS,
+    "cost",
+    "tokens_in",
+    "tokens_out",
+    "duration",
+    "feedback",
+)
+DIRECTIONS: tuple[str, ...] = ("asc", "desc")
+GATEWAY_ID_RE = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
+SEQ_BITS = 32
+_SEQ_MASK = (1 << SEQ_BITS) - 1
+_NO_BODY = object()
+
+
+class ApiError(Exception):
+    """An API error answer: HTTP status plus Cloudflare ``errors`` items."""
+
+    def __init__(self, status: int, errors: list[dict[str, Any]], result: Any = None) -> None:
+        super().__init__(f"{status}: {errors}")
+        self.status = status
+        self.errors = errors
+        self.result = result
+
+    def body(self) -> dict[str, Any]:
+        """The JSON envelope of this error."""
+        return {"success": False, "errors": self.errors, "messages": [], "result": self.result}
+
+
+def not_found() -> ApiError:
+    """404 / 7002."""
+    return ApiError(404, [{"code": 7002, "message": "Not Found"}])
+
+
+def auth_error() -> ApiError:
+    """403 / 10000."""
+    return ApiError(403, [{"code": 10000, "message": "Authentication error"}])
+
+
+def _issue(message: str, path: list[Any]) -> dict[str, Any]:
+    return {"code": 7001, "message": message, "path": path}
+
+
+def _invalid(issues: list[dict[str, Any]]) -> ApiError:
+    return ApiError(400, issues, result={})
+
+
+def _enum_message(options: Sequence[str], received: Any) -> str:
+    opts = " | ".join(f"'{o}'" for o in options)
+    return f"Invalid enum value. Expected {opts}, received '{received}'"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def validate_gateway_id(gateway_id: str) -> None:
+    """Raise 400/7001 unless ``gateway_id`` matches the API's pattern (1-64 chars)."""
+    if not (1 <= len(gateway_id) <= 64) or not GATEWAY_ID_RE.match(gateway_id):
+        raise _invalid([_issue("Invalid", ["gateway_id"])])
+
+
+# --------------------------------------------------------------------------- query parsing
+
+
+@dataclass
+class Filter:
+    """One parsed filter. ``op`` may also be ``gte``/``lte`` (from deprecated params)."""
+
+    key: str
+    op: str
+    values: list[Any]
+
+
+@dataclass
+class ListQuery:
+    """A validated list (or delete) query."""
+
+    filters: list[Filter] = field(default_factory=list)
+    search: str | None = None
+    page: int = 1
+    per_page: int = 20
+    order_by: str = "created_at"
+    direction: str = "desc"
+    meta_info: bool = False
+    limit: int = 10000
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _parse_int(
+    query: dict[str, list[str]],
+    name: str,
+    default: int,
+    lo: int,
+    hi: int | None,
+    issues: list[dict[str, Any]],
+) -> int:
+    raw = _first(query, name)
+    if raw is None or raw == "":
+        return default
+    try:
+        num = float(raw)
+    except ValueError:
+        issues.append(_issue("Expected number, received nan", [name]))
+        return default
+    if num != num or num in (float("inf"), float("-inf")):
+        issues.append(_issue("Expected number, received nan", [name]))
+        return default
+    if not num.is_integer():
+        issues.append(_issue("Expected integer, received float", [name]))
+        return default
+    value = int(num)
+    if value < lo:
+        issues.append(_issue(f"Number must be greater than or equal to {lo}", [name]))
+    elif hi is not None and value > hi:
+        issues.append(_issue(f"Number must be less than or equal to {hi}", [name]))
+    return value
+
+
+def _parse_enum(
+    query: dict[str, list[str]], name: str, default: str, options: Sequence[str], issues: list[dict[str, Any]]
+) -> str:
+    raw = _first(query, name)
+    if raw is None:
+        return default
+    if raw not in options:
+        issues.append(_issue(_enum_message(options, raw), [name]))
+        return default
+    return raw
+
+
+def _parse_bool(raw: str, name: str, issues: list[dict[str, Any]]) -> bool | None:
+    low = raw.strip().lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    issues.append(_issue("Expected boolean, received string", [name]))
+    return None
+
+
+def parse_filters(raw: str | None, issues: list[dict[str, Any]]) -> list[Filter]:
+    """Parse and validate the ``filters`` query parameter (a JSON array)."""
+    if raw is None:
+        return []
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        issues.append(_issue("Expected array, received string", ["filters"]))
+        return []
+    if not isinstance(parsed, list):
+        issues.append(_issue(f"Expected array, received {_type_name(parsed)}", ["filters"]))
+        return []
+    result: list[Filter] = []
+    for i, item in enumerate(parsed):
+        base: list[Any] = ["filters", i]
+        if not isinstance(item, dict):
+            issues.append(_issue(f"Expected object, received {_type_name(item)}", base))
+            continue
+        ok = True
+        key, op, values = item.get("key"), item.get("operator"), item.get("value")
+        for name, val in (("key", key), ("operator", op), ("value", values)):
+            if name not in item:
+                issues.append(_issue("Required", [*base, name]))
+                ok = False
+            elif name != "value" and not isinstance(val, str):
+                issues.append(_issue(f"Expected string, received {_type_name(val)}", [*base, name]))
+                ok = False
+        if isinstance(key, str) and key not in FILTER_KEYS:
+            issues.append(_issue(_enum_message(FILTER_KEYS, key), [*base, "key"]))
+            ok = False
+        if isinstance(op, str) and op not in FILTER_OPERATORS:
+            issues.append(_issue(_enum_message(FILTER_OPERATORS, op), [*base, "operator"]))
+            ok = False
+        if "value" in item and not isinstance(values, list):
+            issues.append(_issue(f"Expected array, received {_type_name(values)}", [*base, "value"]))
+            ok = False
+        if isinstance(values, list):
+            for j, v in enumerate(values):
+                if isinstance(v, (dict, list)):
+                    issues.append(_issue("Invalid input", [*base, "value", j]))
+                    ok = False
+        if not ok:
+            continue
+        assert isinstance(key, str) and isinstance(op, str) and isinstance(values, list)
+        if key == "created_at" and op != "contains":
+            converted: list[Any] = []
+            for j, v in enumerate(values):
+                try:
+                    if not isinstance(v, str):
+                        raise ValueError
+                    converted.append(data.parse_ts_ms(v))
+                except ValueError:
+                    issues.append(_issue("Invalid datetime", [*base, "value", j]))
+                    ok = False
+            values = converted
+        if ok:
+            result.append(Filter(key, op, list(values)))
+    return result
+
+
+_DEPRECATED_EQ = ("model", "model_type", "provider", "request_content_type", "response_content_type")
+_DEPRECATED_RANGE = {
+    "cost": "cost",
+    "duration": "duration",
+    "tokens_in": "tokens_in",
+    "tokens_out": "tokens_out",
+    "total_tokens": "tokens",
+}
+
+
+def _deprecated_filters(query: dict[str, list[str]], issues: list[dict[str, Any]]) -> list[Filter]:
+    out: list[Filter] = []
+    for name, op in (("start_date", "gte"), ("end_date", "lte")):
+        raw = _first(query, name)
+        if raw:
+            try:
+                out.append(Filter("created_at", op, [data.parse_ts_ms(raw)]))
+            except ValueError:
+                issues.append(_issue("Invalid datetime", [name]))
+    for name in _DEPRECATED_EQ:
+        raw = _first(query, name)
+        if raw:
+            out.append(Filter(name, "eq", [raw]))
+    for name in ("success", "cached"):
+        raw = _first(query, name)
+        if raw:
+            b = _parse_bool(raw, name, issues)
+            if b is not None:
+                out.append(Filter(name, "eq", [b]))
+    raw = _first(query, "feedback")
+    if raw:
+        try:
+            out.append(Filter("feedback", "eq", [float(raw)]))
+        except ValueError:
+            issues.append(_issue("Expected number, received nan", ["feedback"]))
+    for suffix, key in _DEPRECATED_RANGE.items():
+        for prefix, op in (("min_", "gte"), ("max_", "lte")):
+            raw = _first(query, prefix + suffix)
+            if raw:
+                try:
+                    out.append(Filter(key, op, [float(raw)]))
+                except ValueError:
+                    issues.append(_issue("Expected number, received nan", [prefix + suffix]))
+    return out
+
+
+def parse_list_query(query: dict[str, list[str]]) -> ListQuery:
+    """Validate the query parameters of GET .../logs; raises 400/7001 :class:`ApiError`."""
+    issues: list[dict[str, Any]] = []
+    q = ListQuery()
+    q.page = _parse_int(query, "page", 1, 1, None, issues)
+    q.per_page = _parse_int(query, "per_page", 20, 1, 50, issues)
+    q.order_by = _parse_enum(query, "order_by", "created_at", LIST_ORDER_KEYS, issues)
+    if "order_by_direction" in query:
+        q.direction = _parse_enum(query, "order_by_direction", "desc", DIRECTIONS, issues)
+    else:
+        q.direction = _parse_enum(query, "direction", "desc", DIRECTIONS, issues)
+    q.filters = parse_filters(_first(query, "filters"), issues) + _deprecated_filters(query, issues)
+    search = _first(query, "search")
+    q.search = search if search else None
+    meta = _first(query, "meta_info")
+    if meta:
+        q.meta_info = bool(_parse_bool(meta, "meta_info", issues))
+    if issues:
+        raise _invalid(issues)
+    return q
+
+
+def parse_delete_query(query: dict[str, list[str]]) -> ListQuery:
+    """Validate the query parameters of DELETE .../logs; raises 400/7001 :class:`ApiError`."""
+    issues: list[dict[str, Any]] = []
+    q = ListQuery(direction="asc")
+    q.limit = _parse_int(query, "limit", 10000, 1, 10000, issues)
+    q.order_by = _parse_enum(query, "order_by", "created_at", DELETE_ORDER_KEYS, issues)
+    q.direction = _parse_enum(query, "order_by_direction", "asc", DIRECTIONS, issues)
+    q.filters = parse_filters(_first(query, "filters"), issues)
+    if issues:
+        raise _invalid(issues)
+    return q
+
+
+def validate_patch(body: bytes) -> dict[str, Any]:
+    """Validate a PATCH body; returns the fields to set (value None = clear)."""
+    try:
+        parsed = json.loads(body.decode("utf-8") or "null")
+    except (ValueError, UnicodeDecodeError):
+        raise _invalid([_issue("Invalid JSON body", [])]) from None
+    if not isinstance(parsed, dict):
+        raise _invalid([_issue(f"Expected object, received {_type_name(parsed)}", [])])
+    issues: list[dict[str, Any]] = []
+    out: dict[str, Any] = {}
+    for name, lo, hi in (("feedback", -1, 1), ("score", 0, 100)):
+        if name not in parsed:
+            continue
+        v = parsed[name]
+        if v is None:
+            out[name] = None
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            issues.append(_issue(f"Expected number, received {_type_name(v)}", [name]))
+        elif v < lo:
+            issues.append(_issue(f"Number must be greater than or equal to {lo}", [name]))
+        elif v > hi:
+            issues.append(_issue(f"Number must be less than or equal to {hi}", [name]))
+        else:
+            out[name] = v
+    if "metadata" in parsed:
+        meta = parsed["metadata"]
+        if meta is None:
+            out["metadata"] = None
+        elif not isinstance(meta, dict):
+            issues.append(_issue(f"Expected object, received {_type_name(meta)}", ["metadata"]))
+        else:
+            bad = [k for k, v in meta.items() if not isinstance(v, (str, int, float, bool))]
+            for k in bad:
+                issues.append(_issue("Invalid input", ["metadata", k]))
+            if not bad:
+                out["metadata"] = meta
+    if issues:
+        raise _invalid(issues)
+    return out
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _boolish(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return None
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _eq(v: Any, x: Any) -> bool:
+    if v is None or x is None:
+        return v is None and x is None
+    if isinstance(v, bool) or isinstance(x, bool):
+        bv, bx = _boolish(v), _boolish(x)
+        return bv is not None and bv == bx
+    if isinstance(v, (int, float)) or isinstance(x, (int, float)):
+        nv, nx = _num(v), _num(x)
+        return nv is not None and nv == nx
+    return str(v) == str(x)
+
+
+def _cmp(v: Any, x: Any, op: str) -> bool:
+    if v is None or x is None or isinstance(v, bool) or isinstance(x, bool):
+        return False
+    nv, nx = _num(v), _num(x)
+    a: Any
+    b: Any
+    if nv is not None and nx is not None:
+        a, b = nv, nx
+    elif isinstance(v, str) and isinstance(x, str):
+        a, b = v, x
+    else:
+        return False
+    if op == "lt":
+        return bool(a < b)
+    if op == "gt":
+        return bool(a > b)
+    if op == "gte":
+        return bool(a >= b)
+    return bool(a <= b)
+
+
+def _match_values(candidates: Iterable[Any], op: str, values: list[Any]) -> bool:
+    """Whether any candidate satisfies the filter (``neq``: no candidate equals any value)."""
+    cands = list(candidates)
+    if op == "neq":
+        return not any(_eq(c, x) for c in cands for x in values)
+    if op == "eq":
+        return any(_eq(c, x) for c in cands for x in values)
+    if op == "contains":
+        return any(
+            c is not None and _text(x).lower() in _text(c).lower()
+            for c in cands
+            for x in values
+            if x is not None
+        )
+    return any(_cmp(c, x, op) for c in cands for x in values)
+
+
+def _metadata(log: dict[str, Any]) -> dict[str, Any]:
+    meta = log.get("metadata")
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def matches(log: dict[str, Any], created_ms: int, flt: Filter) -> bool:
+    """Whether ``log`` satisfies one filter."""
+    key = flt.key
+    if key == "metadata.key":
+        return _match_values(_metadata(log).keys(), flt.op, flt.values)
+    if key == "metadata.value":
+        return _match_values(_metadata(log).values(), flt.op, flt.values)
+    value: Any
+    if key == "created_at":
+        value = log.get("created_at") if flt.op == "contains" else created_ms
+    elif key == "tokens":
+        tin, tout = log.get("tokens_in"), log.get("tokens_out")
+        value = None if tin is None and tout is None else (tin or 0) + (tout or 0)
+    elif key in ("prompts.prompt_id", "prompts.version_id"):
+        prompts = log.get("prompts")
+        value = prompts.get(key.split(".", 1)[1]) if isinstance(prompts, dict) else log.get(key)
+    else:
+        value = log.get(key)
+    return _match_values((value,), flt.op, flt.values)
+
+
+def _search_match(log: dict[str, Any], needle: str) -> bool:
+    raw = log.get("metadata")
+    if raw is None:
+        return False
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    return needle.lower() in text.lower()
+
+
+def _sort_value(v: Any) -> tuple[int, Any]:
+    if v is None:
+        return (0, 0)
+    if isinstance(v, bool):
+        return (1, int(v))
+    if isinstance(v, (int, float)):
+        return (2, v)
+    return (3, str(v))
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+class Gateway:
+    """The logs of one gateway, kept sorted by ``created_at`` (not thread-safe by itself)."""
+
+    def __init__(self, gateway_id: str, seed: int = 0) -> None:
+        self.gateway_id = gateway_id
+        self.keys: list[int] = []
+        self.recs: list[int | dict[str, Any]] = []
+        self.overrides: dict[int, dict[str, Any]] = {}
+        self.id_index: dict[str, int] = {}
+        self.bodies: dict[int, tuple[Any, Any]] = {}
+        self.seq = 0
+        self._rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    # ------------------------------------------------------------------ insert
+
+    def _next_key(self, created_ms: int) -> int:
+        self.seq += 1
+        return (created_ms << SEQ_BITS) | (self.seq & _SEQ_MASK)
+
+    def _insert_pairs(self, pairs: list[tuple[int, int | dict[str, Any]]]) -> None:
+        if not pairs:
+            return
+        pairs.sort(key=lambda p: p[0])
+        if not self.keys or pairs[0][0] > self.keys[-1]:
+            self.keys.extend(p[0] for p in pairs)
+            self.recs.extend(p[1] for p in pairs)
+        elif len(pairs) <= 64:
+            for k, r in pairs:
+                pos = bisect.bisect_right(self.keys, k)
+                self.keys.insert(pos, k)
+                self.recs.insert(pos, r)
+        else:
+            merged = list(zip(self.keys, self.recs, strict=True))
+            merged.extend(pairs)
+            merged.sort(key=lambda p: p[0])
+            self.keys = [p[0] for p in merged]
+            self.recs = [p[1] for p in merged]
+
+    def insert_generated(self, times_and_seeds: Iterable[tuple[int, int]]) -> list[int]:
+        """Insert generated logs given as ``(created_ms, gseed)``; returns their keys."""
+        pairs: list[tuple[int, int | dict[str, Any]]] = [(self._next_key(t), g) for t, g in times_and_seeds]
+        keys = [p[0] for p in pairs]
+        self._insert_pairs(pairs)
+        return keys
+
+    def insert_logs(self, logs: Iterable[dict[str, Any]], now_ms: int) -> list[str]:
+        """Insert explicit log dicts (missing fields get defaults); returns their ids.
+
+        Optional keys ``request_body`` / ``response_body`` set the stored bodies (None = not
+        collected); without them bodies are generated from the log.
+        """
+        pairs: list[tuple[int, int | dict[str, Any]]] = []
+        ids: list[str] = []
+        for src in logs:
+            log = dict(src)
+            req = log.pop("request_body", _NO_BODY)
+            resp = log.pop("response_body", _NO_BODY)
+            created = log.get("created_at")
+            created_ms = data.to_ms(created) if created is not None else now_ms
+            log["created_at"] = data.format_ms(created_ms)
+            if not log.get("id"):
+                log["id"] = data.uuid7(created_ms, self._rng.getrandbits(80))
+            log_id = str(log["id"])
+            if self.find(log_id) is not None:
+                raise ApiError(400, [_issue(f"Duplicate log id {log_id}", ["id"])], result={})
+            for k, default in (
+                ("provider", "openai"),
+                ("model", "gpt-4o-mini"),
+                ("model_type", "chat"),
+                ("path", "chat/completions"),
+                ("duration", 100),
+                ("success", True),
+                ("cached", False),
+                ("tokens_in", None),
+                ("tokens_out", None),
+            ):
+                log.setdefault(k, default)
+            if isinstance(log.get("metadata"), dict):
+                log["metadata"] = json.dumps(log["metadata"], separators=(",", ":"))
+            key = self._next_key(created_ms)
+            if req is not _NO_BODY or resp is not _NO_BODY:
+                self.bodies[key] = (None if req is _NO_BODY else req, None if resp is _NO_BODY else resp)
+            self.id_index[log_id] = key
+            pairs.append((key, log))
+            ids.append(log_id)
+        self._insert_pairs(pairs)
+        return ids
+
+    # ------------------------------------------------------------------ lookup
+
+    def _pos_of_key(self, key: int) -> int | None:
+        pos = bisect.bisect_left(self.keys, key)
+        if pos < len(self.keys) and self.keys[pos] == key:
+            return pos
+        return None
+
+    def find(self, log_id: str) -> int | None:
+        """Position of the log with ``log_id``, or None."""
+        key = self.id_index.get(log_id)
+        if key is not None:
+            return self._pos_of_key(key)
+        ms = data.log_id_ms(log_id)
+        if ms is None:
+            return None
+        pos = bisect.bisect_left(self.keys, ms << SEQ_BITS)
+        end = bisect.bisect_left(self.keys, (ms + 1) << SEQ_BITS, lo=pos)
+        for p in range(pos, end):
+            rec = self.recs[p]
+            if isinstance(rec, int) and data.gen_log(rec, ms)["id"] == log_id:
+                return p
+        return None
+
+    def materialize(self, pos: int) -> dict[str, Any]:
+        """The log item at ``pos`` (a fresh dict)."""
+        rec = self.recs[pos]
+        if isinstance(rec, dict):
+            return dict(rec)
+        key = self.keys[pos]
+        log = data.gen_log(rec, key >> SEQ_BITS)
+        over = self.overrides.get(key)
+        if over:
+            for k, v in over.items():
+                if v is None:
+                    log.pop(k, None)
+                else:
+                    log[k] = v
+        return log
+
+    def created_ms(self, pos: int) -> int:
+        """``created_at`` of the log at ``pos`` in epoch milliseconds."""
+        return self.keys[pos] >> SEQ_BITS
+
+    def bodies_of(self, pos: int) -> tuple[Any, Any]:
+        """``(request, response)`` stored bodies of the log at ``pos``; None = not collected."""
+        key = self.keys[pos]
+        if key in self.bodies:
+            return self.bodies[key]
+        rec = self.recs[pos]
+        log = self.materialize(pos)
+        if isinstance(rec, dict):
+            return data.gen_bodies(log, data.id_seed(str(log["id"])))
+        if not data.body_collected(rec):
+            return None, None
+        return data.gen_bodies(log, rec)
+
+    def detail(self, pos: int) -> dict[str, Any]:
+        """The detail item: list fields plus request/response heads and sizes."""
+        log = self.materialize(pos)
+        req, resp = self.bodies_of(pos)
+        for prefix, body in (("request", req), ("response", resp)):
+            text = "" if body is None else data.body_text(body)
+            log[f"{prefix}_head"] = text[: data.HEAD_LIMIT]
+            log[f"{prefix}_head_complete"] = len(text) <= data.HEAD_LIMIT
+            log[f"{prefix}_size"] = len(text.encode("utf-8"))
+        return log
+
+    def patch(self, pos: int, fields: dict[str, Any]) -> None:
+        """Apply validated PATCH fields to the log at ``pos`` (metadata replaces)."""
+        stored: dict[str, Any] = {}
+        for k, v in fields.items():
+            stored[k] = json.dumps(v, separators=(",", ":")) if k == "metadata" and v is not None else v
+        rec = self.recs[pos]
+        if isinstance(rec, dict):
+            for k, v in stored.items():
+                if v is None:
+                    rec.pop(k, None)
+                else:
+                    rec[k] = v
+        else:
+            self.overrides.setdefault(self.keys[pos], {}).update(stored)
+
+    # ------------------------------------------------------------------ query planning
+
+    def _range(self, filters: list[Filter]) -> tuple[int, int, list[Filter]]:
+        """Positions ``[lo, hi)`` allowed by created_at range filters, and the other filters."""
+        lo_ms: int | None = None
+        hi_ms: int | None = None  # exclusive
+        rest: list[Filter] = []
+        for f in filters:
+            if f.key == "created_at" and f.op in ("gt", "gte", "lt", "lte") and f.values:
+                if f.op in ("gt", "gte"):
+                    bound = min(f.values) + (1 if f.op == "gt" else 0)
+                    lo_ms = bound if lo_ms is None else max(lo_ms, bound)
+                else:
+                    bound = max(f.values) + (0 if f.op == "lt" else 1)
+                    hi_ms = bound if hi_ms is None else min(hi_ms, bound)
+            else:
+                rest.append(f)
+        lo = 0 if lo_ms is None else bisect.bisect_left(self.keys, lo_ms << SEQ_BITS)
+        hi = len(self.keys) if hi_ms is None else bisect.bisect_left(self.keys, hi_ms << SEQ_BITS)
+        return lo, max(lo, hi), rest
+
+    def _match_all(self, pos: int, filters: list[Filter], search: str | None) -> bool:
+        log = self.materialize(pos)
+        cms = self.keys[pos] >> SEQ_BITS
+        if search is not None and not _search_match(log, search):
+            return False
+        return all(matches(log, cms, f) for f in filters)
+
+    def select(
+        self, filters: list[Filter], search: str | None
+    ) -> tuple[int, int, list[int], list[int] | None]:
+        """Plan a selection in created_at order.
+
+        Returns ``(lo, hi, excluded, explicit)``: when ``explicit`` is None the selection is
+        positions ``[lo, hi)`` minus the sorted ``excluded`` positions; otherwise it is the
+        sorted position list ``explicit``.
+        """
+        lo, hi, rest = self._range(filters)
+        id_eq = [f for f in rest if f.key == "id" and f.op == "eq"]
+        if id_eq:
+            cand: set[int] | None = None
+            for f in id_eq:
+                found = {p for p in (self.find(str(v)) for v in f.values if v is not None) if p is not None}
+                cand = found if cand is None else cand & found
+            others = [f for f in rest if f not in id_eq]
+            explicit = sorted(
+                p for p in (cand or set()) if lo <= p < hi and self._match_all(p, others, search)
+            )
+            return lo, hi, [], explicit
+        if search is None and all(f.key == "id" and f.op == "neq" for f in rest):
+            excluded: set[int] = set()
+            for f in rest:
+                for v in f.values:
+                    p = self.find(str(v)) if v is not None else None
+                    if p is not None and lo <= p < hi:
+                        excluded.add(p)
+            return lo, hi, sorted(excluded), None
+        explicit = [p for p in range(lo, hi) if self._match_all(p, rest, search)]
+        return lo, hi, [], explicit
+
+    @staticmethod
+    def _physical(lo: int, excluded: list[int], logical: int) -> int:
+        """Physical position of the ``logical``-th (0-based) non-excluded position from ``lo``."""
+        p = lo + logical
+        while True:
+            nxt = lo + logical + bisect.bisect_right(excluded, p)
+            if nxt == p:
+                return p
+            p = nxt
+
+    def _window(self, lo: int, hi: int, excluded: list[int], start: int, stop: int) -> list[int]:
+        """Positions of logical indexes ``[start, stop)`` of a range-with-exclusions selection."""
+        if stop <= start:
+            return []
+        if not excluded:
+            return list(range(lo + start, lo + stop))
+        out: list[int] = []
+        p = self._physical(lo, excluded, start)
+        ex = set(excluded)
+        while len(out) < stop - start and p < hi:
+            if p not in ex:
+                out.append(p)
+            p += 1
+        return out
+
+    def ordered_positions(self, q: ListQuery, offset: int, count: int) -> tuple[list[int], int]:
+        """Positions of the ``count`` matches from ``offset`` in the query's order, and the total."""
+        lo, hi, excluded, explicit = self.select(q.filters, q.search)
+        desc = q.direction == "desc"
+        if q.order_by == "created_at":
+            if explicit is None:
+                total = (hi - lo) - len(excluded)
+                if desc:
+                    stop = total - offset
+                    start = max(0, stop - count)
+                    positions = self._window(lo, hi, excluded, start, stop)[::-1]
+                else:
+                    positions = self._window(lo, hi, excluded, offset, min(total, offset + count))
+                return positions, total
+            ordered = explicit[::-1] if desc else explicit
+            return ordered[offset : offset + count], len(explicit)
+        if explicit is None:
+            ex = set(excluded)
+            explicit = [p for p in range(lo, hi) if p not in ex]
+        keyed = [(_sort_value(self.materialize(p).get(q.order_by)), self.keys[p], p) for p in explicit]
+        keyed.sort(reverse=desc)
+        return [k[2] for k in keyed[offset : offset + count]], len(keyed)
+
+    def aggregates(self, q: ListQuery) -> dict[str, Any]:
+        """min/max of cost, duration and tokens over every match of ``q``."""
+        positions, _total = self.ordered_positions(
+            ListQuery(filters=q.filters, search=q.search, direction="asc"), 0, len(self.keys)
+        )
+        acc: dict[str, list[float]] = {
+            k: [] for k in ("cost", "duration", "tokens_in", "tokens_out", "total_tokens")
+        }
+        for p in positions:
+            log = self.materialize(p)
+            for k in ("cost", "duration", "tokens_in", "tokens_out"):
+                v = log.get(k)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    acc[k].append(v)
+            if log.get("tokens_in") is not None or log.get("tokens_out") is not None:
+                acc["total_tokens"].append((log.get("tokens_in") or 0) + (log.get("tokens_out") or 0))
+        out: dict[str, Any] = {}
+        for k, vals in acc.items():
+            out[f"min_{k}"] = min(vals) if vals else None
+            out[f"max_{k}"] = max(vals) if vals else None
+        return out
+
+    def list(self, q: ListQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Answer a list query: ``(result, result_info)``."""
+        offset = (q.page - 1) * q.per_page
+        positions, total = self.ordered_positions(q, offset, q.per_page)
+        items = [self.materialize(p) for p in positions]
+        info: dict[str, Any] = {
+            "page": q.page,
+            "per_page": q.per_page,
+            "count": len(items),
+            "total_count": total,
+        }
+        if q.meta_info:
+            info.update(self.aggregates(q))
+        else:
+            for k in ("cost", "duration", "tokens_in", "tokens_out", "total_tokens"):
+                info[f"min_{k}"] = None
+                info[f"max_{k}"] = None
+        return items, info
+
+    # ------------------------------------------------------------------ delete
+
+    def delete_positions(self, positions: Iterable[int]) -> int:
+        """Remove the logs at ``positions``; returns how many were removed."""
+        doomed = set(positions)
+        if not doomed:
+            return 0
+        for p in doomed:
+            self._forget(p)
+        lo, hi = min(doomed), max(doomed) + 1
+        if hi - lo == len(doomed):
+            del self.keys[lo:hi]
+            del self.recs[lo:hi]
+        else:
+            keep = [i for i in range(len(self.keys)) if i not in doomed]
+            self.keys = [self.keys[i] for i in keep]
+            self.recs = [self.recs[i] for i in keep]
+        return len(doomed)
+
+    def _forget(self, pos: int) -> None:
+        key = self.keys[pos]
+        self.overrides.pop(key, None)
+        self.bodies.pop(key, None)
+        rec = self.recs[pos]
+        if isinstance(rec, dict):
+            self.id_index.pop(str(rec.get("id")), None)
+
+    def delete(self, q: ListQuery) -> int:
+        """Delete up to ``q.limit`` matching logs in the query's order; returns the count."""
+        positions, _total = self.ordered_positions(q, 0, q.limit)
+        return self.delete_positions(positions)
+
+    def delete_oldest(self, n: int) -> int:
+        """Delete the ``n`` oldest logs (DELETE_OLDEST retention)."""
+        n = min(n, len(self.keys))
+        return self.delete_positions(range(n))
