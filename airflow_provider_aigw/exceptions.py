@@ -1,0 +1,64 @@
+"""Domain exceptions of the provider.
+
+All derive from :class:`AirflowException` so Airflow treats them as task failures.
+None of them ever carries credentials: messages are built from the method, the
+path (account id, gateway id, log id) and what the API answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow_provider_aigw.compat import AirflowException
+
+
+class AIGatewayError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class AIGatewayInputError(AIGatewayError, ValueError):
+    """A caller-supplied value is invalid; raised before any request is sent."""
+
+
+class AIGatewayConfigError(AIGatewayError):
+    """The Airflow connection is incomplete or unsafe (missing account id, plain http, ...)."""
+
+
+class AIGatewayAPIError(AIGatewayError):
+    """The AI Gateway API answered with an error (or could not be reached).
+
+    :param message: human-readable summary.
+    :param status: HTTP status, ``None`` when no response was received.
+    :param method: HTTP method of the failed call.
+    :param path: API path of the failed call (never contains credentials).
+    :param codes: Cloudflare error codes from the ``errors`` array.
+    :param messages: Cloudflare error messages from the ``errors`` array.
+    :param retry_after: seconds the API asked us to wait (429), if given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        codes: Sequence[int] = (),
+        messages: Sequence[str] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.path = path
+        self.codes = list(codes)
+        self.messages = list(messages)
+        self.retry_after = retry_after
+
+
+class AIGatewayNotFoundError(AIGatewayAPIError):
+    """HTTP 404: the gateway, log or stored body does not exist."""
+
+
+class AIGatewayRateLimitError(AIGatewayAPIError):
+    """HTTP 429 persisted past the retry deadline (Cloudflare's lock-out lasts up to 5 minutes)."""

@@ -1,0 +1,201 @@
+"""Filters in the AI Gateway's own shape, their validation, and ``created_at`` windows.
+
+A filter is ``{"key": K, "operator": "eq"|"neq"|"contains"|"lt"|"gt", "value": [v, ...]}``.
+Filters go on the wire as ONE query parameter ``filters`` holding a JSON array: the
+bracket and dotted forms the official SDKs send are ignored by the API, which then
+lists (or deletes) everything.
+
+Time windows are half-open ``[start, end)`` on ``created_at``. The API only offers
+``gt``/``lt``, so ``created_at >= start`` is sent as ``created_at > start - 1 ms``: the
+API stores ``created_at`` with millisecond precision (``2026-11-26T13:04:05.123Z``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pendulum
+
+from airflow_provider_aigw.exceptions import AIGatewayInputError
+
+OPERATORS = frozenset({"eq", "neq", "contains", "lt", "gt"})
+#: Granularity of ``created_at`` in the API; windows are shifted by this to be half-open.
+CREATED_AT_RESOLUTION = dt.timedelta(milliseconds=1)
+
+Filter = dict[str, Any]
+TimeLike = dt.datetime | str
+
+_GATEWAY_ID = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
+_ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
+# Log ids are opaque (ULIDs, UUIDv7, ...) but never contain path or query syntax.
+_LOG_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
+    """Validate filters and return them in wire shape (``value`` always a list).
+
+    Accepts ``None``, one filter dict, or a sequence of filter dicts. Unknown keys are
+    allowed on purpose: the API adds keys over time and answers 400 for ones it does not
+    know.
+
+    :raises AIGatewayInputError: naming ``param`` and the offending item.
+    """
+    if filters is None:
+        return []
+    if isinstance(filters, Mapping):
+        filters = [filters]
+    if isinstance(filters, (str, bytes)) or not isinstance(filters, Sequence):
+        raise AIGatewayInputError(
+            f"{param} must be a list of filter dicts like "
+            '{"key": "model", "operator": "eq", "value": ["gpt-4o"]}, '
+            f"got {type(filters).__name__}"
+        )
+    normalized: list[Filter] = []
+    for index, item in enumerate(filters):
+        where = f"{param}[{index}]"
+        if not isinstance(item, Mapping):
+            raise AIGatewayInputError(f"{where} must be a dict, got {type(item).__name__}")
+        unknown = set(item) - {"key", "operator", "value"}
+        if unknown:
+            raise AIGatewayInputError(
+                f"{where} has unexpected field(s) {sorted(unknown)}; allowed: key, operator, value"
+            )
+        key = item.get("key")
+        if not isinstance(key, str) or not key.strip():
+            raise AIGatewayInputError(f"{where}.key must be a non-empty string, got {key!r}")
+        operator = item.get("operator")
+        if operator not in OPERATORS:
+            raise AIGatewayInputError(f"{where}.operator must be one of {sorted(OPERATORS)}, got {operator!r}")
+        if "value" not in item:
+            raise AIGatewayInputError(f"{where}.value is required")
+        value = item["value"]
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values:
+            raise AIGatewayInputError(f"{where}.value must not be empty")
+        for v in values:
+            if v is not None and not isinstance(v, (str, int, float, bool)):
+                raise AIGatewayInputError(
+                    f"{where}.value items must be strings, numbers, booleans or null "
+                    f"(timestamps as ISO strings), got {type(v).__name__}"
+                )
+            if isinstance(v, float) and not math.isfinite(v):
+                raise AIGatewayInputError(f"{where}.value items must be finite numbers, got {v!r}")
+        normalized.append({"key": key, "operator": operator, "value": values})
+    return normalized
+
+
+def encode_filters(filters: Sequence[Filter]) -> str:
+    """The value of the single ``filters`` query parameter: a compact JSON array."""
+    return json.dumps(list(filters), separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_time(value: TimeLike | None, *, param: str) -> pendulum.DateTime | None:
+    """Parse a timezone-aware datetime or ISO 8601 string into UTC; naive values are refused."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = pendulum.parse(text, strict=True)
+        except Exception as err:
+            raise AIGatewayInputError(f"{param} must be an ISO 8601 timestamp with a timezone, got {value!r}") from err
+        if not isinstance(parsed, dt.datetime):
+            raise AIGatewayInputError(f"{param} must be a timestamp, not a date or duration: {value!r}")
+        # pendulum assumes UTC for strings without an offset; we refuse to guess.
+        if not re.search(r"(Z|[+-]\d{2}(:?\d{2})?)$", text, flags=re.IGNORECASE):
+            raise AIGatewayInputError(f"{param} has no timezone ({value!r}); add 'Z' or an offset such as '+00:00'")
+        return pendulum.instance(parsed).in_timezone("UTC")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise AIGatewayInputError(f"{param} is a naive datetime ({value.isoformat()}); pass a timezone-aware one")
+        return pendulum.instance(value).in_timezone("UTC")
+    raise AIGatewayInputError(
+        f"{param} must be a timezone-aware datetime or ISO 8601 string, got {type(value).__name__}"
+    )
+
+
+def format_time(value: dt.datetime) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z``, the form the API uses for ``created_at``."""
+    utc = value.astimezone(dt.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def validate_window(
+    start: TimeLike | None, end: TimeLike | None
+) -> tuple[pendulum.DateTime | None, pendulum.DateTime | None]:
+    """Parse ``start``/``end`` and check that the end is after the start."""
+    start_dt = parse_time(start, param="start")
+    end_dt = parse_time(end, param="end")
+    if start_dt is not None and end_dt is not None and end_dt <= start_dt:
+        raise AIGatewayInputError(
+            f"end ({end_dt.isoformat()}) must be after start ({start_dt.isoformat()}); "
+            "windows are half-open [start, end)"
+        )
+    return start_dt, end_dt
+
+
+def window_filters(start: TimeLike | None = None, end: TimeLike | None = None) -> list[Filter]:
+    """Filters selecting ``start <= created_at < end`` (either bound optional)."""
+    start_dt, end_dt = validate_window(start, end)
+    result: list[Filter] = []
+    if start_dt is not None:
+        result.append(created_at_filter("gt", start_dt - CREATED_AT_RESOLUTION))
+    if end_dt is not None:
+        result.append(created_at_filter("lt", end_dt))
+    return result
+
+
+def created_at_filter(operator: str, value: dt.datetime) -> Filter:
+    return {"key": "created_at", "operator": operator, "value": [format_time(value)]}
+
+
+def parse_created_at(value: str) -> dt.datetime:
+    """Parse a log's ``created_at`` (ISO 8601, ``Z`` or offset) to an aware UTC datetime."""
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def combine(*groups: Iterable[Filter]) -> list[Filter]:
+    """Concatenate filter groups (the API ANDs different filters)."""
+    return [f for group in groups for f in group]
+
+
+def validate_gateway_id(gateway_id: Any, *, param: str = "gateway_id") -> str:
+    """Check a gateway id against the API's pattern, so it can never alter the route."""
+    if not isinstance(gateway_id, str) or not gateway_id:
+        raise AIGatewayInputError(
+            f"{param} is required: pass it to the hook/operator or set 'gateway_id' in the "
+            f"connection extra (got {gateway_id!r})"
+        )
+    if len(gateway_id) > 64 or not _GATEWAY_ID.fullmatch(gateway_id):
+        raise AIGatewayInputError(
+            f"{param} {gateway_id!r} is not a valid gateway id: 1-64 characters of lowercase "
+            "letters, digits and '_', optionally joined by single '-'"
+        )
+    return gateway_id
+
+
+def validate_account_id(account_id: Any, *, source: str) -> str:
+    """Check an account id (32 hex characters)."""
+    if not account_id:
+        raise AIGatewayInputError(f"account_id is missing: set 'account_id' in the extra of {source}")
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
+        raise AIGatewayInputError(f"account_id in {source} must be 32 lowercase hex characters, got {account_id!r}")
+    return account_id
+
+
+def validate_log_id(log_id: Any, *, param: str = "log_id") -> str:
+    """Check a log id holds no path, query or encoding syntax."""
+    if not isinstance(log_id, str) or not _LOG_ID.fullmatch(log_id):
+        raise AIGatewayInputError(
+            f"{param} {log_id!r} is not a valid log id: expected 1-128 letters, digits, '-' or '_'"
+        )
+    return log_id

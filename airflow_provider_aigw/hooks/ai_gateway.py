@@ -1,0 +1,306 @@
+"""Hook for the Cloudflare AI Gateway Logs API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_aigw.client import (
+    _NOT_SET,
+    DEFAULT_BASE_URL,
+    DEFAULT_BUDGET_PERIOD,
+    DEFAULT_BUDGET_REQUESTS,
+    MAX_PER_PAGE,
+    AIGatewayClient,
+)
+from airflow_provider_aigw.compat import BaseHook, mask_secret
+from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
+from airflow_provider_aigw.filters import TimeLike
+
+#: Connection extras the hook reads, with their types and defaults (documented in the README).
+CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
+    "account_id": (str, None),
+    "gateway_id": (str, None),
+    "timeout": (float, 30.0),
+    "max_retries": (int, 10),
+    "retry_deadline": (float, 900.0),
+    "backoff_base": (float, 1.0),
+    "backoff_max": (float, 60.0),
+    "budget_requests": (int, DEFAULT_BUDGET_REQUESTS),
+    "budget_period": (float, DEFAULT_BUDGET_PERIOD),
+    "verify_ssl": (bool, True),
+}
+
+
+class AIGatewayHook(BaseHook):
+    """Interact with the Cloudflare AI Gateway Logs API through an Airflow connection.
+
+    The connection (type ``cloudflare_ai_gateway``): ``password`` is the API token
+    (Bearer); if ``login`` is set it is the account e-mail and ``password`` the Global API
+    Key. ``host`` optionally overrides the API base URL. ``extra`` holds ``account_id``
+    (required), ``gateway_id`` (default gateway) and the tuning knobs ``timeout``,
+    ``max_retries``, ``retry_deadline``, ``backoff_base``, ``backoff_max``,
+    ``budget_requests``, ``budget_period`` and ``verify_ssl``.
+
+    Every method takes ``gateway_id=None`` meaning "the hook's, else the connection's".
+
+    :param aigw_conn_id: Airflow connection id.
+    :param gateway_id: gateway to use when a method is not given one.
+    """
+
+    conn_name_attr = "aigw_conn_id"
+    default_conn_name = "cloudflare_ai_gateway_default"
+    conn_type = "cloudflare_ai_gateway"
+    hook_name = "Cloudflare AI Gateway"
+
+    def __init__(self, aigw_conn_id: str = default_conn_name, gateway_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aigw_conn_id = aigw_conn_id
+        self.gateway_id = gateway_id
+
+    def __repr__(self) -> str:
+        return f"AIGatewayHook(aigw_conn_id={self.aigw_conn_id!r}, gateway_id={self.gateway_id!r})"
+
+    # ----------------------------------------------------------- connection
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout for Airflow 2.x (3.2+ reads it from the provider info)."""
+        from airflow_provider_aigw.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return UI_FIELD_BEHAVIOUR
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra connection form fields for Airflow 2.x (3.2+ reads ``conn-fields``)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        return {
+            "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
+            "gateway_id": StringField(lazy_gettext("Default gateway ID"), widget=BS3TextFieldWidget()),
+            "timeout": IntegerField(
+                lazy_gettext("Request timeout (s)"), validators=[Optional(), NumberRange(min=1)], default=30
+            ),
+            "max_retries": IntegerField(
+                lazy_gettext("Max retries"), validators=[Optional(), NumberRange(min=0)], default=10
+            ),
+            "retry_deadline": IntegerField(
+                lazy_gettext("Retry deadline (s)"), validators=[Optional(), NumberRange(min=1)], default=900
+            ),
+            "budget_requests": IntegerField(
+                lazy_gettext("Request budget (requests per period)"),
+                validators=[Optional(), NumberRange(min=1)],
+                default=DEFAULT_BUDGET_REQUESTS,
+            ),
+            "budget_period": IntegerField(
+                lazy_gettext("Request budget period (s)"),
+                validators=[Optional(), NumberRange(min=1)],
+                default=int(DEFAULT_BUDGET_PERIOD),
+            ),
+            "verify_ssl": BooleanField(lazy_gettext("Verify TLS certificates"), default=True),
+        }
+
+    def _extras(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """Typed extras; URI-form connections deliver every extra as a string."""
+        source = f"connection {self.aigw_conn_id!r}"
+        values: dict[str, Any] = {}
+        for name, (kind, default) in CONNECTION_EXTRAS.items():
+            raw = extra.get(name)
+            if raw is None or raw == "":
+                values[name] = default
+                continue
+            try:
+                if kind is bool:
+                    if isinstance(raw, bool):
+                        values[name] = raw
+                    elif str(raw).strip().lower() in ("true", "1", "yes", "on"):
+                        values[name] = True
+                    elif str(raw).strip().lower() in ("false", "0", "no", "off"):
+                        values[name] = False
+                    else:
+                        raise ValueError(raw)
+                elif kind is int:
+                    if isinstance(raw, bool) or float(raw) != int(float(raw)):
+                        raise ValueError(raw)
+                    values[name] = int(float(raw))
+                elif kind is float:
+                    if isinstance(raw, bool):
+                        raise ValueError(raw)
+                    values[name] = float(raw)
+                else:
+                    values[name] = str(raw).strip()
+            except (TypeError, ValueError):
+                raise AIGatewayConfigError(
+                    f"extra {name!r} of {source} must be a {kind.__name__}, got {raw!r}"
+                ) from None
+        return values
+
+    @staticmethod
+    def _base_url(host: str | None, port: int | None, schema: str | None) -> str:
+        if not host:
+            return DEFAULT_BASE_URL
+        if "://" in host:
+            return host
+        url = f"https://{host}"
+        if port:
+            url += f":{port}"
+        if schema:
+            url += "/" + schema.strip("/")
+        return url
+
+    @cached_property
+    def client(self) -> AIGatewayClient:
+        """The API client built from the connection (fetched on first use)."""
+        conn = self.get_connection(self.aigw_conn_id)
+        source = f"connection {self.aigw_conn_id!r}"
+        extra = conn.extra_dejson
+        if not isinstance(extra, dict):
+            raise AIGatewayConfigError(f"the extra of {source} must be a JSON object")
+        values = self._extras(extra)
+        token = conn.password or None
+        if token:
+            mask_secret(token)
+            mask_secret(f"Bearer {token}")
+        login = conn.login or None
+        return AIGatewayClient(
+            values["account_id"],
+            api_token=None if login else token,
+            email=login,
+            api_key=token if login else None,
+            base_url=self._base_url(conn.host, conn.port, conn.schema),
+            gateway_id=self.gateway_id or values["gateway_id"],
+            timeout=values["timeout"],
+            max_retries=values["max_retries"],
+            retry_deadline=values["retry_deadline"],
+            backoff_base=values["backoff_base"],
+            backoff_max=values["backoff_max"],
+            budget_requests=values["budget_requests"],
+            budget_period=values["budget_period"],
+            verify_ssl=values["verify_ssl"],
+            source=source,
+        )
+
+    def get_conn(self) -> AIGatewayClient:
+        """Return the API client."""
+        return self.client
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check credentials, account and default gateway with one list call."""
+        try:
+            client = self.client
+            if not client.gateway_id:
+                return (
+                    False,
+                    "Credentials look well-formed, but set 'gateway_id' in the extra to test them: "
+                    "the Logs API has no account-level route to try",
+                )
+            count = client.check_access()
+        except AIGatewayError as err:
+            return False, str(err)
+        except Exception as err:  # the UI shows any failure as a message
+            return False, f"{type(err).__name__}: {err}"
+        return True, f"Connected: gateway {client.gateway_id!r} holds {count} logs"
+
+    # ----------------------------------------------------------------- API
+
+    def iter_logs(
+        self,
+        *,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        order_by: str = "created_at",
+        order_by_direction: str = "asc",
+        per_page: int = MAX_PER_PAGE,
+        search: str | None = None,
+        max_results: int | None = None,
+        gateway_id: str | None = None,
+        **params: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield matching logs lazily over all pages (keyset walk when ordered by ``created_at``).
+
+        :param filters: filters in the API's shape (a dict or a list of dicts).
+        :param start: window start (inclusive), aware datetime or ISO 8601 string.
+        :param end: window end (exclusive).
+        :param max_results: stop after this many logs without fetching further pages.
+        """
+        return self.client.iter_logs(
+            gateway_id,
+            filters=filters,
+            start=start,
+            end=end,
+            order_by=order_by,
+            order_by_direction=order_by_direction,
+            per_page=per_page,
+            search=search,
+            max_results=max_results,
+            **params,
+        )
+
+    def list_logs(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """All matching logs as a list; arguments as :meth:`iter_logs`."""
+        return list(self.iter_logs(**kwargs))
+
+    def count_logs(
+        self,
+        *,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        gateway_id: str | None = None,
+        **params: Any,
+    ) -> int:
+        """Number of matching logs (one request)."""
+        return self.client.count_logs(gateway_id, filters=filters, start=start, end=end, **params)
+
+    def get_log(self, log_id: str, *, gateway_id: str | None = None) -> dict[str, Any]:
+        """One log's details."""
+        return self.client.get_log(log_id, gateway_id)
+
+    def get_log_request(self, log_id: str, *, gateway_id: str | None = None) -> Any:
+        """The stored request body (JSON-decoded when JSON); 404 when it was not collected."""
+        return self.client.get_log_request(log_id, gateway_id)
+
+    def get_log_response(self, log_id: str, *, gateway_id: str | None = None) -> Any:
+        """The stored response body (JSON-decoded when JSON); 404 when it was not collected."""
+        return self.client.get_log_response(log_id, gateway_id)
+
+    def patch_log(
+        self,
+        log_id: str,
+        *,
+        feedback: Any = _NOT_SET,
+        score: Any = _NOT_SET,
+        metadata: Any = _NOT_SET,
+        gateway_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears."""
+        return self.client.patch_log(log_id, gateway_id, feedback=feedback, score=score, metadata=metadata)
+
+    def delete_logs(
+        self,
+        *,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        limit: int | None = None,
+        order_by: str | None = None,
+        order_by_direction: str | None = None,
+        allow_unfiltered: bool = False,
+        gateway_id: str | None = None,
+    ) -> None:
+        """Delete up to ``limit`` matching logs in one call (irreversible; no count returned)."""
+        self.client.delete_logs(
+            gateway_id,
+            filters=filters,
+            start=start,
+            end=end,
+            limit=limit,
+            order_by=order_by,
+            order_by_direction=order_by_direction,
+            allow_unfiltered=allow_unfiltered,
+        )
