@@ -1,0 +1,136 @@
+"""The emulator CLI and the pytest plugin fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import requests
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_provider_aigw.emulator import EmulatorServer
+
+
+def test_cli_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_aigw.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    for flag in (
+        "--port",
+        "--gateway",
+        "--days",
+        "--ready-file",
+        "--rate-limit",
+        "--error-rate",
+        "--drop-rate",
+        "--churn-per-request",
+        "--capacity",
+        "--lockout-s",
+        "--seed",
+    ):
+        assert flag in out
+
+
+def test_cli_starts_serves_and_stops(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_aigw.emulator",
+            "--port",
+            "0",
+            "--gateway",
+            "gw-a:500",
+            "--gateway",
+            "gw-b:0",
+            "--days",
+            "1",
+            "--seed",
+            "3",
+            "--ready-file",
+            str(ready),
+            "--rate-limit",
+            "1000/60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the server is listening
+        info = json.loads(line)
+        assert json.loads(ready.read_text()) == info
+        assert info["gateways"] == {"gw-a": 500, "gw-b": 0}
+        assert info["url"] == f"http://127.0.0.1:{info['port']}/client/v4"
+        url = f"{info['url']}/accounts/{info['account_id']}/ai-gateway/gateways/gw-a/logs"
+        r = requests.get(url, headers={"Authorization": f"Bearer {info['token']}"}, params={"per_page": 1}, timeout=10)
+        assert r.status_code == 200 and r.json()["result_info"]["total_count"] == 500
+        assert r.headers["ratelimit-policy"] == '"default";q=1000;w=60'
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_aigw_emulator_fixture(aigw_emulator: EmulatorServer) -> None:
+    conn = json.loads(os.environ["AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"])
+    assert conn == {
+        "conn_type": "cloudflare_ai_gateway",
+        "host": aigw_emulator.url,
+        "password": aigw_emulator.token,
+        "extra": {"account_id": aigw_emulator.account_id, "gateway_id": "my-gateway"},
+    }
+    assert aigw_emulator.count("my-gateway") == 1000
+    r = requests.get(aigw_emulator.logs_url("my-gateway"), headers=aigw_emulator.auth_headers, timeout=10)
+    assert r.json()["result_info"]["total_count"] == 1000
+
+
+def test_factory_passes_faults_and_server_kwargs(aigw_emulator_factory) -> None:  # type: ignore[no-untyped-def]
+    emu = aigw_emulator_factory(gateways={"a": 5, "b": 7}, token="t0k", error_rate=0.5, seed=9)
+    assert emu.token == "t0k" and emu.faults.error_rate == 0.5
+    assert emu.count("a") == 5 and emu.count("b") == 7
+    conn = json.loads(emu.airflow_conn_json("b", timeout=5))
+    assert conn["extra"] == {"account_id": emu.account_id, "gateway_id": "b", "timeout": 5}
+
+
+def test_emulator_never_imports_airflow() -> None:
+    code = (
+        "import sys, airflow_provider_aigw.emulator, airflow_provider_aigw.emulator.pytest_plugin;"
+        "import airflow_provider_aigw.emulator.__main__;"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_conn_uri_parses_in_airflow(aigw_emulator: EmulatorServer) -> None:
+    code = (
+        "import json, sys\n"
+        "from airflow.models.connection import Connection\n"
+        "c = Connection(conn_id='x', uri=sys.argv[1])\n"
+        "print(json.dumps([c.conn_type, c.host, c.password, c.extra_dejson]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, aigw_emulator.airflow_conn_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    conn_type, host, password, extra = json.loads(out.stdout.strip().splitlines()[-1])
+    assert conn_type == "cloudflare_ai_gateway"
+    assert host == aigw_emulator.url and password == aigw_emulator.token
+    assert extra == {"account_id": aigw_emulator.account_id, "gateway_id": "my-gateway"}

@@ -1,0 +1,239 @@
+"""Fault injection, churn, late logs, stats and admin routes of the emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from airflow_provider_aigw.emulator import EmulatorServer, Faults, generate_logs
+from airflow_provider_aigw.emulator.data import format_ms, parse_ts_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+END = datetime(2026, 11, 26, tzinfo=timezone.utc)
+START = END - timedelta(days=3)
+GW = "my-gateway"
+
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory: Callable[..., EmulatorServer]) -> EmulatorServer:
+    return aigw_emulator_factory(gateways={GW: 100}, start=START, end=END, seed=11)
+
+
+def get(emu: EmulatorServer, **params: Any) -> requests.Response:
+    return requests.get(emu.logs_url(GW), headers=emu.auth_headers, params=params, timeout=10)
+
+
+def total(emu: EmulatorServer, **params: Any) -> int:
+    r = get(emu, per_page=1, **params)
+    assert r.status_code == 200, r.text
+    count: int = r.json()["result_info"]["total_count"]
+    return count
+
+
+def test_rate_limit_lockout_with_fake_clock(emu: EmulatorServer) -> None:
+    clock = FakeClock()
+    emu.clock = clock
+    emu.faults.update(rate_limit_requests=3, rate_limit_period_s=10, lockout_s=20)
+    for _ in range(3):
+        r = get(emu)
+        assert r.status_code == 200
+        assert r.headers["ratelimit-policy"] == '"default";q=3;w=10'
+        clock.t += 1
+    r = get(emu)
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "20"
+    assert "ratelimit" in r.headers and "ratelimit-policy" in r.headers
+    assert r.json()["success"] is False
+    assert r.json()["errors"] == [{"code": 971, "message": "Please wait and consider throttling your request speed"}]
+    # every request during the lock-out is refused and does not extend it
+    clock.t += 15
+    for path in ("", "/whatever-id", "/whatever-id/request"):
+        r = requests.get(emu.logs_url(GW) + path, headers=emu.auth_headers, timeout=10)
+        assert r.status_code == 429 and r.headers["retry-after"] == "5"
+    clock.t += 4.5
+    r = get(emu)
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    clock.t += 0.6
+    assert get(emu).status_code == 200
+    assert emu.stats["served_429"] == 5
+    # a sliding window: 3 requests spread out are fine
+    emu.reset_stats()
+    for _ in range(6):
+        clock.t += 4
+        assert get(emu).status_code == 200
+    # admin routes are never limited nor counted
+    for _ in range(5):
+        assert requests.get(emu.base_url + "/__emulator__/stats", timeout=10).status_code == 200
+    assert emu.stats["total"] == 6
+
+
+def test_error_rate_is_seeded_and_bounded(aigw_emulator_factory: Callable[..., EmulatorServer]) -> None:
+    outcomes = []
+    for _ in range(2):
+        emu = aigw_emulator_factory(gateways={GW: 10}, seed=5, error_rate=0.3)
+        statuses = [get(emu).status_code for _ in range(100)]
+        outcomes.append(statuses)
+        errors = [s for s in statuses if s != 200]
+        assert set(errors) <= {500, 502, 503}
+        assert 15 <= len(errors) <= 45
+        assert emu.stats["served_5xx"] == len(errors)
+    assert outcomes[0] == outcomes[1], "same seed, same sequence"
+    r = None
+    for _ in range(200):
+        r = get(emu)
+        if r.status_code != 200 and "json" in r.headers["content-type"]:
+            break
+    assert r is not None and r.json()["success"] is False
+
+
+def test_html_5xx_bodies_occur(aigw_emulator_factory: Callable[..., EmulatorServer]) -> None:
+    emu = aigw_emulator_factory(gateways={GW: 10}, seed=1, error_rate=1.0)
+    kinds = {get(emu).headers["content-type"].split(";")[0] for _ in range(40)}
+    assert kinds == {"application/json", "text/html"}
+
+
+def test_drop_rate(aigw_emulator_factory: Callable[..., EmulatorServer]) -> None:
+    emu = aigw_emulator_factory(gateways={GW: 10}, seed=2, drop_rate=0.25)
+    dropped = 0
+    for _ in range(60):
+        try:
+            assert get(emu).status_code == 200
+        except requests.ConnectionError:
+            dropped += 1
+    assert 5 <= dropped <= 30
+    assert emu.stats["dropped"] == dropped and emu.stats["total"] == 60
+
+
+def test_latency_and_faults_runtime_update(emu: EmulatorServer) -> None:
+    emu.faults.update(latency_ms=1, latency_jitter_ms=1)
+    assert get(emu).status_code == 200
+    with pytest.raises(TypeError):
+        emu.faults.update(bogus=1)
+    emu.faults.reset()
+    assert emu.faults.to_dict()["latency_ms"] == 0
+    assert Faults(seed=3).decide() == Faults(seed=3).decide()
+
+
+def test_churn_and_capacity(emu: EmulatorServer) -> None:
+    emu.wall_clock = lambda: parse_ts_ms("2026-11-26T12:00:00Z") / 1000
+    oldest = [x["id"] for x in emu.logs(GW)][:20]
+    emu.faults.update(churn_insert_per_request=4, capacity=100)
+    r = get(emu, per_page=50)
+    assert r.status_code == 200
+    assert r.json()["result_info"]["total_count"] == 100
+    newest = r.json()["result"][:4]
+    assert all(x["created_at"] == "2026-11-26T12:00:00.000Z" for x in newest)
+    assert emu.count(GW) == 100
+    get(emu)
+    remaining = {x["id"] for x in emu.logs(GW)}
+    assert not set(oldest[:8]) & remaining and set(oldest[8:]) <= remaining, "DELETE_OLDEST"
+
+
+def test_late_logs(emu: EmulatorServer) -> None:
+    late = generate_logs(5, "2026-11-24T00:00:00Z", "2026-11-24T01:00:00Z", seed=9, gateway_id=GW)
+    window = {"start_date": "2026-11-24T00:00:00Z", "end_date": "2026-11-24T00:59:59.999Z"}
+    before = total(emu, **window)
+    emu.schedule_late_logs(GW, late, after_requests=2)
+    assert total(emu, **window) == before
+    assert total(emu, **window) == before
+    assert total(emu, **window) == before + 5
+    got = get(emu, per_page=50, order_by_direction="asc", **window).json()["result"]
+    assert {x["id"] for x in late} <= {x["id"] for x in got}
+    # admin route with generated logs, immediately
+    r = requests.post(
+        f"{emu.base_url}/__emulator__/gateways/{GW}/late-logs",
+        json={
+            "count": 3,
+            "start": "2026-11-24T00:10:00Z",
+            "end": "2026-11-24T00:20:00Z",
+            "seed": 4,
+            "after_requests": 0,
+        },
+        timeout=10,
+    )
+    assert r.status_code == 200
+    assert total(emu, **window) == before + 8
+
+
+def test_stats_records(emu: EmulatorServer) -> None:
+    emu.reset_stats()
+    log_id = emu.logs(GW)[0]["id"]
+    s = requests.Session()
+    s.headers.update(emu.auth_headers)
+    url = emu.logs_url(GW)
+    s.get(url, params={"filters": json.dumps([{"key": "provider", "operator": "eq", "value": ["openai"]}])})
+    s.get(f"{url}/{log_id}")
+    s.get(f"{url}/{log_id}/request")
+    s.get(f"{url}/{log_id}/response")
+    s.patch(f"{url}/{log_id}", json={"score": 5})
+    s.delete(url, params={"limit": 1})
+    stats = emu.stats
+    for kind in ("list", "get", "request", "response", "patch", "delete"):
+        assert stats[kind] == 1, kind
+    assert stats["total"] == 6
+    first = stats.requests[0]
+    assert first["method"] == "GET" and first["path"].endswith("/logs")
+    assert first["query"]["filters"] == ['[{"key": "provider", "operator": "eq", "value": ["openai"]}]']
+    assert first["query_string"].startswith("filters=")
+    assert first["authorization"] == f"Bearer {emu.token}"
+    assert "Authorization" in first["headers"]
+    remote = requests.get(emu.base_url + "/__emulator__/stats", timeout=10).json()
+    assert remote["total"] == 6 and remote["patch"] == 1 and len(remote["requests"]) == 6
+    assert requests.post(emu.base_url + "/__emulator__/reset-stats", timeout=10).status_code == 200
+    assert emu.stats["total"] == 0
+
+
+def test_admin_routes(emu: EmulatorServer) -> None:
+    base = emu.base_url + "/__emulator__"
+    r = requests.post(f"{base}/faults", json={"latency_ms": 2}, timeout=10)
+    assert r.status_code == 200 and r.json()["latency_ms"] == 2 and emu.faults.latency_ms == 2
+    assert requests.get(f"{base}/faults", timeout=10).json()["latency_ms"] == 2
+    assert requests.post(f"{base}/faults", json={"nope": 1}, timeout=10).status_code == 400
+    r = requests.post(
+        f"{base}/gateways/second/logs",
+        json={"count": 30, "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"},
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()["count"] == 30
+    r = requests.post(
+        f"{base}/gateways/second/logs",
+        json=[
+            {"created_at": "2026-11-01T05:00:00Z", "model": "gpt-4o", "request_body": None, "response_body": {"ok": 1}}
+        ],
+        timeout=10,
+    )
+    [explicit] = r.json()["ids"]
+    ids = requests.get(
+        f"{base}/gateways/second/ids",
+        params={"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T12:00:00Z"},
+        timeout=10,
+    ).json()
+    assert ids["ids"] == emu.ids("second", "2026-11-01T00:00:00Z", "2026-11-01T12:00:00Z")
+    assert explicit in ids["ids"]
+    url = emu.logs_url("second")
+    assert requests.get(f"{url}/{explicit}/request", headers=emu.auth_headers, timeout=10).status_code == 404
+    r = requests.get(f"{url}/{explicit}/response", headers=emu.auth_headers, timeout=10)
+    assert r.json() == {"ok": 1}
+    assert requests.get(f"{base}/gateways/absent/ids", timeout=10).status_code == 404
+    assert emu.stats["total"] == 2
+
+
+def test_format_roundtrip() -> None:
+    for ts in ("2026-11-26T13:04:05.123Z", "2026-11-26T14:04:05.123456+01:00", "2026-11-26 13:04:05.123"):
+        assert format_ms(parse_ts_ms(ts)) == "2026-11-26T13:04:05.123Z"
+    with pytest.raises(ValueError):
+        parse_ts_ms("tomorrow")
