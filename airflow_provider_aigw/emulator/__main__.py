@@ -42,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
     p.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="32-hex account id")
     p.add_argument("--token", default="aigw-emulator-token", help="API token (Bearer) with read+write access")
-    p.add_argument(
-        "--read-only-token", default="aigw-emulator-readonly-token", help="API token for GETs only"
-    )
+    p.add_argument("--read-only-token", default="aigw-emulator-readonly-token", help="API token for GETs only")
     p.add_argument(
         "--gateway",
         action="append",
@@ -52,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID[:COUNT]",
         help="gateway to create with COUNT seeded logs (repeatable; default my-gateway:10000)",
     )
-    p.add_argument(
-        "--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)"
-    )
+    p.add_argument("--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)")
     p.add_argument("--start", help="ISO 8601 start of the seeded window (overrides --days)")
     p.add_argument("--end", help="ISO 8601 end of the seeded window (default now)")
     p.add_argument("--seed", type=int, default=0, help="seed of data generation and faults (default 0)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -79,8 +80,11 @@ def to_ms(value: datetime | str | int | float) -> int:
 
 def format_ms(ms: int) -> str:
     """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    sec, milli = divmod(ms, 1000)
+    if 0 <= sec < 253402300800:  # year 1..9999 fast path
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(sec))}.{milli:03d}Z"
     dt = _EPOCH + timedelta(milliseconds=ms)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{milli:03d}Z"
 
 
 # --------------------------------------------------------------------------- hashing / ids

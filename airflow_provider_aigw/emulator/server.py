@@ -91,6 +91,13 @@ class Stats:
             elif status >= 500:
                 self.served_5xx += 1
 
+    def __getattr__(self, name: str) -> int:
+        """Per-kind counters as attributes: ``stats.list``, ``stats.patch``, ..."""
+        by_kind = self.__dict__.get("by_kind")
+        if by_kind is not None and name in by_kind:
+            return int(by_kind[name])
+        raise AttributeError(name)
+
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Copies of the recent request records, oldest first."""
@@ -257,10 +264,7 @@ class EmulatorServer:
         """Airflow connection in URI form pointing at this emulator."""
         rest = f"{self.host}:{self.port}{API_PREFIX}"
         query = urlencode(
-            {
-                k: v if isinstance(v, str) else json.dumps(v)
-                for k, v in self._conn_extra(gateway_id, extra).items()
-            }
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in self._conn_extra(gateway_id, extra).items()}
         )
         return f"cloudflare-ai-gateway://http://:{quote(self.token, safe='')}@{quote(rest, safe='')}/?{query}"
 
@@ -274,9 +278,7 @@ class EmulatorServer:
             raise ValueError(f"invalid gateway id {gateway_id!r}") from None
         with self._lock:
             if gateway_id not in self._gateways:
-                self._gateways[gateway_id] = Gateway(
-                    gateway_id, seed=self.seed ^ zlib.crc32(gateway_id.encode())
-                )
+                self._gateways[gateway_id] = Gateway(gateway_id, seed=self.seed ^ zlib.crc32(gateway_id.encode()))
 
     def delete_gateway(self, gateway_id: str) -> None:
         """Remove a gateway and its logs."""
@@ -335,9 +337,7 @@ class EmulatorServer:
         with self._lock:
             return self._gw(gateway_id).insert_logs(logs, int(self.wall_clock() * 1000))
 
-    def schedule_late_logs(
-        self, gateway_id: str, logs: Iterable[dict[str, Any]], after_requests: int = 1
-    ) -> None:
+    def schedule_late_logs(self, gateway_id: str, logs: Iterable[dict[str, Any]], after_requests: int = 1) -> None:
         """Insert ``logs`` (typically with ``created_at`` in the past) once ``after_requests``
         further API requests have been served (0 = now)."""
         items = [dict(x) for x in logs]
@@ -359,9 +359,7 @@ class EmulatorServer:
         with self._lock:
             return len(self._gw(gateway_id))
 
-    def ids(
-        self, gateway_id: str, start: datetime | str | None = None, end: datetime | str | None = None
-    ) -> list[str]:
+    def ids(self, gateway_id: str, start: datetime | str | None = None, end: datetime | str | None = None) -> list[str]:
         """Ids of logs with ``start <= created_at < end`` (bounds optional), ``created_at`` ascending."""
         with self._lock:
             gw = self._gw(gateway_id)
@@ -666,9 +664,7 @@ class _Handler(BaseHTTPRequestHandler):
                 429,
                 {
                     "success": False,
-                    "errors": [
-                        {"code": 971, "message": "Please wait and consider throttling your request speed"}
-                    ],
+                    "errors": [{"code": 971, "message": "Please wait and consider throttling your request speed"}],
                     "messages": [],
                     "result": None,
                 },

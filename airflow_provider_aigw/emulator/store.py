@@ -475,10 +475,7 @@ def _match_values(candidates: Iterable[Any], op: str, values: list[Any]) -> bool
         return any(_eq(c, x) for c in cands for x in values)
     if op == "contains":
         return any(
-            c is not None and _text(x).lower() in _text(c).lower()
-            for c in cands
-            for x in values
-            if x is not None
+            c is not None and _text(x).lower() in _text(c).lower() for c in cands for x in values if x is not None
         )
     return any(_cmp(c, x, op) for c in cands for x in values)
 
@@ -737,9 +734,7 @@ class Gateway:
             return False
         return all(matches(log, cms, f) for f in filters)
 
-    def select(
-        self, filters: list[Filter], search: str | None
-    ) -> tuple[int, int, list[int], list[int] | None]:
+    def select(self, filters: list[Filter], search: str | None) -> tuple[int, int, list[int], list[int] | None]:
         """Plan a selection in created_at order.
 
         Returns ``(lo, hi, excluded, explicit)``: when ``explicit`` is None the selection is
@@ -754,9 +749,7 @@ class Gateway:
                 found = {p for p in (self.find(str(v)) for v in f.values if v is not None) if p is not None}
                 cand = found if cand is None else cand & found
             others = [f for f in rest if f not in id_eq]
-            explicit = sorted(
-                p for p in (cand or set()) if lo <= p < hi and self._match_all(p, others, search)
-            )
+            explicit = sorted(p for p in (cand or set()) if lo <= p < hi and self._match_all(p, others, search))
             return lo, hi, [], explicit
         if search is None and all(f.key == "id" and f.op == "neq" for f in rest):
             excluded: set[int] = set()
@@ -822,9 +815,7 @@ class Gateway:
         positions, _total = self.ordered_positions(
             ListQuery(filters=q.filters, search=q.search, direction="asc"), 0, len(self.keys)
         )
-        acc: dict[str, list[float]] = {
-            k: [] for k in ("cost", "duration", "tokens_in", "tokens_out", "total_tokens")
-        }
+        acc: dict[str, list[float]] = {k: [] for k in ("cost", "duration", "tokens_in", "tokens_out", "total_tokens")}
         for p in positions:
             log = self.materialize(p)
             for k in ("cost", "duration", "tokens_in", "tokens_out"):

@@ -184,6 +184,7 @@ def test_stats_records(emu: EmulatorServer) -> None:
     stats = emu.stats
     for kind in ("list", "get", "request", "response", "patch", "delete"):
         assert stats[kind] == 1, kind
+        assert getattr(stats, kind) == 1, kind
     assert stats["total"] == 6
     first = stats.requests[0]
     assert first["method"] == "GET" and first["path"].endswith("/logs")
