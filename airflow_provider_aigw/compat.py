@@ -31,13 +31,17 @@ try:  # Airflow 3.x
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
 except ImportError:  # Airflow 2.x
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
+        TaskDeferred,
     )
 
 try:  # Airflow 3.x
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
@@ -69,6 +74,7 @@ __all__ = [
     "Context",
     "ObjectStoragePath",
     "PokeReturnValue",
+    "TaskDeferred",
     "TriggerEvent",
     "conf",
     "mask_secret",
