@@ -299,7 +299,7 @@ class AIGatewayClient:
                 response = self._session.request(
                     method, url, params=params, json=json_body, timeout=self.timeout, verify=self.verify_ssl
                 )
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
                 raise _Transient(
                     AIGatewayAPIError(
                         f"{method} {path} failed: {type(err).__name__} (no response)",
@@ -602,6 +602,46 @@ class AIGatewayClient:
             )
         return total
 
+    def list_page(
+        self,
+        gateway_id: str | None = None,
+        *,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        order_by: str = "created_at",
+        order_by_direction: str = "desc",
+        per_page: int = MAX_PER_PAGE,
+        search: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The first page of matching logs and how many match in all, in ONE request.
+
+        Defaults to newest first (``order_by_direction="desc"``). Inputs are validated as in
+        :meth:`iter_logs`, before the request. Used by the logs sensor and trigger.
+        """
+        query_filters = normalize_filters(filters) + window_filters(start, end)
+        if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
+            raise AIGatewayInputError(f"per_page must be an integer from 1 to {MAX_PER_PAGE}, got {per_page!r}")
+        if order_by not in LIST_ORDER_KEYS:
+            raise AIGatewayInputError(f"order_by must be one of {sorted(LIST_ORDER_KEYS)}, got {order_by!r}")
+        if order_by_direction not in ("asc", "desc"):
+            raise AIGatewayInputError(f"order_by_direction must be 'asc' or 'desc', got {order_by_direction!r}")
+        params: dict[str, Any] = {
+            "order_by": order_by,
+            "order_by_direction": order_by_direction,
+            "page": 1,
+            "per_page": per_page,
+        }
+        if search:
+            params["search"] = search
+        rows, info = self._list_page(gateway_id, query_filters, params)
+        total = info.get("total_count")
+        if not isinstance(total, int):
+            raise AIGatewayAPIError(
+                "the list response carried no result_info.total_count", method="GET", path=self._logs_path(gateway_id)
+            )
+        return rows, total
+
     # ----------------------------------------------------------- single logs
 
     def get_log(self, log_id: str, gateway_id: str | None = None) -> dict[str, Any]:
@@ -622,7 +662,8 @@ class AIGatewayClient:
         path = self._logs_path(gateway_id, validate_log_id(log_id), which)
         response = self._request("GET", path)
         # Bodies come as stored, without envelope: JSON when JSON, else text (e.g. SSE).
-        if "json" in response.headers.get("Content-Type", ""):
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type or "json" in content_type:
             try:
                 return response.json()
             except ValueError:

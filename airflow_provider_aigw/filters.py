@@ -33,6 +33,8 @@ TimeLike = dt.datetime | str
 _GATEWAY_ID = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
 _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 # Log ids are opaque (ULIDs, UUIDv7, ...) but never contain path or query syntax.
+# The time of day followed by "Z" or an offset: strings without one are refused, not guessed.
+_AWARE_ISO_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _LOG_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -107,7 +109,7 @@ def parse_time(value: TimeLike | None, *, param: str) -> pendulum.DateTime | Non
         if not isinstance(parsed, dt.datetime):
             raise AIGatewayInputError(f"{param} must be a timestamp, not a date or duration: {value!r}")
         # pendulum assumes UTC for strings without an offset; we refuse to guess.
-        if not re.search(r"(Z|[+-]\d{2}(:?\d{2})?)$", text, flags=re.IGNORECASE):
+        if not _AWARE_ISO_TIME.search(text):
             raise AIGatewayInputError(f"{param} has no timezone ({value!r}); add 'Z' or an offset such as '+00:00'")
         return pendulum.instance(parsed).in_timezone("UTC")
     if isinstance(value, dt.datetime):

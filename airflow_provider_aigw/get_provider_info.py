@@ -49,6 +49,15 @@ CONN_FIELDS: dict[str, Any] = {
         "schema": {"type": ["number", "null"], "minimum": 1, "default": 900},
         "description": "A call stops retrying after this long (a Cloudflare lock-out lasts up to 300 s).",
     },
+    "backoff_base": {
+        "label": "First retry backoff (s)",
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": 1},
+        "description": "Doubles per retry (with jitter) up to the backoff cap; 429s wait Retry-After instead.",
+    },
+    "backoff_max": {
+        "label": "Retry backoff cap (s)",
+        "schema": {"type": ["number", "null"], "minimum": 0, "default": 60},
+    },
     "budget_requests": {
         "label": "Request budget (requests per period)",
         "schema": {"type": ["integer", "null"], "minimum": 1, "default": 1000},

@@ -76,7 +76,7 @@ class AIGatewayHook(BaseHook):
         """Extra connection form fields for Airflow 2.x (3.2+ reads ``conn-fields``)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms import BooleanField, FloatField, IntegerField, StringField
         from wtforms.validators import NumberRange, Optional
 
         return {
@@ -90,6 +90,12 @@ class AIGatewayHook(BaseHook):
             ),
             "retry_deadline": IntegerField(
                 lazy_gettext("Retry deadline (s)"), validators=[Optional(), NumberRange(min=1)], default=900
+            ),
+            "backoff_base": FloatField(
+                lazy_gettext("First retry backoff (s)"), validators=[Optional(), NumberRange(min=0)], default=1.0
+            ),
+            "backoff_max": FloatField(
+                lazy_gettext("Retry backoff cap (s)"), validators=[Optional(), NumberRange(min=0)], default=60.0
             ),
             "budget_requests": IntegerField(
                 lazy_gettext("Request budget (requests per period)"),

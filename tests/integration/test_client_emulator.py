@@ -1,0 +1,218 @@
+"""The client against the bundled emulator over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from airflow_provider_aigw.client import AIGatewayClient, RequestBudget
+from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayNotFoundError
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+
+pytestmark = pytest.mark.integration
+
+UTC = dt.timezone.utc
+END = dt.datetime(2026, 11, 26, tzinfo=UTC)
+START = END - dt.timedelta(days=2)
+GW = "my-gateway"
+
+
+def client_for(server, **kwargs) -> AIGatewayClient:
+    kwargs.setdefault("budget", RequestBudget(10**6, 1))
+    kwargs.setdefault("backoff_base", 0.01)
+    kwargs.setdefault("backoff_max", 0.05)
+    return AIGatewayClient(server.account_id, api_token=server.token, base_url=server.url, gateway_id=GW, **kwargs)
+
+
+@pytest.fixture
+def emulator(aigw_emulator_factory):
+    return aigw_emulator_factory(gateways={GW: 10_000}, start=START, end=END)
+
+
+def test_full_listing_is_exact_in_order_with_ceil_n_over_50_requests(emulator):
+    client = client_for(emulator)
+    emulator.reset_stats()
+    got = [log["id"] for log in client.iter_logs(start=START, end=END)]
+    assert got == emulator.ids(GW, START, END)
+    assert len(got) == len(set(got)) == 10_000
+    assert emulator.stats["list"] == 200 == emulator.stats["total"]
+
+
+def test_descending_listing_is_exact(emulator):
+    got = [log["id"] for log in client_for(emulator).iter_logs(order_by_direction="desc")]
+    assert got == list(reversed(emulator.ids(GW)))
+
+
+def test_filtered_window_returns_exactly_the_expected_subset(emulator):
+    start, end = START + dt.timedelta(hours=5), START + dt.timedelta(hours=17)
+    filters = [
+        {"key": "provider", "operator": "eq", "value": ["openai", "anthropic"]},
+        {"key": "success", "operator": "eq", "value": [True]},
+    ]
+    expected = [
+        log["id"]
+        for log in emulator.logs(GW)
+        if start <= dt.datetime.fromisoformat(log["created_at"].replace("Z", "+00:00")) < end
+        and log["provider"] in ("openai", "anthropic")
+        and log["success"] is True
+    ]
+    assert expected, "the seed must produce matches"
+    client = client_for(emulator)
+    emulator.reset_stats()
+    got = [log["id"] for log in client.iter_logs(filters=filters, start=start, end=end)]
+    assert got == expected
+    assert client.count_logs(filters=filters, start=start, end=end) == len(expected)
+    assert emulator.stats["list"] == -(-len(expected) // 50) + 1
+
+
+def test_window_bounds_are_half_open_at_the_millisecond(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 0})
+    edge = dt.datetime(2026, 11, 26, 12, tzinfo=UTC)
+    ms = dt.timedelta(milliseconds=1)
+    stamps = {"before": edge - ms, "at-start": edge, "inside": edge + ms, "last": edge + dt.timedelta(hours=1) - ms}
+    stamps["at-end"] = edge + dt.timedelta(hours=1)
+    ids = server.add_logs(GW, [{"created_at": t.isoformat().replace("+00:00", "Z")} for t in stamps.values()])
+    by_name = dict(zip(stamps, ids, strict=True))
+    got = [log["id"] for log in client_for(server).iter_logs(start=edge, end=edge + dt.timedelta(hours=1))]
+    assert got == [by_name["at-start"], by_name["inside"], by_name["last"]]
+
+
+def test_delete_by_window_removes_exactly_the_matching_logs(emulator):
+    client = client_for(emulator)
+    start, end = START + dt.timedelta(hours=1), START + dt.timedelta(hours=3)
+    doomed = set(emulator.ids(GW, start, end))
+    before = set(emulator.ids(GW))
+    emulator.reset_stats()
+    client.delete_logs(start=start, end=end, limit=100)
+    assert len(before - set(emulator.ids(GW))) == 100
+    client.delete_logs(start=start, end=end)
+    assert set(emulator.ids(GW)) == before - doomed
+    assert client.count_logs(start=start, end=end) == 0
+    assert emulator.stats["delete"] == 2
+
+
+def test_listing_survives_5xx_and_dropped_connections(emulator):
+    emulator.faults.update(error_rate=0.2, drop_rate=0.05, seed=7)
+    client = client_for(emulator)
+    emulator.reset_stats()
+    got = [log["id"] for log in client.iter_logs(start=START, end=END)]
+    assert got == emulator.ids(GW, START, END)
+    stats = emulator.stats
+    assert stats["served_5xx"] > 20 and stats["dropped"] > 3
+    assert stats["list"] == 200 + stats["served_5xx"] + stats["dropped"]
+
+
+def test_client_budget_matching_the_rule_never_trips_the_lockout(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 2_000}, start=START, end=END)
+    server.faults.update(rate_limit_requests=20, rate_limit_period_s=1.0, lockout_s=1.0)
+    client = client_for(server, budget=RequestBudget(18, 1.0))
+    got = [log["id"] for log in client.iter_logs()]
+    assert got == server.ids(GW)
+    assert server.stats["served_429"] == 0
+    assert client.budget.waited_seconds > 0
+
+
+def test_lockout_is_waited_out_and_the_listing_stays_exact(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 2_000}, start=START, end=END)
+    server.faults.update(rate_limit_requests=15, rate_limit_period_s=1.0, lockout_s=1.0)
+    client = client_for(server)  # no useful client budget: the API's 429s govern
+    got = [log["id"] for log in client.iter_logs()]
+    assert got == server.ids(GW)
+    assert server.stats["served_429"] >= 1
+
+
+def test_listing_is_exact_while_the_gateway_inserts_and_deletes_oldest(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 3_000}, start=START, end=END)
+    before = set(server.ids(GW))
+    server.faults.update(churn_insert_per_request=25, capacity=3_000)
+    got = [log["id"] for log in client_for(server).iter_logs(end=END)]
+    after = set(server.ids(GW))
+    present_throughout = before & after
+    assert len(before - after) > 1_000, "churn must delete logs ahead of the cursor"
+    assert len(got) == len(set(got))
+    assert present_throughout <= set(got) <= before
+
+
+def test_page_number_pagination_would_skip_under_the_same_churn(aigw_emulator_factory):
+    """Why the keyset walk exists: page numbers skip logs when the oldest are deleted."""
+    server = aigw_emulator_factory(gateways={GW: 3_000}, start=START, end=END)
+    before = set(server.ids(GW))
+    server.faults.update(churn_insert_per_request=25, capacity=3_000)
+    client = client_for(server)
+    got = set()
+    for page in range(1, 61):
+        rows, _ = client._list_page(None, [], {"page": page, "per_page": 50, "order_by_direction": "asc"})
+        got |= {r["id"] for r in rows}
+    assert (before & set(server.ids(GW))) - got, "page numbers skipped nothing - the churn scenario is too weak"
+
+
+def test_logs_with_many_ties_and_late_arrivals(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 500}, start=START, end=END)
+    instant = (START + dt.timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    tied = server.add_logs(GW, [{"created_at": instant} for _ in range(140)])
+    got = [log["id"] for log in client_for(server).iter_logs()]
+    assert len(got) == len(set(got)) == 640
+    assert set(tied) <= set(got)
+
+
+def test_bodies_patch_and_errors(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 0})
+    with_body, without = server.add_logs(
+        GW,
+        [
+            {
+                "request_body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                "response_body": 'data: {"x": 1}\n\ndata: [DONE]\n\n',
+            },
+            {"request_body": None, "response_body": None},
+        ],
+    )
+    client = client_for(server)
+    assert client.get_log_request(with_body) == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    assert client.get_log_response(with_body) == 'data: {"x": 1}\n\ndata: [DONE]\n\n'
+    with pytest.raises(AIGatewayNotFoundError):
+        client.get_log_request(without)
+    client.patch_log(with_body, feedback=1, score=87.5, metadata={"reviewed": True})
+    detail = client.get_log(with_body)
+    assert detail["id"] == with_body
+    assert [log["id"] for log in client.iter_logs(filters={"key": "feedback", "operator": "eq", "value": 1})] == [
+        with_body
+    ]
+    with pytest.raises(AIGatewayNotFoundError):
+        client.get_log("0193a7c2-5e1f-7abc-8def-0123456789ab")
+
+
+def test_read_only_token_cannot_delete(aigw_emulator_factory):
+    server = aigw_emulator_factory(gateways={GW: 10})
+    client = AIGatewayClient(
+        server.account_id,
+        api_token=server.read_only_token,
+        base_url=server.url,
+        gateway_id=GW,
+        budget=RequestBudget(100, 1),
+    )
+    assert client.count_logs() == 10
+    with pytest.raises(AIGatewayAPIError, match="AI Gateway Write") as info:
+        client.delete_logs(start=START)
+    assert info.value.status == 403
+    assert server.count(GW) == 10
+
+
+def test_hook_from_the_fixture_connection(aigw_emulator):
+    hook = AIGatewayHook()
+    assert hook.test_connection() == (True, "Connected: gateway 'my-gateway' holds 1000 logs")
+    assert [log["id"] for log in hook.iter_logs()] == aigw_emulator.ids(GW)
+
+
+def test_hook_from_a_uri_connection(aigw_emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AIGW_URI", aigw_emulator.airflow_conn_uri(GW))
+    assert AIGatewayHook("aigw_uri").count_logs() == 1000
+
+
+def test_emulator_saw_the_single_json_filters_parameter(aigw_emulator):
+    aigw_emulator.reset_stats()
+    AIGatewayHook().count_logs(filters={"key": "model", "operator": "eq", "value": "gpt-4o"})
+    (record,) = aigw_emulator.stats.requests
+    assert json.loads(record["query"]["filters"][0]) == [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}]

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pendulum
+import pytest
+
+from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.filters import (
+    encode_filters,
+    format_time,
+    normalize_filters,
+    parse_created_at,
+    parse_time,
+    validate_gateway_id,
+    validate_log_id,
+    validate_window,
+    window_filters,
+)
+
+UTC = dt.timezone.utc
+
+
+def test_scalar_value_is_wrapped_and_single_dict_accepted():
+    assert normalize_filters({"key": "model", "operator": "eq", "value": "gpt-4o"}) == [
+        {"key": "model", "operator": "eq", "value": ["gpt-4o"]}
+    ]
+
+
+def test_list_values_and_types_kept():
+    filters = [
+        {"key": "success", "operator": "eq", "value": [False]},
+        {"key": "cost", "operator": "gt", "value": 0.5},
+        {"key": "event_id", "operator": "neq", "value": [None, "x"]},
+    ]
+    assert normalize_filters(filters) == [
+        {"key": "success", "operator": "eq", "value": [False]},
+        {"key": "cost", "operator": "gt", "value": [0.5]},
+        {"key": "event_id", "operator": "neq", "value": [None, "x"]},
+    ]
+
+
+def test_unknown_keys_are_allowed_because_the_api_adds_keys():
+    assert normalize_filters([{"key": "brand_new_key", "operator": "eq", "value": 1}])[0]["key"] == "brand_new_key"
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ("model=gpt", "filters must be a list of filter dicts"),
+        (42, "filters must be a list"),
+        (["x"], r"filters\[0\] must be a dict"),
+        ([{"operator": "eq", "value": [1]}], r"filters\[0\].key must be a non-empty string"),
+        ([{"key": " ", "operator": "eq", "value": [1]}], r"filters\[0\].key must be a non-empty string"),
+        ([{"key": "model", "value": [1]}], r"filters\[0\].operator must be one of"),
+        ([{"key": "model", "operator": "gte", "value": [1]}], r"operator must be one of .*'gte'"),
+        ([{"key": "model", "operator": "eq"}], r"filters\[0\].value is required"),
+        ([{"key": "model", "operator": "eq", "value": []}], "must not be empty"),
+        ([{"key": "model", "operator": "eq", "value": [{"a": 1}]}], "value items must be strings"),
+        ([{"key": "cost", "operator": "gt", "value": [float("nan")]}], "finite numbers"),
+        ([{"key": "model", "operator": "eq", "value": ["a"], "op": "x"}], "unexpected field"),
+    ],
+)
+def test_bad_filters_are_refused_with_a_message_naming_the_item(filters, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        normalize_filters(filters)
+
+
+def test_encoding_is_one_compact_json_array():
+    encoded = encode_filters(normalize_filters({"key": "model", "operator": "eq", "value": "gpt-4o"}))
+    assert encoded == '[{"key":"model","operator":"eq","value":["gpt-4o"]}]'
+    assert json.loads(encoded) == [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}]
+
+
+def test_window_is_half_open_at_millisecond_resolution():
+    start = dt.datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
+    end = dt.datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
+    assert window_filters(start, end) == [
+        {"key": "created_at", "operator": "gt", "value": ["2026-11-25T23:59:59.999Z"]},
+        {"key": "created_at", "operator": "lt", "value": ["2026-11-27T00:00:00.000Z"]},
+    ]
+    assert window_filters(None, end) == [{"key": "created_at", "operator": "lt", "value": ["2026-11-27T00:00:00.000Z"]}]
+    assert window_filters() == []
+
+
+def test_times_from_strings_pendulum_and_offsets_become_utc():
+    assert parse_time("2026-11-26T02:00:00+02:00", param="start") == pendulum.datetime(2026, 11, 26, 0, 0)
+    assert parse_time("2026-11-26T00:00:00Z", param="start") == pendulum.datetime(2026, 11, 26)
+    assert parse_time(pendulum.datetime(2026, 11, 26, tz="Europe/Paris"), param="start") == pendulum.datetime(
+        2026, 11, 25, 23
+    )
+    assert format_time(dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
+    assert parse_created_at("2026-01-02T03:04:05.678Z") == dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (dt.datetime(2026, 11, 26), None, "start is a naive datetime"),
+        (None, "2026-11-26T00:00:00", "end has no timezone"),
+        ("yesterday", None, "start must be an ISO 8601 timestamp"),
+        ("2026-11-26", None, "start has no timezone|must be a timestamp"),
+        (20261126, None, "start must be a timezone-aware datetime"),
+        ("2026-11-27T00:00:00Z", "2026-11-26T00:00:00Z", r"end .* must be after start"),
+        ("2026-11-27T00:00:00Z", "2026-11-27T00:00:00Z", r"end .* must be after start"),
+    ],
+)
+def test_bad_windows_are_refused(start, end, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        validate_window(start, end)
+
+
+@pytest.mark.parametrize("gateway_id", ["my-gateway", "a", "gw_1-prod", "x" * 64])
+def test_valid_gateway_ids(gateway_id):
+    assert validate_gateway_id(gateway_id) == gateway_id
+
+
+@pytest.mark.parametrize(
+    "gateway_id", ["", None, "My-Gateway", "a--b", "-a", "a-", "../../zones", "a/b", "a?b", "x" * 65, "a b"]
+)
+def test_invalid_gateway_ids(gateway_id):
+    with pytest.raises(AIGatewayInputError, match="gateway_id"):
+        validate_gateway_id(gateway_id)
+
+
+@pytest.mark.parametrize("log_id", ["../x", "a/b", "..", "a?b", "a%2Fb", "", None, "a b", "x" * 129])
+def test_invalid_log_ids(log_id):
+    with pytest.raises(AIGatewayInputError, match="log_id"):
+        validate_log_id(log_id)
+
+
+@pytest.mark.parametrize("log_id", ["01JABCDXYZ0123456789ABCDEF", "0193a7c2-5e1f-7abc-8def-0123456789ab"])
+def test_valid_log_ids(log_id):
+    assert validate_log_id(log_id) == log_id

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+from airflow_provider_aigw.client import DEFAULT_BASE_URL
+from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayInputError
+from airflow_provider_aigw.get_provider_info import get_provider_info
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+TOKEN = "hook-TOKEN-7f3a9c1e"
+ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
+LOGS = f"{DEFAULT_BASE_URL}/accounts/{ACCOUNT}/ai-gateway/gateways/%s/logs"
+EMPTY = {"success": True, "result": [], "result_info": {"total_count": 0}}
+
+
+def set_conn(monkeypatch, *, conn_id: str = "cloudflare_ai_gateway_default", **fields) -> None:
+    conn = {"conn_type": "cloudflare_ai_gateway", "password": TOKEN, "extra": {"account_id": ACCOUNT}}
+    extra = fields.pop("extra", None)
+    conn.update(fields)
+    if extra is not None:
+        conn["extra"] = extra
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+def test_json_connection_defaults(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "from-conn"})
+    requests_mock.get(LOGS % "from-conn", json=EMPTY)
+    hook = AIGatewayHook()
+    assert hook.client.base_url == DEFAULT_BASE_URL
+    assert hook.client.timeout == 30 and hook.client.max_retries == 10
+    assert hook.client.budget.max_requests == 1000 and hook.client.budget.period == 300
+    assert hook.count_logs() == 0
+    assert requests_mock.last_request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_gateway_precedence_method_then_hook_then_connection(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "from-conn"})
+    for gw in ("from-conn", "from-hook", "from-call"):
+        requests_mock.get(LOGS % gw, json=EMPTY)
+    AIGatewayHook().count_logs()
+    assert "/gateways/from-conn/" in requests_mock.last_request.url
+    hook = AIGatewayHook(gateway_id="from-hook")
+    hook.count_logs()
+    assert "/gateways/from-hook/" in requests_mock.last_request.url
+    hook.count_logs(gateway_id="from-call")
+    assert "/gateways/from-call/" in requests_mock.last_request.url
+
+
+def test_uri_connection_with_string_extras(monkeypatch):
+    uri = (
+        f"cloudflare-ai-gateway://:{TOKEN}@{quote('http://127.0.0.1:8787/client/v4', safe='')}"
+        f"?account_id={ACCOUNT}&gateway_id=gw&timeout=12.5&max_retries=3&budget_requests=600"
+        "&budget_period=60&verify_ssl=true&retry_deadline=120"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_AIGW_URI", uri)
+    client = AIGatewayHook("aigw_uri").client
+    assert client.base_url == "http://127.0.0.1:8787/client/v4"
+    assert (client.timeout, client.max_retries, client.retry_deadline) == (12.5, 3, 120)
+    assert (client.budget.max_requests, client.budget.period) == (600, 60)
+    assert client.gateway_id == "gw" and client.verify_ssl is True
+
+
+def test_host_without_scheme_is_https(monkeypatch):
+    set_conn(monkeypatch, host="api.example.test", schema="client/v4")
+    assert AIGatewayHook().client.base_url == "https://api.example.test/client/v4"
+
+
+def test_login_switches_to_global_api_key(monkeypatch, requests_mock):
+    set_conn(monkeypatch, login="me@example.com", password="global-key-0001", extra={"account_id": ACCOUNT})
+    requests_mock.get(LOGS % "gw", json=EMPTY)
+    AIGatewayHook(gateway_id="gw").count_logs()
+    headers = requests_mock.last_request.headers
+    assert headers["X-Auth-Email"] == "me@example.com" and headers["X-Auth-Key"] == "global-key-0001"
+    assert "Authorization" not in headers
+
+
+def test_missing_account_id_names_the_connection(monkeypatch, requests_mock):
+    set_conn(monkeypatch, conn_id="my_cf", extra={"gateway_id": "gw"})
+    with pytest.raises(
+        AIGatewayInputError, match="account_id is missing: set 'account_id' in the extra of connection 'my_cf'"
+    ):
+        AIGatewayHook("my_cf").count_logs()
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"timeout": "soon"}, "extra 'timeout' of connection 'cloudflare_ai_gateway_default' must be a float"),
+        ({"max_retries": "2.5"}, "extra 'max_retries' .* must be a int"),
+        ({"verify_ssl": "maybe"}, "extra 'verify_ssl' .* must be a bool"),
+        ({"budget_requests": "0"}, "budget_requests must be a positive integer"),
+    ],
+)
+def test_bad_extras(monkeypatch, requests_mock, extra, message):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, **extra})
+    with pytest.raises((AIGatewayConfigError, AIGatewayInputError), match=message):
+        AIGatewayHook().client  # noqa: B018
+    assert requests_mock.call_count == 0
+
+
+def test_plain_http_remote_host_refused(monkeypatch):
+    set_conn(monkeypatch, host="http://api.cloudflare.com/client/v4")
+    with pytest.raises(AIGatewayConfigError, match="Refusing to send credentials over plain http"):
+        AIGatewayHook().client  # noqa: B018
+
+
+def test_verify_ssl_off_warns(monkeypatch, caplog):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "verify_ssl": False})
+    with caplog.at_level("WARNING"):
+        assert AIGatewayHook().client.verify_ssl is False
+    assert "TLS certificate verification is OFF" in caplog.text
+
+
+def test_missing_connection_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    with pytest.raises(Exception, match="isn't defined|not defined|does not exist"):
+        AIGatewayHook("no_such_conn").client  # noqa: B018
+
+
+def test_test_connection(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    requests_mock.get(LOGS % "gw", json={"success": True, "result": [{}], "result_info": {"total_count": 42}})
+    assert AIGatewayHook().test_connection() == (True, "Connected: gateway 'gw' holds 42 logs")
+    requests_mock.get(
+        LOGS % "gw",
+        status_code=403,
+        json={"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]},
+    )
+    ok, message = AIGatewayHook().test_connection()
+    assert not ok and "Authentication error" in message and "AI Gateway Read" in message
+    assert TOKEN not in message
+
+
+def test_test_connection_without_gateway(monkeypatch, requests_mock):
+    set_conn(monkeypatch)
+    ok, message = AIGatewayHook().test_connection()
+    assert not ok and "set 'gateway_id'" in message
+    assert requests_mock.call_count == 0
+
+
+def test_reprs_hold_no_token(monkeypatch):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    hook = AIGatewayHook()
+    assert TOKEN not in repr(hook) and TOKEN not in repr(hook.client) and TOKEN not in repr(hook.client.budget)
+
+
+def test_token_is_registered_with_the_secrets_masker(monkeypatch):
+    from airflow.sdk.log import mask_secret  # noqa: F401  (the masker under test)
+
+    try:
+        from airflow.sdk._shared.secrets_masker import redact
+    except ImportError:  # pragma: no cover - other Airflow layouts
+        from airflow.sdk.execution_time.secrets_masker import redact
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    AIGatewayHook().client  # noqa: B018
+    assert TOKEN not in str(redact(f"Authorization: Bearer {TOKEN}"))
+
+
+def test_ui_metadata_for_airflow_2_and_3():
+    behaviour = AIGatewayHook.get_ui_field_behaviour()
+    assert behaviour["hidden-fields"] == ["schema", "port"]
+    assert behaviour["relabeling"] == {
+        "password": "API Token",
+        "host": "API base URL",
+        "login": "Email (Global API Key auth only)",
+    }
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert conn_type["connection-type"] == "cloudflare_ai_gateway"
+    assert conn_type["hook-class-name"] == "airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook"
+    assert conn_type["ui-field-behaviour"] == behaviour
+    assert {
+        "account_id",
+        "gateway_id",
+        "timeout",
+        "max_retries",
+        "budget_requests",
+        "budget_period",
+        "verify_ssl",
+    } <= set(conn_type["conn-fields"])
