@@ -118,7 +118,7 @@ def test_verify_ssl_off_warns(monkeypatch, caplog):
 
 def test_missing_connection_is_a_clear_error(monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
-    with pytest.raises(Exception, match="isn't defined|not defined|does not exist"):
+    with pytest.raises(Exception, match=r"isn't defined|not defined|does not exist"):
         AIGatewayHook("no_such_conn").client  # noqa: B018
 
 
