@@ -290,6 +290,9 @@ class AIGatewayClient:
     ) -> requests.Response:
         """Send one API call with budget, retries and error mapping; return the 2xx response."""
         url = self.base_url + path
+        if params:
+            # The API reads JSON-style booleans; requests would send "True".
+            params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items()}
         started = self._clock()
 
         def attempt() -> requests.Response:
@@ -484,6 +487,9 @@ class AIGatewayClient:
         base_params: dict[str, Any] = {"order_by": order_by, "order_by_direction": order_by_direction}
         if search:
             base_params["search"] = search
+        reserved = sorted(set(params) & {"page", "per_page", "filters", "start", "end"})
+        if reserved:
+            raise AIGatewayInputError(f"{reserved} cannot be passed as extra query parameters of a listing")
         base_params.update(params)
         if order_by == "created_at":
             walk = self._iter_keyset(

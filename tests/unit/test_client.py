@@ -251,7 +251,7 @@ def test_other_orders_use_page_numbers(requests_mock, client):
 
 def test_search_and_extra_params_pass_through(requests_mock, client):
     requests_mock.get(LOGS, json=FakeListAPI([]))
-    list(client.iter_logs(search="invoice", meta_info="true"))
+    list(client.iter_logs(search="invoice", meta_info=True))
     query = query_of(requests_mock.last_request)
     assert query["search"] == ["invoice"] and query["meta_info"] == ["true"]
 
@@ -275,6 +275,7 @@ def test_count_logs_is_one_request_with_per_page_1(requests_mock, client):
         ({"start": dt.datetime(2026, 1, 1)}, "naive"),
         ({"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z"}, "must be after start"),
         ({"gateway_id": "../../zones"}, "not a valid gateway id"),
+        ({"page": 3}, r"\['page'\] cannot be passed"),
     ],
 )
 def test_bad_list_input_raises_before_any_request(requests_mock, client, kwargs, message):
