@@ -1,0 +1,428 @@
+"""AIGatewayLogsTrigger: serialisation, polling, backoff, deadline, errors, event-loop safety.
+
+Driven with pytest-asyncio against the in-process emulator (real HTTP). Time is faked
+(``trigger._clock`` / ``trigger._sleep``) wherever the number of polls matters, so request
+counts are exact and nothing sleeps for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError, AIGatewayRateLimitError
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger, is_transient
+
+GW = "my-gateway"
+ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T1 = T0 + timedelta(hours=1)
+NOW = 1_800_000_000.0  # fake epoch seconds
+
+
+class FakeTime:
+    """A clock that only moves when the trigger sleeps; records every wait."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+        self.waits: list[float] = []
+        self.on_sleep: Any = None
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.waits))
+        await asyncio.sleep(0)
+
+
+def faked(trigger: AIGatewayLogsTrigger, fake: FakeTime) -> AIGatewayLogsTrigger:
+    trigger._clock = fake.clock
+    trigger._sleep = fake.sleep
+    return trigger
+
+
+async def first_event(trigger: AIGatewayLogsTrigger) -> dict[str, Any]:
+    events = [event.payload async for event in trigger.run()]
+    assert len(events) == 1
+    return events[0]
+
+
+def logs_in_window(n: int, model: str = "gpt-4o", offset_min: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"created_at": (T0 + timedelta(minutes=offset_min + i)).isoformat(), "model": model, "provider": "openai"}
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory, monkeypatch):
+    """An empty gateway; connection without client-side retries so each poll is one request."""
+    server = aigw_emulator_factory(gateways={GW: 0})
+    monkeypatch.setenv(ENV, server.airflow_conn_json(GW, max_retries=0))
+    return server
+
+
+# ------------------------------------------------------------------ serialisation
+
+
+def test_serialize_round_trips_json_only_kwargs():
+    trigger = AIGatewayLogsTrigger(
+        aigw_conn_id="my_conn",
+        gateway_id="gw-1",
+        filters={"key": "model", "operator": "eq", "value": "gpt-4o"},
+        start=T0,
+        end="2026-11-20T13:00:00+00:00",
+        min_count=3,
+        max_matches=2,
+        poll_interval=15,
+        deadline=NOW + 600,
+        not_before=NOW + 60,
+        exponential_backoff=True,
+        max_interval=120,
+    )
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_aigw.triggers.ai_gateway.AIGatewayLogsTrigger"
+    assert kwargs == {
+        "aigw_conn_id": "my_conn",
+        "gateway_id": "gw-1",
+        "filters": [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}],
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+        "min_count": 3,
+        "max_matches": 2,
+        "poll_interval": 15.0,
+        "deadline": NOW + 600,
+        "not_before": NOW + 60,
+        "exponential_backoff": True,
+        "max_interval": 120.0,
+    }
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    again = AIGatewayLogsTrigger(**json.loads(json.dumps(kwargs)))
+    assert again.serialize() == (path, kwargs)
+
+
+def test_serialize_defaults():
+    _, kwargs = AIGatewayLogsTrigger().serialize()
+    assert kwargs == {
+        "aigw_conn_id": "cloudflare_ai_gateway_default",
+        "gateway_id": None,
+        "filters": [],
+        "start": None,
+        "end": None,
+        "min_count": 1,
+        "max_matches": 5,
+        "poll_interval": 60.0,
+        "deadline": None,
+        "not_before": None,
+        "exponential_backoff": False,
+        "max_interval": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_count": 0}, "min_count"),
+        ({"min_count": True}, "min_count"),
+        ({"max_matches": 51}, "max_matches"),
+        ({"filters": "model=gpt-4o"}, "filters"),
+        ({"filters": {"key": "model", "operator": "like", "value": "x"}}, "operator"),
+        ({"start": datetime(2026, 11, 20)}, "naive"),
+        ({"start": T1, "end": T0}, "must be after start"),
+        ({"poll_interval": -1}, "poll_interval"),
+        ({"deadline": float("nan")}, "deadline"),
+    ],
+)
+def test_bad_input_is_refused(kwargs, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        AIGatewayLogsTrigger(**kwargs)
+
+
+def test_repr_and_events_never_hold_the_token(emu):
+    trigger = AIGatewayLogsTrigger(gateway_id=GW)
+    assert emu.token not in repr(trigger)
+    assert emu.token not in json.dumps(trigger.serialize())
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(None, True), (429, True), (500, True), (503, True), (400, False), (403, False), (404, False)],
+)
+def test_is_transient(status, transient):
+    assert is_transient(AIGatewayAPIError("x", status=status)) is transient
+    assert is_transient(AIGatewayInputError("x")) is False
+
+
+# ------------------------------------------------------------------ polling (emulator)
+
+
+async def test_success_at_once_returns_count_and_newest_matches(emu):
+    emu.add_logs(GW, logs_in_window(4) + logs_in_window(2, model="claude", offset_min=10))
+    emu.add_logs(GW, [{"created_at": (T1 + timedelta(minutes=5)).isoformat(), "model": "gpt-4o"}])  # outside
+    emu.reset_stats()
+    fake = FakeTime()
+    trigger = faked(
+        AIGatewayLogsTrigger(
+            filters=[{"key": "model", "operator": "eq", "value": "gpt-4o"}],
+            start=T0,
+            end=T1,
+            min_count=3,
+            max_matches=2,
+            poll_interval=30,
+            deadline=NOW + 300,
+        ),
+        fake,
+    )
+    event = await first_event(trigger)
+    assert event["status"] == "success"
+    result = event["result"]
+    assert {k: v for k, v in result.items() if k != "matches"} == {
+        "count": 4,
+        "min_count": 3,
+        "gateway_id": GW,
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+    }
+    assert [m["created_at"] for m in result["matches"]] == ["2026-11-20T12:03:00.000Z", "2026-11-20T12:02:00.000Z"]
+    assert all(m["model"] == "gpt-4o" for m in result["matches"])
+    assert emu.stats["total"] == 1 and fake.waits == []
+    query = emu.stats.requests[0]["query"]
+    assert query["per_page"] == ["2"] and query["order_by_direction"] == ["desc"]
+    assert json.loads(query["filters"][0])[0] == {"key": "model", "operator": "eq", "value": ["gpt-4o"]}
+    assert emu.token not in json.dumps(event)
+
+
+async def test_late_logs_polls_until_they_arrive(emu):
+    emu.schedule_late_logs(GW, logs_in_window(2), after_requests=2)  # visible from the 3rd request on
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, min_count=2, poll_interval=10, deadline=NOW + 3600), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "success" and event["result"]["count"] == 2
+    assert emu.stats["list"] == 3
+    assert fake.waits == [10, 10]
+
+
+async def test_exponential_backoff_capped_by_max_interval(emu):
+    emu.schedule_late_logs(GW, logs_in_window(1), after_requests=5)
+    fake = FakeTime()
+    trigger = faked(
+        AIGatewayLogsTrigger(
+            start=T0, end=T1, poll_interval=10, exponential_backoff=True, max_interval=50, deadline=NOW + 3600
+        ),
+        fake,
+    )
+    event = await first_event(trigger)
+    assert event["status"] == "success"
+    assert fake.waits == [10, 20, 40, 50, 50]
+    assert emu.stats["list"] == 6
+
+
+async def test_deadline_yields_timeout_after_a_last_poll_at_the_deadline(emu):
+    emu.add_logs(GW, logs_in_window(1))
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, min_count=2, poll_interval=3, deadline=NOW + 10), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "timeout"
+    assert event["count"] == 1
+    assert "at least 2 matching log(s)" in event["message"] and "1 matching log(s)" in event["message"]
+    # polls at t=0, 3, 6, 9 and a last one at the deadline (t=10)
+    assert fake.waits == [3, 3, 3, 1]
+    assert emu.stats["list"] == 5
+
+
+async def test_deadline_already_passed_polls_once(emu):
+    fake = FakeTime()
+    event = await first_event(faked(AIGatewayLogsTrigger(poll_interval=3, deadline=NOW - 1), fake))
+    assert event == {
+        "status": "timeout",
+        "message": "Timed out waiting for at least 1 matching log(s) in gateway (connection default): "
+        "0 matching log(s)",
+        "count": 0,
+    }
+    assert emu.stats["list"] == 1 and fake.waits == []
+
+
+async def test_not_before_delays_the_first_poll(emu):
+    emu.add_logs(GW, logs_in_window(1))
+    fake = FakeTime()
+    trigger = faked(
+        AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=5, not_before=NOW + 42, deadline=NOW + 100), fake
+    )
+    seen: list[int] = []
+    fake.on_sleep = lambda n: seen.append(emu.stats["total"])
+    event = await first_event(trigger)
+    assert event["status"] == "success"
+    assert fake.waits == [42] and seen == [0]  # no request before the window settled
+    assert emu.stats["list"] == 1
+
+
+async def test_not_before_past_the_deadline_times_out_without_a_request(emu):
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(not_before=NOW + 100, deadline=NOW + 30), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "timeout" and event["count"] is None
+    assert "no successful check" in event["message"]
+    assert fake.waits == [30] and emu.stats["total"] == 0
+
+
+# ------------------------------------------------------------------ errors
+
+
+async def test_transient_5xx_and_drops_are_retried_with_backoff(emu):
+    emu.add_logs(GW, logs_in_window(1))
+    emu.faults.update(error_rate=0.5, drop_rate=0.5)  # every request fails one way or the other
+    fake = FakeTime()
+    fake.on_sleep = lambda n: emu.faults.update(error_rate=0.0, drop_rate=0.0) if n == 3 else None
+    trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=2, deadline=NOW + 600), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "success" and event["result"]["count"] == 1
+    assert fake.waits == [2, 4, 8]  # doubling per consecutive transient failure
+    assert emu.stats["list"] == 4
+    assert emu.stats["served_5xx"] + emu.stats["dropped"] == 3
+
+
+async def test_transient_backoff_honours_retry_after_and_max_interval(monkeypatch):
+    script: list[Any] = [
+        AIGatewayRateLimitError("429", status=429, retry_after=45),
+        AIGatewayAPIError("502", status=502),
+        AIGatewayAPIError("no response", status=None),
+        AIGatewayAPIError("503", status=503),
+        {"count": 0},
+        {"count": 1, "matches": []},
+    ]
+
+    def scripted(self, remaining):
+        item = script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    monkeypatch.setattr(AIGatewayLogsTrigger, "_check", scripted)
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(poll_interval=5, max_interval=12, deadline=NOW + 600), fake)
+    event = await first_event(trigger)
+    assert event == {"status": "success", "result": {"count": 1, "matches": []}}
+    # 429 waits Retry-After (45 > 5); then 10, then 12 (capped), 12; a clean poll resets to 5
+    assert fake.waits == [45, 10, 12, 12, 5]
+
+
+async def test_transient_failures_until_the_deadline_time_out(emu):
+    emu.faults.update(error_rate=1.0)
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 10), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "timeout" and event["count"] is None
+    assert fake.waits == [1, 2, 4, 3]  # the last wait is cut at the deadline
+    assert emu.stats["list"] == 5
+
+
+async def test_forbidden_yields_error_at_once(aigw_emulator_factory, monkeypatch):
+    server = aigw_emulator_factory(gateways={GW: 3})
+    conn = json.loads(server.airflow_conn_json(GW))
+    conn["password"] = "wrong-TOKEN-1234"
+    monkeypatch.setenv(ENV, json.dumps(conn))
+    fake = FakeTime()
+    event = await first_event(faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 600), fake))
+    assert event["status"] == "error"
+    assert event["http_status"] == 403 and event["error_type"] == "AIGatewayAPIError"
+    assert "HTTP 403" in event["message"] and "AI Gateway Read" in event["message"]
+    assert "wrong-TOKEN-1234" not in json.dumps(event)
+    assert server.stats["total"] == 1 and fake.waits == []
+
+
+async def test_bad_filter_key_400_yields_error_at_once(emu):
+    fake = FakeTime()
+    trigger = faked(
+        AIGatewayLogsTrigger(filters={"key": "no_such_key", "operator": "eq", "value": 1}, deadline=NOW + 600), fake
+    )
+    event = await first_event(trigger)
+    assert event["status"] == "error" and event["http_status"] == 400
+    assert emu.stats["total"] == 1 and fake.waits == []
+
+
+async def test_unknown_gateway_404_yields_error_at_once(emu):
+    event = await first_event(faked(AIGatewayLogsTrigger(gateway_id="nope", deadline=NOW + 600), FakeTime()))
+    assert event["status"] == "error" and event["http_status"] == 404
+    assert event["error_type"] == "AIGatewayNotFoundError"
+    assert emu.stats["total"] == 1
+
+
+async def test_missing_connection_yields_error_event(monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    event = await first_event(faked(AIGatewayLogsTrigger(aigw_conn_id="does_not_exist"), FakeTime()))
+    assert event["status"] == "error" and event["http_status"] is None
+    assert "does_not_exist" in event["message"]
+
+
+# ------------------------------------------------------------------ the event loop
+
+
+async def test_connection_lookup_and_http_run_off_the_event_loop(emu, monkeypatch):
+    """A request held open in the emulator must not stop other coroutines on the loop."""
+    emu.add_logs(GW, logs_in_window(1))
+    loop_thread = threading.get_ident()
+    lookup_threads: list[int] = []
+    real_get_connection = AIGatewayHook.get_connection
+
+    def recording_get_connection(conn_id):
+        lookup_threads.append(threading.get_ident())
+        return real_get_connection(conn_id)
+
+    monkeypatch.setattr(AIGatewayHook, "get_connection", staticmethod(recording_get_connection))
+
+    in_flight, release = threading.Event(), threading.Event()
+    real_before = emu._before_request
+
+    def held_request() -> None:  # runs in the emulator's handler thread
+        in_flight.set()
+        release.wait(timeout=10)  # fail-safe: a blocked loop makes the test fail, not hang
+        real_before()
+
+    emu._before_request = held_request
+    ticks = 0
+    released_by_ticker = False
+
+    async def ticker() -> None:
+        nonlocal ticks, released_by_ticker
+        while not in_flight.is_set():
+            await asyncio.sleep(0.001)
+        for _ in range(20):  # the loop keeps running while the request is in flight
+            ticks += 1
+            await asyncio.sleep(0)
+        released_by_ticker = not release.is_set()
+        release.set()
+
+    trigger = AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=1, deadline=None)
+    event, _ = await asyncio.gather(first_event(trigger), ticker())
+    assert event["status"] == "success" and event["result"]["count"] == 1
+    assert ticks == 20 and released_by_ticker
+    assert lookup_threads and all(t != loop_thread for t in lookup_threads)
+
+
+async def test_client_retry_budget_is_capped_by_the_deadline(emu, monkeypatch):
+    monkeypatch.setenv(ENV, emu.airflow_conn_json(GW, retry_deadline=900, timeout=30))
+    seen: list[tuple[float, float]] = []
+    real = AIGatewayLogsTrigger._check
+
+    def spy(self, remaining):
+        result = real(self, remaining)
+        seen.append((self._hook.client.retry_deadline, self._hook.client.timeout))
+        return result
+
+    monkeypatch.setattr(AIGatewayLogsTrigger, "_check", spy)
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(poll_interval=5, min_count=1, deadline=NOW + 12), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "timeout"
+    # remaining 12, 7, 2, then 0 -> floor of 1 s
+    assert seen == [(12.0, 12.0), (7.0, 7.0), (2.0, 2.0), (1.0, 1.0)]
