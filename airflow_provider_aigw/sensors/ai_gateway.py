@@ -1,0 +1,223 @@
+"""Sensor waiting for AI Gateway logs that match filters (poke, reschedule or deferrable)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_aigw.compat import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.filters import Filter, TimeLike, parse_time
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.triggers.ai_gateway import (
+    AIGatewayLogsTrigger,
+    check_logs,
+    is_transient,
+    normalize_query,
+    validate_max_matches,
+    validate_min_count,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_aigw.compat import Context
+
+#: Extra time the triggerer gives the trigger beyond its own deadline before failing the
+#: task itself; the trigger normally reports the timeout first, with the last count seen.
+DEFERRAL_TIMEOUT_GRACE = dt.timedelta(minutes=5)
+
+
+class AIGatewayLogsSensor(BaseSensorOperator):
+    """Wait until at least ``min_count`` AI Gateway logs match ``filters`` (optionally in a window).
+
+    One API request per check counts the matches and fetches the newest ``max_matches`` of
+    them. On success the sensor returns (pushes as XCom)::
+
+        {"count": 42, "min_count": 1, "gateway_id": "my-gateway",
+         "start": "2026-11-26T00:00:00.000Z", "end": "2026-11-27T00:00:00.000Z",
+         "matches": [<newest log>, ...]}   # at most max_matches logs, newest first
+
+    The three modes behave the same: ``mode="poke"`` (sleeps in the worker),
+    ``mode="reschedule"`` (frees the worker slot between checks) and ``deferrable=True``
+    (checks once in the worker, then hands over to :class:`AIGatewayLogsTrigger` on the
+    triggerer). ``timeout``, ``poke_interval``, ``exponential_backoff``, ``max_wait`` and
+    ``soft_fail`` are honoured in all of them: on timeout the task fails, or is skipped
+    with ``soft_fail=True``. Transient API failures (429, 5xx, timeouts, dropped
+    connections that outlast the client's retries) only delay the next check; permanent
+    ones (400, 403, 404, a bad connection) fail the task at once, also with ``soft_fail``.
+    Invalid input (filters, naive datetimes, ``end <= start``, ``min_count < 1``) raises
+    :class:`~airflow_provider_aigw.exceptions.AIGatewayInputError` before any request.
+
+    :param filters: filters in the API's shape, ``{"key", "operator", "value"}`` or a list
+        of them (templated).
+    :param start: window start on ``created_at``, inclusive; aware datetime or ISO 8601
+        string (templated).
+    :param end: window end, exclusive (templated).
+    :param min_count: succeed once at least this many logs match (>= 1).
+    :param max_matches: how many of the newest matches to return in the XCom (0 to 50).
+    :param settle_lag: do not succeed (nor even ask the API) before ``end + settle_lag``:
+        logs reach the API seconds, sometimes a minute, after the request they record, so
+        a window is only complete some time after its end. A ``timedelta`` or seconds;
+        needs ``end``.
+    :param gateway_id: gateway to watch; default: the connection's (templated).
+    :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``).
+    :param deferrable: wait on the triggerer instead of a worker; ``None`` (the default)
+        means ``[operators] default_deferrable``, read when the sensor is created.
+
+    Other keyword arguments go to ``BaseSensorOperator`` (``poke_interval``, ``timeout``,
+    ``mode``, ``soft_fail``, ``exponential_backoff``, ``max_wait``, ...).
+    """
+
+    template_fields: Sequence[str] = ("filters", "start", "end", "gateway_id")
+    template_fields_renderers = {"filters": "json"}
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        min_count: int = 1,
+        max_matches: int = 5,
+        settle_lag: dt.timedelta | float = 0,
+        gateway_id: str | None = None,
+        aigw_conn_id: str = AIGatewayHook.default_conn_name,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.start = start
+        self.end = end
+        self.min_count = validate_min_count(min_count)
+        self.max_matches = validate_max_matches(max_matches)
+        self.settle_lag = self._settle_seconds(settle_lag)
+        self.gateway_id = gateway_id
+        self.aigw_conn_id = aigw_conn_id
+        if deferrable is None:
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable)
+
+    @staticmethod
+    def _settle_seconds(value: Any) -> float:
+        if isinstance(value, dt.timedelta):
+            value = value.total_seconds()
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise AIGatewayInputError(
+                f"settle_lag must be a non-negative timedelta or number of seconds, got {value!r}"
+            )
+        return float(value)
+
+    @cached_property
+    def hook(self) -> AIGatewayHook:
+        """The hook (built on first use, after templates are rendered)."""
+        return AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id)
+
+    def _query(self) -> tuple[list[Filter], str | None, str | None, float | None]:
+        """Validated filters, window and settle time (epoch seconds); raises before any request."""
+        filters, start, end = normalize_query(self.filters, self.start, self.end)
+        settled_at: float | None = None
+        if self.settle_lag:
+            if end is None:
+                raise AIGatewayInputError("settle_lag needs an end: it is counted from the end of the window")
+            end_dt = parse_time(end, param="end")
+            assert end_dt is not None
+            settled_at = end_dt.timestamp() + self.settle_lag
+        return filters, start, end, settled_at
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """One check: ``is_done`` once ``min_count`` logs match (and the window has settled)."""
+        filters, start, end, settled_at = self._query()
+        if settled_at is not None and time.time() < settled_at:
+            self.log.info(
+                "Window ending %s settles in %.1fs (settle_lag=%ss); not checking yet",
+                end,
+                settled_at - time.time(),
+                self.settle_lag,
+            )
+            return PokeReturnValue(is_done=False)
+        try:
+            result = check_logs(
+                self.hook,
+                filters=filters,
+                start=start,
+                end=end,
+                min_count=self.min_count,
+                max_matches=self.max_matches,
+                gateway_id=self.gateway_id,
+            )
+        except AIGatewayAPIError as err:
+            if not is_transient(err):
+                raise
+            self.log.warning("Transient failure checking for logs; will check again: %s", err)
+            return PokeReturnValue(is_done=False)
+        self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
+        return PokeReturnValue(is_done=result["count"] >= self.min_count, xcom_value=result)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        started = time.time()
+        try:
+            first = self.poke(context)  # validates input; often the logs are already there
+        except AIGatewayError as err:
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
+            raise
+        if first.is_done:
+            return first.xcom_value
+        filters, start, end, settled_at = self._query()
+        self.defer(
+            trigger=AIGatewayLogsTrigger(
+                aigw_conn_id=self.aigw_conn_id,
+                gateway_id=self.gateway_id,
+                filters=filters,
+                start=start,
+                end=end,
+                min_count=self.min_count,
+                max_matches=self.max_matches,
+                poll_interval=self.poke_interval,
+                deadline=started + self.timeout,
+                not_before=settled_at,
+                exponential_backoff=self.exponential_backoff,
+                max_interval=self.max_wait.total_seconds() if self.max_wait is not None else None,
+            ),
+            method_name="execute_complete",
+            timeout=dt.timedelta(seconds=self.timeout) + DEFERRAL_TIMEOUT_GRACE,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger: return the XCom (as poke mode) or raise on error/timeout."""
+        if not event:
+            raise AIGatewayError("the trigger returned no event")
+        status = event.get("status")
+        if status == "success":
+            result = event["result"]
+            self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
+            return result
+        if status == "timeout":
+            # soft_fail turns this into a skip (BaseSensorOperator.resume_execution), as in poke mode.
+            raise AirflowSensorTimeout(event.get("message") or "timed out waiting for matching logs")
+        raise AIGatewayAPIError(
+            event.get("message") or f"the trigger reported {status!r}", status=event.get("http_status")
+        )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        event = (next_kwargs or {}).get("event")
+        if next_method == "execute_complete" and isinstance(event, dict) and event.get("status") == "error":
+            # A permanent error fails the task even with soft_fail, exactly as in poke mode
+            # (BaseSensorOperator.resume_execution would skip on any AirflowException).
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.")
+            return self.execute_complete(context, event)
+        return super().resume_execution(next_method, next_kwargs, context)

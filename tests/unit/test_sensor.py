@@ -1,0 +1,345 @@
+"""AIGatewayLogsSensor: poke, reschedule and deferrable paths against the emulator (real HTTP)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from unittest import mock
+
+import pytest
+from airflow.sdk.exceptions import AirflowRescheduleException
+
+from airflow_provider_aigw.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.sensors.ai_gateway import DEFERRAL_TIMEOUT_GRACE, AIGatewayLogsSensor
+from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
+
+GW = "my-gateway"
+ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T1 = T0 + timedelta(hours=1)
+GPT = {"key": "model", "operator": "eq", "value": "gpt-4o"}
+
+
+def logs(n: int, model: str = "gpt-4o", offset_min: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"created_at": (T0 + timedelta(minutes=offset_min + i)).isoformat(), "model": model, "provider": "openai"}
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory, monkeypatch):
+    server = aigw_emulator_factory(gateways={GW: 0})
+    monkeypatch.setenv(ENV, server.airflow_conn_json(GW, max_retries=0))
+    return server
+
+
+def sensor(**kwargs: Any) -> AIGatewayLogsSensor:
+    kwargs.setdefault("task_id", "wait")
+    kwargs.setdefault("poke_interval", 0)
+    kwargs.setdefault("timeout", 60)
+    return AIGatewayLogsSensor(**kwargs)
+
+
+def xcom_head(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "matches"}
+
+
+# ------------------------------------------------------------------ construction
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_count": 0}, "min_count"),
+        ({"min_count": -3}, "min_count"),
+        ({"min_count": "2"}, "min_count"),
+        ({"max_matches": -1}, "max_matches"),
+        ({"max_matches": 51}, "max_matches"),
+        ({"settle_lag": -5}, "settle_lag"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        sensor(**kwargs)
+
+
+def test_keyword_only_and_template_fields():
+    with pytest.raises(TypeError):
+        AIGatewayLogsSensor("wait")  # type: ignore[misc]
+    assert tuple(AIGatewayLogsSensor.template_fields) == ("filters", "start", "end", "gateway_id")
+    assert AIGatewayLogsSensor.template_fields_renderers == {"filters": "json"}
+
+
+def test_deferrable_defaults_to_operators_default_deferrable(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    assert sensor().deferrable is True
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    assert sensor().deferrable is False
+    assert sensor(deferrable=True).deferrable is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"filters": "model=gpt-4o"}, "filters must be a list"),
+        ({"filters": [{"key": "model", "operator": "is", "value": "x"}]}, "operator"),
+        ({"start": "2026-11-20T12:00:00"}, "no timezone"),
+        ({"start": datetime(2026, 11, 20, 12)}, "naive"),
+        ({"start": T1, "end": T0}, "must be after start"),
+        ({"start": T0, "end": T0}, "must be after start"),
+        ({"settle_lag": 30}, "settle_lag needs an end"),
+        ({"gateway_id": "Bad Gateway!"}, "not a valid gateway id"),
+    ],
+)
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_bad_input_raises_before_any_request(emu, kwargs, message, deferrable):
+    task = sensor(deferrable=deferrable, **kwargs)
+    with pytest.raises(AIGatewayInputError, match=message):
+        task.execute({})
+    assert emu.stats["total"] == 0
+
+
+# ------------------------------------------------------------------ poke
+
+
+def test_poke_done_returns_count_and_newest_matches(emu):
+    emu.add_logs(GW, logs(3) + logs(2, model="claude", offset_min=30))
+    emu.add_logs(GW, [{"created_at": (T1 + timedelta(seconds=1)).isoformat(), "model": "gpt-4o"}])
+    emu.reset_stats()
+    ret = sensor(filters=GPT, start=T0, end=T1, min_count=3, max_matches=2).poke({})
+    assert ret.is_done is True
+    assert xcom_head(ret.xcom_value) == {
+        "count": 3,
+        "min_count": 3,
+        "gateway_id": GW,
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+    }
+    assert [m["created_at"] for m in ret.xcom_value["matches"]] == [
+        "2026-11-20T12:02:00.000Z",
+        "2026-11-20T12:01:00.000Z",
+    ]
+    assert emu.stats["total"] == 1
+    query = emu.stats.requests[0]["query"]
+    assert (
+        query["per_page"] == ["2"] and query["order_by"] == ["created_at"] and query["order_by_direction"] == ["desc"]
+    )
+    sent = json.loads(query["filters"][0])
+    assert sent == [
+        {"key": "model", "operator": "eq", "value": ["gpt-4o"]},
+        {"key": "created_at", "operator": "gt", "value": ["2026-11-20T11:59:59.999Z"]},
+        {"key": "created_at", "operator": "lt", "value": ["2026-11-20T13:00:00.000Z"]},
+    ]
+    assert emu.token not in json.dumps(ret.xcom_value)
+
+
+def test_poke_not_enough_yet(emu):
+    emu.add_logs(GW, logs(1))
+    ret = sensor(start=T0, end=T1, min_count=2).poke({})
+    assert ret.is_done is False and ret.xcom_value["count"] == 1
+    assert emu.stats["total"] == 1
+
+
+def test_max_matches_zero_returns_only_the_count(emu):
+    emu.add_logs(GW, logs(4))
+    ret = sensor(max_matches=0).poke({})
+    assert ret.xcom_value["count"] == 4 and ret.xcom_value["matches"] == []
+    assert emu.stats.requests[0]["query"]["per_page"] == ["1"]
+
+
+def test_poke_transient_failure_is_not_done(emu):
+    emu.add_logs(GW, logs(1))
+    emu.faults.update(error_rate=1.0)
+    ret = sensor().poke({})
+    assert ret.is_done is False and ret.xcom_value is None
+    assert emu.stats["served_5xx"] == 1
+
+
+def test_poke_permanent_failure_raises(aigw_emulator_factory, monkeypatch):
+    server = aigw_emulator_factory(gateways={GW: 1})
+    conn = json.loads(server.airflow_conn_json(GW))
+    conn["password"] = "wrong-TOKEN-5678"
+    monkeypatch.setenv(ENV, json.dumps(conn))
+    with pytest.raises(AIGatewayAPIError) as info:
+        sensor(soft_fail=True).execute({})  # soft_fail covers timeouts, not a 403
+    assert info.value.status == 403 and "wrong-TOKEN-5678" not in str(info.value)
+    assert server.stats["total"] == 1
+
+
+def test_settle_lag_holds_back_requests_until_end_plus_lag(emu):
+    emu.add_logs(GW, logs(1))
+    end = datetime.now(timezone.utc) + timedelta(hours=1)
+    ret = sensor(start=T0, end=end, settle_lag=60).poke({})
+    assert ret.is_done is False and emu.stats["total"] == 0
+    past_end = datetime.now(timezone.utc) - timedelta(minutes=5)
+    ret = sensor(start=T0, end=past_end, settle_lag=timedelta(minutes=1)).poke({})
+    assert ret.is_done is True and emu.stats["total"] == 1
+
+
+def test_templates_render_filters_window_and_gateway(emu):
+    emu.add_logs(GW, logs(2))
+    task = sensor(
+        filters=[{"key": "model", "operator": "eq", "value": "{{ params.model }}"}],
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+        gateway_id="{{ params.gw }}",
+        params={"model": "gpt-4o", "start": T0.isoformat(), "end": T1.isoformat(), "gw": GW},
+    )
+    task.render_template_fields({"params": task.params})
+    assert task.filters == [{"key": "model", "operator": "eq", "value": "gpt-4o"}]
+    assert task.start == "2026-11-20T12:00:00+00:00" and task.gateway_id == GW
+    assert task.poke({}).xcom_value["count"] == 2
+
+
+# ------------------------------------------------------------------ poke mode loop (BaseSensorOperator)
+
+
+def test_poke_mode_waits_for_late_logs(emu):
+    emu.schedule_late_logs(GW, logs(2), after_requests=2)
+    result = sensor(start=T0, end=T1, min_count=2, mode="poke", poke_interval=0).execute({})
+    assert result["count"] == 2 and emu.stats["list"] == 3
+
+
+def test_poke_mode_timeout_fails_or_skips_with_soft_fail(emu):
+    with pytest.raises(AirflowSensorTimeout):
+        sensor(timeout=0).execute({})
+    with pytest.raises(AirflowSkipException):
+        sensor(timeout=0, soft_fail=True).execute({})
+    assert emu.stats["list"] == 2
+
+
+def test_reschedule_mode(emu):
+    ti = mock.Mock()
+    ti.get_first_reschedule_date.return_value = None
+    with pytest.raises(AirflowRescheduleException):
+        sensor(mode="reschedule", poke_interval=30).execute({"ti": ti})
+    emu.add_logs(GW, logs(1))
+    result = sensor(mode="reschedule", poke_interval=30).execute({"ti": ti})
+    assert result["count"] == 1 and emu.stats["list"] == 2
+
+
+# ------------------------------------------------------------------ deferrable
+
+
+def test_deferrable_returns_at_once_when_logs_are_there(emu):
+    emu.add_logs(GW, logs(2))
+    result = sensor(deferrable=True, start=T0, end=T1).execute({})
+    assert xcom_head(result) == {
+        "count": 2,
+        "min_count": 1,
+        "gateway_id": GW,
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+    }
+    assert emu.stats["total"] == 1
+
+
+def test_deferrable_defers_with_serialisable_trigger(emu):
+    task = sensor(
+        deferrable=True,
+        filters=GPT,
+        start=T0,
+        end=T1,
+        settle_lag=90,
+        min_count=4,
+        max_matches=3,
+        poke_interval=20,
+        timeout=600,
+        exponential_backoff=True,
+        max_wait=timedelta(minutes=2),
+        gateway_id=GW,
+        aigw_conn_id="cloudflare_ai_gateway_default",
+    )
+    before = time.time()
+    with pytest.raises(TaskDeferred) as info:
+        task.execute({})
+    after = time.time()
+    assert emu.stats["total"] == 1  # one check in the worker before handing over
+    deferred = info.value
+    assert deferred.method_name == "execute_complete"
+    assert deferred.timeout == timedelta(seconds=600) + DEFERRAL_TIMEOUT_GRACE
+    trigger = deferred.trigger
+    assert isinstance(trigger, AIGatewayLogsTrigger)
+    path, kwargs = trigger.serialize()
+    deadline = kwargs.pop("deadline")
+    assert before + 600 <= deadline <= after + 600
+    assert kwargs == {
+        "aigw_conn_id": "cloudflare_ai_gateway_default",
+        "gateway_id": GW,
+        "filters": [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}],
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+        "min_count": 4,
+        "max_matches": 3,
+        "poll_interval": 20.0,
+        "not_before": T1.timestamp() + 90,
+        "exponential_backoff": True,
+        "max_interval": 120.0,
+    }
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert emu.token not in json.dumps([path, kwargs]) and emu.token not in repr(trigger)
+
+
+def test_deferrable_unsettled_window_defers_without_a_request(emu):
+    end = datetime.now(timezone.utc) + timedelta(minutes=10)
+    with pytest.raises(TaskDeferred) as info:
+        sensor(deferrable=True, start=T0, end=end, settle_lag=30).execute({})
+    assert emu.stats["total"] == 0
+    assert info.value.trigger.not_before == pytest.approx(end.timestamp() + 30)
+
+
+def test_execute_complete_success_returns_the_poke_xcom():
+    result = {"count": 2, "min_count": 1, "gateway_id": GW, "start": None, "end": None, "matches": []}
+    assert sensor().execute_complete({}, {"status": "success", "result": result}) == result
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_resume_after_timeout_fails_or_skips(soft_fail):
+    task = sensor(deferrable=True, soft_fail=soft_fail)
+    event = {"status": "timeout", "message": "Timed out waiting for at least 1 matching log(s)", "count": 0}
+    expected = AirflowSkipException if soft_fail else AirflowSensorTimeout
+    with pytest.raises(expected):
+        task.resume_execution("execute_complete", {"event": event}, {})
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_resume_after_error_fails_even_with_soft_fail(soft_fail):
+    task = sensor(deferrable=True, soft_fail=soft_fail)
+    event = {"status": "error", "message": "GET ... failed with HTTP 403", "http_status": 403, "error_type": "x"}
+    with pytest.raises(AIGatewayAPIError, match="HTTP 403") as info:
+        task.resume_execution("execute_complete", {"event": event}, {})
+    assert info.value.status == 403
+
+
+def test_resume_after_success():
+    result = {"count": 1, "matches": []}
+    task = sensor(deferrable=True)
+    assert task.resume_execution("execute_complete", {"event": {"status": "success", "result": result}}, {}) == result
+
+
+def test_hook_uses_rendered_gateway_and_conn_id():
+    task = sensor(gateway_id="gw-a", aigw_conn_id="other")
+    assert isinstance(task.hook, AIGatewayHook)
+    assert (task.hook.aigw_conn_id, task.hook.gateway_id) == ("other", "gw-a")
+
+
+# ------------------------------------------------------------------ client.list_page (added for the sensor)
+
+
+def test_client_list_page_one_request_with_total(emu):
+    emu.add_logs(GW, logs(5))
+    client = AIGatewayHook().client
+    rows, total = client.list_page(start=T0, end=T1, per_page=2)
+    assert total == 5 and [r["created_at"] for r in rows] == ["2026-11-20T12:04:00.000Z", "2026-11-20T12:03:00.000Z"]
+    rows, total = client.list_page(order_by_direction="asc", per_page=1)
+    assert total == 5 and rows[0]["created_at"] == "2026-11-20T12:00:00.000Z"
+    assert emu.stats["list"] == 2
+    for bad in ({"per_page": 51}, {"order_by": "cost"}, {"order_by_direction": "up"}, {"filters": "x"}):
+        with pytest.raises(AIGatewayInputError):
+            client.list_page(**bad)
+    assert emu.stats["total"] == 2
