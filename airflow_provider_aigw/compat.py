@@ -28,6 +28,11 @@ except ImportError:  # Airflow 2.x
     )
 
 try:  # Airflow 3.x
+    from airflow.sdk import Asset
+except ImportError:  # Airflow 2.x
+    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef,assignment]
+
+try:  # Airflow 3.x
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -67,6 +72,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

@@ -62,3 +62,10 @@ class AIGatewayNotFoundError(AIGatewayAPIError):
 
 class AIGatewayRateLimitError(AIGatewayAPIError):
     """HTTP 429 persisted past the retry deadline (Cloudflare's lock-out lasts up to 5 minutes)."""
+
+
+class AIGatewayLateLogsError(AIGatewayError):
+    """More logs match an exported window now than the export wrote: some arrived late.
+
+    Raised by the delete operator before deleting anything (or as soon as it notices).
+    """

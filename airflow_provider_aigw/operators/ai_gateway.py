@@ -1,0 +1,926 @@
+"""Operators for the Cloudflare AI Gateway Logs API: list, export, delete and patch logs.
+
+Each operator is a thin layer over :class:`~airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook`:
+it validates its inputs before the first request, calls the hook, and pushes a small XCom.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_aigw.client import (
+    DELETE_ORDER_KEYS,
+    LIST_ORDER_KEYS,
+    MAX_DELETE_LIMIT,
+    MAX_PER_PAGE,
+    build_patch_body,
+)
+from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
+from airflow_provider_aigw.exceptions import (
+    AIGatewayError,
+    AIGatewayInputError,
+    AIGatewayLateLogsError,
+    AIGatewayNotFoundError,
+)
+from airflow_provider_aigw.export import (
+    DEFAULT_ROWS_PER_PART,
+    PARTITION_BY,
+    export_logs,
+    iter_manifest_records,
+    read_manifest,
+    resolve_destination,
+    validate_format,
+    window_tag,
+)
+from airflow_provider_aigw.export.writer import MANIFEST_DIR
+from airflow_provider_aigw.filters import (
+    format_time,
+    normalize_filters,
+    parse_time,
+    validate_log_id,
+    validate_window,
+)
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+
+if TYPE_CHECKING:
+    import pendulum
+
+    from airflow_provider_aigw.compat import Context
+
+__all__ = [
+    "DEFAULT_SETTLE_LAG",
+    "MAX_LIST_XCOM_BYTES",
+    "AIGatewayDeleteLogsOperator",
+    "AIGatewayExportLogsOperator",
+    "AIGatewayListLogsOperator",
+    "AIGatewayPatchLogOperator",
+]
+
+#: Logs can become listable up to a minute after they were created: an export window must
+#: end at least this long ago (see ``settle_lag``).
+DEFAULT_SETTLE_LAG = dt.timedelta(minutes=5)
+#: The list operator refuses a ``max_results`` whose XCom could grow beyond this.
+MAX_LIST_XCOM_BYTES = 2 * 1024 * 1024
+#: Size assumed per log (full record) and per projected field when sizing the list XCom.
+_BYTES_PER_LOG = 1024
+_BYTES_PER_FIELD = 64
+#: Upper bound of concurrent requests of one task (the client's connection pool holds 32).
+MAX_CONCURRENCY = 32
+#: Seconds between progress lines of a long export.
+PROGRESS_INTERVAL = 30.0
+#: Per-id failures listed in an error message before "... and N more".
+_MAX_LISTED_FAILURES = 20
+
+TimeArg = dt.datetime | str | None
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _literal(value: Any, *, param: str) -> Any:
+    """Turn a rendered Jinja string holding a list or dict back into the object.
+
+    Without ``render_template_as_native_obj`` a template such as ``"{{ params.filters }}"``
+    renders to the object's text; JSON and Python literals are accepted.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text.startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise AIGatewayInputError(f"{param} looks like a list or dict but cannot be parsed: {text[:200]!r}") from None
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _positive_int(value: Any, *, param: str, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (maximum is not None and value > maximum):
+        bound = f" from 1 to {maximum}" if maximum is not None else " >= 1"
+        raise AIGatewayInputError(f"{param} must be an integer{bound}, got {value!r}")
+    return value
+
+
+def _choice(value: Any, allowed: Iterable[str], *, param: str) -> str:
+    options = sorted(allowed)
+    if value not in options:
+        raise AIGatewayInputError(f"{param} must be one of {options}, got {value!r}")
+    return str(value)
+
+
+def _seconds(value: Any, *, param: str) -> dt.timedelta:
+    if isinstance(value, dt.timedelta):
+        delta = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        delta = dt.timedelta(seconds=value)
+    else:
+        raise AIGatewayInputError(f"{param} must be a timedelta or a number of seconds, got {value!r}")
+    if delta < dt.timedelta(0):
+        raise AIGatewayInputError(f"{param} must not be negative, got {value!r}")
+    return delta
+
+
+def _fmt_duration(seconds: float) -> str:
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _strip_userinfo(url: str) -> str:
+    """``s3://aws_conn@bucket/prefix`` -> ``s3://bucket/prefix`` (the conn id is no part of the data's name)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url.rstrip("/")
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl().rstrip("/")
+
+
+def _bounded_map(
+    fn: Callable[[Any], Any], items: Iterable[Any], *, concurrency: int, chunk: int = MAX_PER_PAGE
+) -> Iterator[Any]:
+    """``map(fn, items)`` in order with up to ``concurrency`` threads and at most ``chunk`` items in flight."""
+    if concurrency == 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="aigw") as pool:
+        batch: list[Any] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= chunk:
+                yield from pool.map(fn, batch)
+                batch = []
+        if batch:
+            yield from pool.map(fn, batch)
+
+
+class _Progress:
+    """Logs throughput and ETA of a long export at most every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        log: Any,
+        *,
+        expected: int,
+        requests: Callable[[], int],
+        interval: float = PROGRESS_INTERVAL,
+    ) -> None:
+        self._log = log
+        self._expected = expected
+        self._requests = requests
+        self._interval = interval
+        self._started = time.monotonic()
+        self._last = self._started
+        self.count = 0
+
+    def wrap(self, logs: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for item in logs:
+            self.count += 1
+            yield item
+            now = time.monotonic()
+            if now - self._last >= self._interval:
+                self._last = now
+                self.report(now)
+
+    def report(self, now: float | None = None) -> None:
+        elapsed = (now or time.monotonic()) - self._started
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        line = f"exported {self.count:,} of {self._expected:,} logs, {self._requests():,} API requests"
+        if elapsed > 0:
+            line += f", {rate:,.0f} logs/s, {_fmt_duration(elapsed)} elapsed"
+        left = self._expected - self.count
+        if left > 0 and rate > 0:
+            line += f", ETA {_fmt_duration(left / rate)}"
+        self._log.info(line)
+
+
+# ------------------------------------------------------------------------------- base class
+
+
+class _AIGatewayBaseOperator(BaseOperator):
+    """Common parameters of the AI Gateway operators.
+
+    :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``).
+    :param gateway_id: gateway; default the connection's ``gateway_id`` extra. Templated.
+    """
+
+    def __init__(
+        self,
+        *,
+        aigw_conn_id: str = AIGatewayHook.default_conn_name,
+        gateway_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aigw_conn_id = aigw_conn_id
+        self.gateway_id = gateway_id
+
+    @cached_property
+    def hook(self) -> AIGatewayHook:
+        """The hook (created on first use, after templates are rendered)."""
+        return AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id or None)
+
+    def _gateway(self) -> str:
+        """The gateway this task works on, validated (builds the client; sends nothing)."""
+        gateway = self.hook.client.gateway_id
+        if not gateway:
+            raise AIGatewayInputError(
+                f"gateway_id is required: pass gateway_id= to {type(self).__name__} or set 'gateway_id' "
+                f"in the extra of connection {self.aigw_conn_id!r}"
+            )
+        return gateway
+
+
+# ------------------------------------------------------------------------------------- list
+
+
+class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
+    """List logs matching filters and an optional ``[start, end)`` window into XCom.
+
+    Returns at most ``max_results`` log dicts (projected to ``fields`` when given) and logs a
+    warning with the true number of matches when more matched (one extra request). For more
+    logs than fit an XCom use :class:`AIGatewayExportLogsOperator`.
+
+    :param filters: API filters, e.g. ``[{"key": "success", "operator": "eq", "value": [False]}]``
+        (one dict or a list; a scalar ``value`` is wrapped). Templated.
+    :param start: window start (inclusive), aware datetime or ISO 8601 string. Templated.
+    :param end: window end (exclusive). Templated.
+    :param max_results: most logs to return (default 1,000). Refused when the XCom could
+        exceed 2 MiB (about 2,000 full logs; more with ``fields``).
+    :param fields: keep only these fields of each log (e.g. ``["id", "model", "cost"]``).
+    :param order_by: ``created_at`` (default), ``provider``, ``model``, ``model_type``,
+        ``success`` or ``cached``.
+    :param order_by_direction: ``asc`` (default) or ``desc``.
+    :param search: free-text search over metadata. Templated.
+    :param gateway_id: gateway; default the connection's. Templated.
+    :param aigw_conn_id: Airflow connection id.
+    """
+
+    template_fields: Sequence[str] = ("gateway_id", "filters", "start", "end", "search")
+    template_fields_renderers = {"filters": "json"}
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        filters: Any = None,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        max_results: int = 1000,
+        fields: Sequence[str] | None = None,
+        order_by: str = "created_at",
+        order_by_direction: str = "asc",
+        search: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.start = start
+        self.end = end
+        self.max_results = _positive_int(max_results, param="max_results")
+        if fields is not None:
+            if isinstance(fields, str) or not isinstance(fields, Sequence) or not fields:
+                raise AIGatewayInputError(f"fields must be a non-empty list of field names, got {fields!r}")
+            for name in fields:
+                if not isinstance(name, str) or not name:
+                    raise AIGatewayInputError(f"fields must hold non-empty strings, got {name!r}")
+            fields = list(dict.fromkeys(fields))
+        self.fields = fields
+        per_log = _BYTES_PER_LOG if fields is None else 16 + _BYTES_PER_FIELD * len(fields)
+        if self.max_results * per_log > MAX_LIST_XCOM_BYTES:
+            limit = MAX_LIST_XCOM_BYTES // per_log
+            raise AIGatewayInputError(
+                f"max_results={max_results} could push an XCom of about "
+                f"{self.max_results * per_log / 1024 / 1024:.1f} MiB; the limit is {limit} "
+                f"{'full logs' if fields is None else f'logs of {len(fields)} field(s)'}. Narrow the "
+                "result with fields=[...], or write the logs to storage with AIGatewayExportLogsOperator"
+            )
+        self.order_by = _choice(order_by, LIST_ORDER_KEYS, param="order_by")
+        self.order_by_direction = _choice(order_by_direction, ("asc", "desc"), param="order_by_direction")
+        self.search = search
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        filters = normalize_filters(_literal(self.filters, param="filters"))
+        start, end = validate_window(self.start, self.end)
+        gateway = self._gateway()
+        logs = self.hook.list_logs(
+            filters=filters,
+            start=start,
+            end=end,
+            order_by=self.order_by,
+            order_by_direction=self.order_by_direction,
+            search=self.search or None,
+            max_results=self.max_results,
+            gateway_id=gateway,
+        )
+        if len(logs) >= self.max_results:
+            total = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+            if total > self.max_results:
+                self.log.warning(
+                    "%d logs matched; returning the first %d (order_by=%s %s). Raise max_results, "
+                    "narrow the filters or use AIGatewayExportLogsOperator for all of them",
+                    total,
+                    self.max_results,
+                    self.order_by,
+                    self.order_by_direction,
+                )
+        if self.fields is not None:
+            logs = [{name: item.get(name) for name in self.fields} for item in logs]
+        self.log.info("listed %d logs of gateway %r", len(logs), gateway)
+        return logs
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
+    """Export the logs of a ``[start, end)`` window to object storage, streaming.
+
+    Pages flow straight into the writer (memory stays flat). Files are partitioned hive-style
+    (``gateway=<id>/date=YYYY-MM-DD/hour=HH/``), rolled every ``rows_per_part`` rows and named
+    deterministically from the window and filters, so a retry or re-run overwrites them and
+    removes parts it no longer writes; the manifest
+    (``gateway=<id>/_manifests/<window>.json``) is written last. Returns the manifest summary:
+    ``manifest_uri``, ``gateway_id``, ``start``, ``end``, ``filters``, ``format``, ``count``,
+    ``files``, ``bytes`` (and ``paths`` for up to 100 files).
+
+    The window defaults to the run's data interval. Logs arrive late, so an ``end`` later than
+    ``now - settle_lag`` is refused, or with ``clamp_end=True`` moved back with a warning.
+
+    A static ``destination`` is declared as an outlet :class:`Asset` (unless ``outlets`` is
+    given), so downstream DAGs can be scheduled on it; its events carry the manifest summary
+    in ``extra``. OpenLineage facets are reported when the openlineage provider is installed.
+
+    :param destination: ``ObjectStoragePath`` or URL: ``file:///data/aigw``,
+        ``s3://aws_conn@bucket/prefix``, ``gs://bucket/prefix``, ``abfs://...``. Templated.
+    :param filters: API filters selecting the logs. Templated.
+    :param start: window start (inclusive); default the data interval start. Templated.
+    :param end: window end (exclusive); default the data interval end. Templated.
+    :param format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (needs the ``parquet`` extra).
+        Templated.
+    :param include_bodies: also fetch each log's request and response bodies (2 requests per
+        log, within the request budget). Each row records ``request_body_status`` and
+        ``response_body_status``: ``collected``, ``not_collected`` (absent by design) or
+        ``failed`` (the row is still written).
+    :param body_concurrency: parallel body requests (1-32, default 4).
+    :param partition_by: ``hour`` (default) or ``day``.
+    :param rows_per_part: rows per part file before it rolls (default 100,000).
+    :param settle_lag: how long ago the window must end (timedelta or seconds; default 5 min).
+    :param clamp_end: move a too-recent ``end`` back to ``now - settle_lag`` (warning) instead
+        of failing.
+    :param overwrite_smaller: replace an existing export of the same window that holds more
+        logs than match now. By default that is refused: it happens when the window's logs
+        were deleted after the first export (e.g. a cleared archive run), and re-exporting
+        would replace the archive with less.
+    :param gateway_id: gateway; default the connection's. Templated.
+    :param aigw_conn_id: Airflow connection id.
+    """
+
+    template_fields: Sequence[str] = ("gateway_id", "filters", "start", "end", "destination", "format")
+    template_fields_renderers = {"filters": "json"}
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        filters: Any = None,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        format: str = "jsonl.gz",
+        include_bodies: bool = False,
+        body_concurrency: int = 4,
+        partition_by: str = "hour",
+        rows_per_part: int = DEFAULT_ROWS_PER_PART,
+        settle_lag: dt.timedelta | float = DEFAULT_SETTLE_LAG,
+        clamp_end: bool = False,
+        overwrite_smaller: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs:
+            asset = self._asset_for(destination)
+            if asset is not None:
+                kwargs["outlets"] = [asset]
+        super().__init__(**kwargs)
+        if not isinstance(destination, (str, ObjectStoragePath)) or not str(destination).strip():
+            raise AIGatewayInputError(f"destination must be a storage URL or an ObjectStoragePath, got {destination!r}")
+        self.destination = destination
+        self.filters = filters
+        self.start = start
+        self.end = end
+        self.format = format if _is_template(format) else validate_format(format)
+        self.include_bodies = bool(include_bodies)
+        self.body_concurrency = _positive_int(body_concurrency, param="body_concurrency", maximum=MAX_CONCURRENCY)
+        self.partition_by = _choice(partition_by, PARTITION_BY, param="partition_by")
+        self.rows_per_part = _positive_int(rows_per_part, param="rows_per_part")
+        self.settle_lag = _seconds(settle_lag, param="settle_lag")
+        self.clamp_end = bool(clamp_end)
+        self.overwrite_smaller = bool(overwrite_smaller)
+        self._lineage: tuple[str, str, str] | None = None
+
+    @staticmethod
+    def _asset_for(destination: Any) -> Asset | None:
+        """The outlet asset of a static destination (``None`` when templated)."""
+        text = str(destination).strip() if isinstance(destination, (str, ObjectStoragePath)) else ""
+        if not text or _is_template(text) or "://" not in text:
+            return None
+        return Asset(_strip_userinfo(text))
+
+    def _window(self, context: Context) -> tuple[pendulum.DateTime, pendulum.DateTime]:
+        start: Any = self.start
+        end: Any = self.end
+        if start is None and end is None:
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+            if start is None or end is None:
+                raise AIGatewayInputError(
+                    "this run has no data interval: pass start= and end= (e.g. for a backfill)"
+                )
+            if start == end:
+                raise AIGatewayInputError(
+                    f"the run's data interval is empty ({start} to {end}); schedule the DAG with a "
+                    "data-interval timetable (e.g. schedule=CronDataIntervalTimetable('@daily', "
+                    "timezone='UTC'); Airflow 3's plain cron and timedelta schedules give empty "
+                    "intervals) or pass start= and end="
+                )
+        elif start is None or end is None:
+            raise AIGatewayInputError("give both start and end, or neither to export the run's data interval")
+        start_dt, end_dt = validate_window(start, end)
+        assert start_dt is not None and end_dt is not None
+        settled = dt.datetime.now(dt.timezone.utc) - self.settle_lag
+        if end_dt > settled:
+            if not self.clamp_end:
+                raise AIGatewayInputError(
+                    f"end {format_time(end_dt)} is later than now - settle_lag ({format_time(settled)}): "
+                    "logs of that period may still arrive and would be missing from the export. "
+                    "Export a window that ended longer ago, lower settle_lag, or pass clamp_end=True"
+                )
+            end_dt = parse_time(format_time(settled), param="end")  # whole milliseconds, like created_at
+            assert end_dt is not None
+            if end_dt <= start_dt:
+                raise AIGatewayInputError(
+                    f"the window [{format_time(start_dt)}, ...) starts less than settle_lag before now; "
+                    "nothing has settled yet"
+                )
+            self.log.warning(
+                "end clamped to %s (now - settle_lag %s): later logs may still arrive",
+                format_time(end_dt),
+                self.settle_lag,
+            )
+        return start_dt, end_dt
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        fmt = validate_format(self.format)
+        filters = normalize_filters(_literal(self.filters, param="filters"))
+        start, end = self._window(context)
+        destination = resolve_destination(self.destination)
+        gateway = self._gateway()
+        client = self.hook.client
+        sent_before = client.requests_sent
+
+        expected = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+        self.log.info(
+            "exporting %d logs of gateway %r, [%s, %s), as %s to %s",
+            expected,
+            gateway,
+            format_time(start),
+            format_time(end),
+            fmt,
+            _strip_userinfo(str(destination)),
+        )
+        self._check_existing(destination, gateway, start, end, filters, expected)
+        logs: Iterable[dict[str, Any]] = self.hook.iter_logs(
+            filters=filters, start=start, end=end, gateway_id=gateway
+        )
+        failures: list[str] = []
+        if self.include_bodies:
+            logs = self._with_bodies(logs, gateway, failures)
+        progress = _Progress(self.log, expected=expected, requests=lambda: client.requests_sent - sent_before)
+        result = export_logs(
+            progress.wrap(logs),
+            destination,
+            gateway_id=gateway,
+            start=start,
+            end=end,
+            filters=filters or None,
+            format=fmt,
+            partition_by=self.partition_by,
+            rows_per_part=self.rows_per_part,
+        )
+        progress.report()
+        summary = result.summary()
+        if result.count != expected:
+            self.log.warning(
+                "%d logs matched when the export started, %d were exported: the gateway changed during "
+                "the export (late arrivals or automatic deletion of old logs)",
+                expected,
+                result.count,
+            )
+        if self.include_bodies:
+            summary["body_stats"] = result.manifest.get("body_stats", {})
+            if failures:
+                self.log.warning(
+                    "%d body fetch(es) failed; their rows are exported with status 'failed' (first: %s)",
+                    len(failures),
+                    "; ".join(failures[:3]),
+                )
+        self.log.info(
+            "export done: %d logs, %d files, %d bytes, manifest %s",
+            result.count,
+            summary["files"],
+            summary["bytes"],
+            summary["manifest_uri"],
+        )
+        self._record_outlets(context, summary)
+        self._lineage = (client.account_id, gateway, _strip_userinfo(str(destination)))
+        return summary
+
+    def _check_existing(
+        self,
+        destination: ObjectStoragePath,
+        gateway: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        filters: list[dict[str, Any]],
+        expected: int,
+    ) -> None:
+        """Refuse to replace a committed export of this window with a smaller one."""
+        if self.overwrite_smaller:
+            return
+        tag = window_tag(start, end, filters or None)
+        uri = f"{str(destination).rstrip('/')}/gateway={gateway}/{MANIFEST_DIR}/{tag}.json"
+        try:
+            previous = read_manifest(uri)
+        except AIGatewayError as err:
+            if isinstance(err.__cause__, FileNotFoundError):
+                return
+            raise
+        if int(previous.get("count", 0)) > expected:
+            raise AIGatewayError(
+                f"{uri} already holds an export of this window with {previous['count']} logs, but only "
+                f"{expected} match now (were they deleted after that export?). Refusing to replace it with "
+                "a smaller export; pass overwrite_smaller=True to replace it anyway"
+            )
+
+    def _with_bodies(
+        self, logs: Iterable[dict[str, Any]], gateway: str, failures: list[str]
+    ) -> Iterator[dict[str, Any]]:
+        lock = threading.Lock()
+        getters = (("request", self.hook.get_log_request), ("response", self.hook.get_log_response))
+
+        def fetch(row: dict[str, Any]) -> dict[str, Any]:
+            row = dict(row)
+            for which, getter in getters:
+                try:
+                    row[f"{which}_body"] = getter(str(row.get("id")), gateway_id=gateway)
+                    row[f"{which}_body_status"] = "collected"
+                except AIGatewayNotFoundError:
+                    row[f"{which}_body"] = None
+                    row[f"{which}_body_status"] = "not_collected"
+                except AIGatewayError as err:
+                    row[f"{which}_body"] = None
+                    row[f"{which}_body_status"] = "failed"
+                    with lock:
+                        failures.append(f"{row.get('id')} {which}: {err}")
+            return row
+
+        return _bounded_map(fetch, logs, concurrency=self.body_concurrency)
+
+    def _record_outlets(self, context: Context, summary: dict[str, Any]) -> None:
+        """Attach the summary (without file paths) to the events of this task's outlet assets."""
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        extra = {k: v for k, v in summary.items() if k != "paths"}
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the gateway's logs as input, the destination as output."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if self._lineage is None:
+            return OperatorLineage()
+        account_id, gateway, url = self._lineage
+        parts = urlsplit(url)
+        namespace = f"{parts.scheme}://{parts.netloc}" if parts.netloc else parts.scheme
+        return OperatorLineage(
+            inputs=[Dataset(namespace=f"cloudflare-ai-gateway://{account_id}", name=f"gateways/{gateway}/logs")],
+            outputs=[Dataset(namespace=namespace, name=parts.path or "/")],
+        )
+
+
+# ----------------------------------------------------------------------------------- delete
+
+
+class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
+    """Delete matching logs in batches until none match; return how many went.
+
+    Each round deletes up to ``limit`` logs (one DELETE) and counts again (one list call), after
+    a first count. Refuses to run with neither filters nor a window.
+
+    With ``manifest`` (the export task's XCom, its manifest URL, or the manifest itself) it
+    deletes exactly the manifest's gateway, window and filters, and first checks that the logs
+    matching now are the exported ones: when more match (logs arrived late in the window) it
+    fails without deleting anything; re-run the export for that window (it rewrites the same
+    files), then the delete. When fewer match (an earlier delete attempt got part way, or the
+    gateway dropped old logs) it checks by id that every remaining log was exported.
+
+    :param filters: API filters of the logs to delete. Templated.
+    :param start: window start (inclusive). Templated.
+    :param end: window end (exclusive). Templated.
+    :param manifest: export summary / manifest URL / manifest; excludes filters, start and end.
+        Templated (``manifest=export_task.output``).
+    :param dry_run: only count (and verify against the manifest) and report what would be
+        deleted; returns that number. Stored as ``report_only`` (``dry_run`` is a BaseOperator method).
+    :param limit: logs deleted per call, 1-10,000 (default 10,000).
+    :param order_by: delete order key (API default ``created_at``).
+    :param order_by_direction: ``asc`` (API default: oldest first) or ``desc``.
+    :param gateway_id: gateway; default the connection's (or the manifest's). Templated.
+    :param aigw_conn_id: Airflow connection id.
+    """
+
+    template_fields: Sequence[str] = ("gateway_id", "filters", "start", "end", "manifest")
+    template_fields_renderers = {"filters": "json", "manifest": "json"}
+    ui_color = "#d9534f"
+
+    def __init__(
+        self,
+        *,
+        filters: Any = None,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        manifest: Any = None,
+        dry_run: bool = False,
+        limit: int = MAX_DELETE_LIMIT,
+        order_by: str | None = None,
+        order_by_direction: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.start = start
+        self.end = end
+        self.manifest = manifest
+        # ``dry_run`` is also a BaseOperator method (render-only run); keep that intact.
+        self.report_only = bool(dry_run)
+        self.limit = _positive_int(limit, param="limit", maximum=MAX_DELETE_LIMIT)
+        self.order_by = None if order_by is None else _choice(order_by, DELETE_ORDER_KEYS, param="order_by")
+        self.order_by_direction = (
+            None
+            if order_by_direction is None
+            else _choice(order_by_direction, ("asc", "desc"), param="order_by_direction")
+        )
+        if manifest is None and filters is None and start is None and end is None:
+            raise AIGatewayInputError(self._UNFILTERED)
+
+    _UNFILTERED = (
+        "refusing to delete with neither filters nor a start/end window nor a manifest: the API would "
+        "delete the gateway's oldest logs"
+    )
+
+    def execute(self, context: Context) -> int:
+        manifest = self._manifest()
+        if manifest is not None:
+            if self.filters is not None or self.start is not None or self.end is not None:
+                raise AIGatewayInputError(
+                    "give either manifest= or filters/start/end, not both: with a manifest the delete "
+                    "covers exactly the exported window and filters"
+                )
+            if self.gateway_id and self.gateway_id != manifest["gateway_id"]:
+                raise AIGatewayInputError(
+                    f"gateway_id {self.gateway_id!r} differs from the manifest's {manifest['gateway_id']!r}"
+                )
+            self.gateway_id = manifest["gateway_id"]
+            filters = normalize_filters(manifest.get("filters"), param="manifest filters")
+            start, end = validate_window(manifest["window"]["start"], manifest["window"]["end"])
+        else:
+            filters = normalize_filters(_literal(self.filters, param="filters"))
+            start, end = validate_window(self.start, self.end)
+            if not filters and start is None and end is None:
+                raise AIGatewayInputError(self._UNFILTERED)
+        gateway = self._gateway()
+        scope = self._describe(gateway, filters, start, end)
+
+        matching = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+        if manifest is not None:
+            self._verify(manifest, matching, filters, start, end, gateway)
+        if self.report_only:
+            self.log.info("dry run: %d logs would be deleted (%s)", matching, scope)
+            return matching
+        self.log.info("deleting %d logs (%s) in batches of up to %d", matching, scope, self.limit)
+        remaining = matching
+        deleted = 0
+        while remaining > 0:
+            batch = min(self.limit, remaining)
+            self.hook.delete_logs(
+                filters=filters,
+                start=start,
+                end=end,
+                limit=batch,
+                order_by=self.order_by,
+                order_by_direction=self.order_by_direction,
+                gateway_id=gateway,
+            )
+            now = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+            deleted += max(0, remaining - now)
+            if manifest is not None and now > remaining - batch:
+                raise AIGatewayLateLogsError(
+                    f"{now - (remaining - batch)} log(s) arrived in the exported window while deleting "
+                    f"({deleted} deleted so far); they were not exported. Re-run the export for this window "
+                    "(it rewrites the same files), then this delete"
+                )
+            if now >= remaining:
+                raise AIGatewayError(
+                    f"delete made no progress: {now} logs still match ({scope}); is the token allowed to "
+                    "delete (AI Gateway Write)?"
+                )
+            remaining = now
+            if remaining:
+                self.log.info("%d deleted, %d left", deleted, remaining)
+        self.log.info("deleted %d logs (%s)", deleted, scope)
+        return deleted
+
+    def _manifest(self) -> dict[str, Any] | None:
+        if self.manifest is None:
+            return None
+        value = _literal(self.manifest, param="manifest")
+        if not isinstance(value, (Mapping, str, ObjectStoragePath)):
+            raise AIGatewayInputError(
+                f"manifest must be the export task's XCom, a manifest URL or a manifest, got {type(value).__name__}"
+            )
+        manifest = read_manifest(value)
+        for key in ("gateway_id", "window", "count"):
+            if key not in manifest:
+                raise AIGatewayInputError(f"manifest has no {key!r}: is it an AI Gateway export manifest?")
+        return manifest
+
+    def _verify(
+        self,
+        manifest: Mapping[str, Any],
+        matching: int,
+        filters: list[dict[str, Any]],
+        start: Any,
+        end: Any,
+        gateway: str,
+    ) -> None:
+        exported = int(manifest["count"])
+        window = f"[{manifest['window']['start']}, {manifest['window']['end']})"
+        if matching > exported:
+            raise AIGatewayLateLogsError(
+                f"refusing to delete: {matching} logs match gateway {gateway!r} window {window} now, but the "
+                f"export wrote {exported}; {matching - exported} arrived late and were never exported. "
+                "Nothing was deleted. Re-run the export for this window (it rewrites the same files and "
+                "manifest), then this delete"
+            )
+        if matching < exported:
+            exported_ids = {str(r.get("id")) for r in iter_manifest_records(manifest)}
+            unknown = [
+                item["id"]
+                for item in self.hook.iter_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+                if str(item.get("id")) not in exported_ids
+            ]
+            if unknown:
+                raise AIGatewayLateLogsError(
+                    f"refusing to delete: {len(unknown)} of the {matching} logs matching window {window} "
+                    f"are not in the export (e.g. {unknown[0]!r}). Nothing was deleted. Re-run the export "
+                    "for this window, then this delete"
+                )
+            self.log.info(
+                "%d of the %d exported logs still match (an earlier attempt or retention removed the "
+                "rest); all of them are in the export",
+                matching,
+                exported,
+            )
+
+    @staticmethod
+    def _describe(gateway: str, filters: list[dict[str, Any]], start: Any, end: Any) -> str:
+        window = f"[{format_time(start) if start else '-inf'}, {format_time(end) if end else 'now'})"
+        text = f"gateway {gateway!r}, window {window}"
+        if filters:
+            text += f", filters {json.dumps(filters)}"
+        return text
+
+
+# ------------------------------------------------------------------------------------ patch
+
+
+class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
+    """Set ``feedback``, ``score`` and/or ``metadata`` on one log or a list of logs.
+
+    Values and ids are validated before any request; calls go out with bounded concurrency
+    within the connection's request budget. Every id is attempted; the task fails afterwards
+    if any failed, naming them. Returns ``{"patched": n, "log_ids": n}``.
+
+    :param log_id: one id, a list of ids, or a list of log dicts with ``id`` (e.g. the list
+        operator's XCom: ``log_id=list_task.output``). Templated.
+    :param feedback: -1 (thumbs down), 0 or 1 (thumbs up); ``None`` leaves it unchanged.
+    :param score: 0 to 100; ``None`` leaves it unchanged.
+    :param metadata: dict of up to 5 string/number/boolean values (replaces the log's
+        metadata); ``None`` leaves it unchanged. Templated.
+    :param clear: fields to reset to null: any of ``feedback``, ``score``, ``metadata``.
+    :param max_concurrency: parallel PATCH requests (1-32, default 4).
+    :param gateway_id: gateway; default the connection's. Templated.
+    :param aigw_conn_id: Airflow connection id.
+    """
+
+    template_fields: Sequence[str] = ("gateway_id", "log_id", "metadata")
+    template_fields_renderers = {"log_id": "json", "metadata": "json"}
+    ui_color = "#5bc0de"
+
+    _FIELDS = ("feedback", "score", "metadata")
+
+    def __init__(
+        self,
+        *,
+        log_id: str | Sequence[Any],
+        feedback: float | None = None,
+        score: float | None = None,
+        metadata: Mapping[str, Any] | str | None = None,
+        clear: Sequence[str] = (),
+        max_concurrency: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.log_id = log_id
+        self.feedback = feedback
+        self.score = score
+        self.metadata = metadata
+        if isinstance(clear, str):
+            clear = [clear]
+        for name in clear:
+            _choice(name, self._FIELDS, param="clear")
+        self.clear = list(clear)
+        given = [name for name in self._FIELDS if getattr(self, name) is not None]
+        both = sorted(set(given) & set(self.clear))
+        if both:
+            raise AIGatewayInputError(f"{both} given both a value and in clear=")
+        if not given and not self.clear:
+            raise AIGatewayInputError("nothing to patch: give feedback, score, metadata or clear=")
+        static = {name: getattr(self, name) for name in ("feedback", "score") if getattr(self, name) is not None}
+        if static:
+            build_patch_body(**static)
+        self.max_concurrency = _positive_int(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
+
+    def _ids(self) -> list[str]:
+        value = _literal(self.log_id, param="log_id")
+        items = [value] if isinstance(value, (str, Mapping)) else value
+        if not isinstance(items, Sequence):
+            raise AIGatewayInputError(f"log_id must be an id or a list of ids, got {type(value).__name__}")
+        ids: list[str] = []
+        for index, item in enumerate(items):
+            raw = item.get("id") if isinstance(item, Mapping) else item
+            ids.append(validate_log_id(raw, param=f"log_id[{index}]"))
+        return list(dict.fromkeys(ids))
+
+    def execute(self, context: Context) -> dict[str, int]:
+        ids = self._ids()
+        values: dict[str, Any] = {name: None for name in self.clear}
+        metadata = _literal(self.metadata, param="metadata")
+        for name, value in (("feedback", self.feedback), ("score", self.score), ("metadata", metadata)):
+            if value is not None:
+                values[name] = value
+        build_patch_body(**values)  # all values checked before the first request
+        gateway = self._gateway()
+        if not ids:
+            self.log.info("no log ids given: nothing to patch")
+            return {"patched": 0, "log_ids": 0}
+        self.log.info("patching %d log(s) of gateway %r with %s", len(ids), gateway, json.dumps(values))
+
+        def patch(log_id: str) -> tuple[str, str | None]:
+            try:
+                self.hook.patch_log(log_id, gateway_id=gateway, **values)
+            except AIGatewayError as err:
+                return log_id, str(err)
+            return log_id, None
+
+        failed = [(i, err) for i, err in _bounded_map(patch, ids, concurrency=self.max_concurrency) if err]
+        patched = len(ids) - len(failed)
+        if failed:
+            listed = "; ".join(f"{i}: {err}" for i, err in failed[:_MAX_LISTED_FAILURES])
+            more = f" ... and {len(failed) - _MAX_LISTED_FAILURES} more" if len(failed) > _MAX_LISTED_FAILURES else ""
+            raise AIGatewayError(f"{len(failed)} of {len(ids)} patch(es) failed ({patched} succeeded): {listed}{more}")
+        self.log.info("patched %d log(s)", patched)
+        return {"patched": patched, "log_ids": len(ids)}

@@ -1,0 +1,54 @@
+"""Daily archive of Cloudflare AI Gateway logs: export the day to object storage, then delete it.
+
+Each run exports the logs of its data interval (the previous day, UTC) from the gateway of the
+``cloudflare_ai_gateway_default`` connection to ``params.destination`` (hive-partitioned
+``jsonl.gz`` files plus a manifest), then deletes exactly what the manifest covers. The delete
+first checks that what matches the window now equals what was exported and refuses (deleting
+nothing) if logs arrived late; re-running the export then the delete fixes that.
+
+Settings: ``AIGW_ARCHIVE_URL`` (environment, read when the DAG is parsed) is the default
+destination, e.g. ``s3://aws_default@my-bucket/ai-gateway``; ``params.destination`` and
+``params.format`` can be overridden per run (``airflow dags test aigw_archive_logs 2026-01-10
+-c '{"destination": "file:///tmp/archive"}'``). Downstream DAGs can be scheduled on
+``ARCHIVE_ASSET``; its events carry the manifest summary in ``extra``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from airflow.sdk import DAG, Asset, Param
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_aigw.operators.ai_gateway import (
+    AIGatewayDeleteLogsOperator,
+    AIGatewayExportLogsOperator,
+)
+
+ARCHIVE_URL = os.environ.get("AIGW_ARCHIVE_URL", "file:///tmp/aigw-archive")
+#: What downstream DAGs schedule on (``schedule=[ARCHIVE_ASSET]``).
+ARCHIVE_ASSET = Asset("aigw_logs_archive")
+
+with DAG(
+    dag_id="aigw_archive_logs",
+    description="Export each day's AI Gateway logs to object storage, then delete them",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "destination": Param(ARCHIVE_URL, type="string", description="archive root URL"),
+        "format": Param("jsonl.gz", enum=["jsonl", "jsonl.gz", "parquet"]),
+    },
+    tags=["cloudflare", "ai-gateway"],
+    doc_md=__doc__,
+) as dag:
+    export = AIGatewayExportLogsOperator(
+        task_id="export_logs",
+        destination="{{ params.destination }}",
+        format="{{ params.format }}",
+        outlets=[ARCHIVE_ASSET],
+    )
+    delete = AIGatewayDeleteLogsOperator(task_id="delete_exported_logs", manifest=export.output)
+    export >> delete
