@@ -103,7 +103,7 @@ def test_late_logs_sensor_waits_then_succeeds(sensor_dag, emu, mode):
     assert emu.token not in json.dumps(result)
 
 
-@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 @pytest.mark.parametrize(("scenario", "sensor_state"), [("none", "failed"), ("none_soft", "skipped")])
 def test_no_logs_times_out(sensor_dag, emu, mode, scenario, sensor_state):
     run = sensor_dag(mode, scenario).test()
