@@ -1,0 +1,451 @@
+"""Operators executed directly against the emulator over real HTTP: exact results and request counts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_aigw.compat import Asset
+from airflow_provider_aigw.emulator import EmulatorServer
+from airflow_provider_aigw.exceptions import (
+    AIGatewayAPIError,
+    AIGatewayError,
+    AIGatewayInputError,
+    AIGatewayLateLogsError,
+)
+from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.operators.ai_gateway import (
+    AIGatewayDeleteLogsOperator,
+    AIGatewayExportLogsOperator,
+    AIGatewayListLogsOperator,
+    AIGatewayPatchLogOperator,
+)
+
+UTC = timezone.utc
+GW = "my-gateway"
+START = datetime(2026, 1, 9, tzinfo=UTC)
+END = datetime(2026, 1, 10, tzinfo=UTC)
+IN_WINDOW = 120
+OUTSIDE = 30
+
+
+class Recorder:
+    """Stands in for an operator's logger (Airflow 3 task loggers bypass caplog)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def _add(self, level: str, msg: str, *args: Any) -> None:
+        self.lines.append((level, msg % args if args else msg))
+
+    def info(self, msg: str, *args: Any) -> None:
+        self._add("info", msg, *args)
+
+    def warning(self, msg: str, *args: Any) -> None:
+        self._add("warning", msg, *args)
+
+    def text(self, level: str) -> str:
+        # Airflow warns that execute() runs outside its task runner here; that is the test's doing.
+        return "\n".join(line for lvl, line in self.lines if lvl == level and "outside of the Task Runner" not in line)
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """120 logs in [START, END), 30 the day after; the default connection points at it."""
+    server: EmulatorServer = aigw_emulator_factory(gateways={GW: 0})
+    server.seed_logs(GW, IN_WINDOW, START, END, seed=1)
+    server.seed_logs(GW, OUTSIDE, END, END + timedelta(days=1), seed=2)
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT", server.airflow_conn_json(GW))
+    server.reset_stats()
+    return server
+
+
+@pytest.fixture
+def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    recorder = Recorder()
+    for cls in (
+        AIGatewayListLogsOperator,
+        AIGatewayExportLogsOperator,
+        AIGatewayDeleteLogsOperator,
+        AIGatewayPatchLogOperator,
+    ):
+        monkeypatch.setattr(cls, "log", recorder)
+    return recorder
+
+
+def interval() -> dict[str, Any]:
+    return {"data_interval_start": START, "data_interval_end": END}
+
+
+def export(dest: str, **kwargs: Any) -> dict[str, Any]:
+    op = AIGatewayExportLogsOperator(task_id="export", destination=dest, **kwargs)
+    result: dict[str, Any] = op.execute(interval())
+    return result
+
+
+def exported_ids(summary: dict[str, Any]) -> list[str]:
+    return [r["id"] for r in iter_manifest_records(summary)]
+
+
+# ------------------------------------------------------------------------------------- list
+
+
+def test_list_returns_window_in_order_in_ceil_n_over_50_requests(emu: EmulatorServer, rec: Recorder) -> None:
+    op = AIGatewayListLogsOperator(task_id="list", start=START, end=END)
+    logs = op.execute({})
+    assert [x["id"] for x in logs] == emu.ids(GW, START, END)
+    assert emu.stats["total"] == 3  # 120 logs / 50 per page
+    assert rec.text("warning") == ""
+
+
+def test_list_truncates_and_warns_with_true_total(emu: EmulatorServer, rec: Recorder) -> None:
+    op = AIGatewayListLogsOperator(task_id="list", start=START.isoformat(), end=END.isoformat(), max_results=10)
+    logs = op.execute({})
+    assert [x["id"] for x in logs] == emu.ids(GW, START, END)[:10]
+    assert emu.stats["list"] == 2  # one page, one count
+    assert "120 logs matched; returning the first 10" in rec.text("warning")
+
+
+def test_list_projects_fields_filters_and_orders(emu: EmulatorServer, rec: Recorder) -> None:
+    failed = [x for x in emu.logs(GW) if x["success"] is False and START.isoformat() <= x["created_at"]]
+    op = AIGatewayListLogsOperator(
+        task_id="list",
+        filters={"key": "success", "operator": "eq", "value": False},
+        fields=["id", "success"],
+        order_by_direction="desc",
+    )
+    logs = op.execute({})
+    assert logs == [{"id": x["id"], "success": False} for x in reversed(failed)]
+
+
+def test_list_rendered_filters_string_is_parsed(emu: EmulatorServer, rec: Recorder) -> None:
+    op = AIGatewayListLogsOperator(
+        task_id="list", filters="[{'key': 'model', 'operator': 'eq', 'value': ['nope']}]", start=START, end=END
+    )
+    assert op.execute({}) == []
+
+
+def test_list_refuses_multi_megabyte_xcom_at_parse_time() -> None:
+    with pytest.raises(AIGatewayInputError, match=r"max_results=5000 could push an XCom of about 4\.9 MiB"):
+        AIGatewayListLogsOperator(task_id="list", max_results=5000)
+    AIGatewayListLogsOperator(task_id="list", max_results=5000, fields=["id"])
+    with pytest.raises(AIGatewayInputError, match="order_by must be one of"):
+        AIGatewayListLogsOperator(task_id="list", order_by="cost")
+    with pytest.raises(AIGatewayInputError, match="fields must be a non-empty list"):
+        AIGatewayListLogsOperator(task_id="list", fields="id")
+
+
+def test_list_bad_input_fails_before_any_request(emu: EmulatorServer) -> None:
+    with pytest.raises(AIGatewayInputError, match=r"filters\[0\]\.operator"):
+        AIGatewayListLogsOperator(task_id="list", filters=[{"key": "model", "operator": "like", "value": "x"}]).execute(
+            {}
+        )
+    with pytest.raises(AIGatewayInputError, match="naive datetime"):
+        AIGatewayListLogsOperator(task_id="list", start=datetime(2026, 1, 1)).execute({})
+    with pytest.raises(AIGatewayInputError, match="not a valid gateway id"):
+        AIGatewayListLogsOperator(task_id="list", gateway_id="Bad/Gateway").execute({})
+    assert emu.stats["total"] == 0
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "parquet"])
+def test_export_data_interval_exact_ids_and_requests(
+    emu: EmulatorServer, rec: Recorder, tmp_path: Path, fmt: str
+) -> None:
+    truth = emu.ids(GW, START, END)
+    summary = export(f"file://{tmp_path}", format=fmt, rows_per_part=40)
+    ids = exported_ids(summary)
+    assert ids == truth and len(set(ids)) == IN_WINDOW
+    assert summary["count"] == IN_WINDOW
+    assert (summary["start"], summary["end"]) == ("2026-01-09T00:00:00Z", "2026-01-10T00:00:00Z")
+    assert summary["files"] == len(summary["paths"]) and summary["bytes"] > 0
+    assert emu.stats["total"] == 1 + 3  # count + ceil(120 / 50) pages
+    assert "exported 120 of 120 logs" in rec.text("info")
+    assert len(json.dumps(summary)) < 20_000
+
+
+def test_export_rerun_rewrites_the_same_files(emu: EmulatorServer, tmp_path: Path) -> None:
+    first = export(f"file://{tmp_path}", rows_per_part=25)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("part-*")}
+    second = export(f"file://{tmp_path}", rows_per_part=25)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("part-*")}
+    assert before == after and first["paths"] == second["paths"]
+
+
+def test_export_memory_destination(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export("memory://aigw-unit/archive")
+    assert summary["manifest_uri"].startswith("memory://aigw-unit/archive/gateway=my-gateway/_manifests/")
+    assert exported_ids(summary) == emu.ids(GW, START, END)
+
+
+def test_export_refuses_end_within_settle_lag_before_any_request(emu: EmulatorServer, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    op = AIGatewayExportLogsOperator(
+        task_id="export", destination=f"file://{tmp_path}", start=now - timedelta(hours=1), end=now
+    )
+    with pytest.raises(AIGatewayInputError, match="later than now - settle_lag"):
+        op.execute({})
+    assert emu.stats["total"] == 0
+
+
+def test_export_clamps_end_with_warning(emu: EmulatorServer, rec: Recorder, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    emu.add_logs(GW, [{"created_at": (now - timedelta(minutes=30)).isoformat()}])
+    op = AIGatewayExportLogsOperator(
+        task_id="export",
+        destination=f"file://{tmp_path}",
+        start=now - timedelta(hours=1),
+        end=now + timedelta(hours=1),
+        clamp_end=True,
+        settle_lag=600,
+    )
+    summary = op.execute({})
+    end = datetime.fromisoformat(summary["end"].replace("Z", "+00:00"))
+    assert now - timedelta(minutes=11) < end <= datetime.now(UTC) - timedelta(minutes=10)
+    assert summary["count"] == 1
+    assert "end clamped to" in rec.text("warning")
+
+
+def test_export_needs_an_interval_or_explicit_window(emu: EmulatorServer, tmp_path: Path) -> None:
+    op = AIGatewayExportLogsOperator(task_id="export", destination=f"file://{tmp_path}")
+    with pytest.raises(AIGatewayInputError, match="no data interval"):
+        op.execute({})
+    with pytest.raises(AIGatewayInputError, match="data interval is empty"):
+        op.execute({"data_interval_start": START, "data_interval_end": START})
+    with pytest.raises(AIGatewayInputError, match="give both start and end"):
+        AIGatewayExportLogsOperator(task_id="e", destination=f"file://{tmp_path}", start=START).execute(interval())
+    assert emu.stats["total"] == 0
+
+
+def test_export_parse_time_validation() -> None:
+    with pytest.raises(AIGatewayInputError, match="format must be one of"):
+        AIGatewayExportLogsOperator(task_id="e", destination="file:///tmp/x", format="csv")
+    with pytest.raises(AIGatewayInputError, match="body_concurrency must be an integer from 1 to 32"):
+        AIGatewayExportLogsOperator(task_id="e", destination="file:///tmp/x", body_concurrency=0)
+    with pytest.raises(AIGatewayInputError, match="settle_lag must be a timedelta"):
+        AIGatewayExportLogsOperator(task_id="e", destination="file:///tmp/x", settle_lag="5m")  # type: ignore[arg-type]
+
+
+def test_export_declares_static_destination_as_asset(tmp_path: Path) -> None:
+    op = AIGatewayExportLogsOperator(task_id="e", destination="s3://aws_default@bucket/aigw")
+    assert op.outlets == [Asset("s3://bucket/aigw")]
+    templated = AIGatewayExportLogsOperator(task_id="t", destination="{{ params.dest }}", format="{{ params.f }}")
+    assert templated.outlets == []
+
+
+def test_export_include_bodies_records_status_per_log(
+    emu: EmulatorServer, rec: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = datetime(2026, 1, 5, tzinfo=UTC)
+    ids = emu.add_logs(
+        "bodies",
+        [
+            {
+                "created_at": (day + timedelta(minutes=1)).isoformat(),
+                "request_body": {"q": 1},
+                "response_body": "data: x",
+            },
+            {"created_at": (day + timedelta(minutes=2)).isoformat(), "request_body": None, "response_body": None},
+            {
+                "created_at": (day + timedelta(minutes=3)).isoformat(),
+                "request_body": {"q": 3},
+                "response_body": {"a": 3},
+            },
+        ],
+    )
+    original = AIGatewayHook.get_log_response
+
+    def flaky(self: AIGatewayHook, log_id: str, *, gateway_id: str | None = None) -> Any:
+        if log_id == ids[2]:
+            raise AIGatewayAPIError("GET .../response failed: 502", status=502)
+        return original(self, log_id, gateway_id=gateway_id)
+
+    monkeypatch.setattr(AIGatewayHook, "get_log_response", flaky)
+    emu.reset_stats()
+    summary = export(
+        f"file://{tmp_path}", gateway_id="bodies", include_bodies=True, start=day, end=day + timedelta(days=1)
+    )
+    rows = {r["id"]: r for r in iter_manifest_records(summary)}
+    assert list(rows) == ids
+    assert (rows[ids[0]]["request_body_status"], rows[ids[0]]["response_body_status"]) == ("collected", "collected")
+    assert (rows[ids[0]]["request_body"], rows[ids[0]]["response_body"]) == emu.get_bodies("bodies", ids[0])
+    assert (rows[ids[1]]["request_body_status"], rows[ids[1]]["response_body_status"]) == (
+        "not_collected",
+        "not_collected",
+    )
+    assert rows[ids[2]]["request_body_status"] == "collected" and rows[ids[2]]["response_body_status"] == "failed"
+    assert rows[ids[2]]["response_body"] is None
+    assert summary["body_stats"]["response_body_status"] == {"collected": 1, "not_collected": 1, "failed": 1}
+    assert emu.stats["total"] == 1 + 1 + 3 * 2 - 1  # count, 1 page, 2 bodies per log minus the faked failure
+    assert "1 body fetch(es) failed" in rec.text("warning")
+
+
+def test_export_refuses_to_replace_a_larger_export(emu: EmulatorServer, tmp_path: Path) -> None:
+    first = export(f"file://{tmp_path}")
+    AIGatewayDeleteLogsOperator(task_id="d", manifest=first).execute({})
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(AIGatewayError, match="already holds an export of this window with 120 logs, but only 0"):
+        export(f"file://{tmp_path}")
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+    assert export(f"file://{tmp_path}", overwrite_smaller=True)["count"] == 0
+
+
+# ----------------------------------------------------------------------------------- delete
+
+
+def test_delete_refuses_without_filters_or_window() -> None:
+    with pytest.raises(AIGatewayInputError, match="refusing to delete with neither filters nor a start/end window"):
+        AIGatewayDeleteLogsOperator(task_id="d")
+    with pytest.raises(AIGatewayInputError, match="limit must be an integer from 1 to 10000"):
+        AIGatewayDeleteLogsOperator(task_id="d", start=START, limit=10_001)
+
+
+def test_delete_batches_until_none_match(emu: EmulatorServer, rec: Recorder) -> None:
+    outside = emu.ids(GW, END)
+    deleted = AIGatewayDeleteLogsOperator(task_id="d", start=START, end=END, limit=50).execute({})
+    assert deleted == IN_WINDOW
+    assert emu.ids(GW, START, END) == [] and emu.ids(GW) == outside
+    assert emu.stats["delete"] == 3 and emu.stats["list"] == 4  # count, then (delete, count) x 3
+
+
+def test_delete_dry_run_deletes_nothing(emu: EmulatorServer, rec: Recorder) -> None:
+    op = AIGatewayDeleteLogsOperator(
+        task_id="d", filters=[{"key": "success", "operator": "eq", "value": [False]}], dry_run=True
+    )
+    failed = sum(1 for x in emu.logs(GW) if x["success"] is False)
+    assert op.execute({}) == failed
+    assert emu.stats["delete"] == 0 and emu.count(GW) == IN_WINDOW + OUTSIDE
+    assert f"dry run: {failed} logs would be deleted" in rec.text("info")
+
+
+def test_delete_with_manifest_deletes_exactly_the_export(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export(f"file://{tmp_path}")
+    outside = emu.ids(GW, END)
+    emu.reset_stats()
+    assert AIGatewayDeleteLogsOperator(task_id="d", manifest=summary).execute({}) == IN_WINDOW
+    assert emu.ids(GW) == outside
+    assert emu.stats["total"] == 3  # count, delete, count
+
+
+def test_delete_with_manifest_accepts_its_url_and_rendered_text(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export(f"file://{tmp_path}")
+    op = AIGatewayDeleteLogsOperator(task_id="d", manifest=str(summary), dry_run=True)
+    assert op.execute({}) == IN_WINDOW
+    op = AIGatewayDeleteLogsOperator(task_id="d", manifest=summary["manifest_uri"], dry_run=True)
+    assert op.execute({}) == IN_WINDOW
+
+
+def test_delete_refuses_when_late_logs_arrived(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export(f"file://{tmp_path}")
+    emu.add_logs(GW, [{"created_at": (START + timedelta(hours=5)).isoformat()}])
+    before = emu.ids(GW)
+    emu.reset_stats()
+    with pytest.raises(AIGatewayLateLogsError) as err:
+        AIGatewayDeleteLogsOperator(task_id="d", manifest=summary).execute({})
+    assert "121 logs match" in str(err.value) and "the export wrote 120" in str(err.value)
+    assert "Nothing was deleted. Re-run the export for this window" in str(err.value)
+    assert emu.ids(GW) == before and emu.stats["delete"] == 0 and emu.stats["total"] == 1
+
+
+def test_delete_with_manifest_after_partial_delete_checks_ids(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export(f"file://{tmp_path}")
+    AIGatewayDeleteLogsOperator(task_id="d", start=START, end=START + timedelta(hours=12)).execute({})
+    left = len(emu.ids(GW, START, END))
+    assert 0 < left < IN_WINDOW
+    assert AIGatewayDeleteLogsOperator(task_id="d", manifest=summary).execute({}) == left
+    assert emu.ids(GW, START, END) == []
+
+
+def test_delete_with_manifest_refuses_unexported_logs_among_fewer(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export(f"file://{tmp_path}")
+    AIGatewayDeleteLogsOperator(task_id="d", start=START, end=START + timedelta(hours=12)).execute({})
+    emu.add_logs(GW, [{"created_at": (START + timedelta(hours=13)).isoformat()}])
+    before = emu.ids(GW)
+    with pytest.raises(AIGatewayLateLogsError, match="are not in the export"):
+        AIGatewayDeleteLogsOperator(task_id="d", manifest=summary).execute({})
+    assert emu.ids(GW) == before
+
+
+def test_delete_manifest_excludes_filters_and_other_gateways(emu: EmulatorServer, tmp_path: Path) -> None:
+    summary = export(f"file://{tmp_path}")
+    emu.reset_stats()
+    with pytest.raises(AIGatewayInputError, match="either manifest= or filters/start/end"):
+        AIGatewayDeleteLogsOperator(task_id="d", manifest=summary, start=START).execute({})
+    with pytest.raises(AIGatewayInputError, match="differs from the manifest's"):
+        AIGatewayDeleteLogsOperator(task_id="d", manifest=summary, gateway_id="other").execute({})
+    assert emu.stats["total"] == 0
+    assert read_manifest(summary)["count"] == IN_WINDOW
+
+
+# ------------------------------------------------------------------------------------ patch
+
+
+def test_patch_validates_at_parse_time() -> None:
+    with pytest.raises(AIGatewayInputError, match="feedback must be a number from -1 to 1"):
+        AIGatewayPatchLogOperator(task_id="p", log_id="a", feedback=2)
+    with pytest.raises(AIGatewayInputError, match="nothing to patch"):
+        AIGatewayPatchLogOperator(task_id="p", log_id="a")
+    with pytest.raises(AIGatewayInputError, match=r"\['score'\] given both a value and in clear="):
+        AIGatewayPatchLogOperator(task_id="p", log_id="a", score=5, clear=["score"])
+
+
+def test_patch_list_xcom_ids(emu: EmulatorServer, rec: Recorder) -> None:
+    listed = AIGatewayListLogsOperator(task_id="l", start=START, end=END, fields=["id"], max_results=5).execute({})
+    emu.reset_stats()
+    result = AIGatewayPatchLogOperator(
+        task_id="p", log_id=listed, feedback=-1, score=12.5, metadata={"triage": "x"}
+    ).execute({})
+    assert result == {"patched": 5, "log_ids": 5}
+    assert emu.stats["patch"] == 5 and emu.stats["total"] == 5
+    for item in listed:
+        log = emu.get_log(GW, item["id"])
+        assert log is not None
+        assert (log["feedback"], log["score"], json.loads(log["metadata"])) == (-1, 12.5, {"triage": "x"})
+    AIGatewayPatchLogOperator(task_id="c", log_id=listed[0]["id"], clear=["score"]).execute({})
+    cleared = emu.get_log(GW, listed[0]["id"])
+    assert cleared is not None and cleared.get("score") is None and cleared["feedback"] == -1
+
+
+def test_patch_reports_per_id_failures(emu: EmulatorServer, rec: Recorder) -> None:
+    good = emu.ids(GW, START, END)[:2]
+    with pytest.raises(AIGatewayError, match=r"1 of 3 patch\(es\) failed \(2 succeeded\): missing-id: ") as err:
+        AIGatewayPatchLogOperator(task_id="p", log_id=[good[0], "missing-id", good[1]], feedback=1).execute({})
+    assert "404" in str(err.value)
+    assert all(emu.get_log(GW, i)["feedback"] == 1 for i in good)  # type: ignore[index]
+
+
+def test_patch_bad_values_fail_before_any_request(emu: EmulatorServer) -> None:
+    with pytest.raises(AIGatewayInputError, match=r"log_id\[1\]"):
+        AIGatewayPatchLogOperator(task_id="p", log_id=["ok", "../etc"], feedback=1).execute({})
+    with pytest.raises(AIGatewayInputError, match="metadata holds at most 5 entries"):
+        AIGatewayPatchLogOperator(task_id="p", log_id="ok", metadata={str(i): i for i in range(6)}).execute({})
+    assert emu.stats["total"] == 0
+
+
+def test_patch_empty_id_list_is_a_no_op(emu: EmulatorServer, rec: Recorder) -> None:
+    assert AIGatewayPatchLogOperator(task_id="p", log_id=[], feedback=1).execute({}) == {"patched": 0, "log_ids": 0}
+    assert emu.stats["total"] == 0
+
+
+def test_rendered_fields_and_reprs_never_hold_the_token(emu: EmulatorServer, tmp_path: Path) -> None:
+    ops = [
+        AIGatewayListLogsOperator(task_id="l"),
+        AIGatewayExportLogsOperator(task_id="e", destination=f"file://{tmp_path}"),
+        AIGatewayDeleteLogsOperator(task_id="d", start=START),
+        AIGatewayPatchLogOperator(task_id="p", log_id="x", feedback=1),
+    ]
+    for op in ops:
+        text = (
+            repr(op)
+            + repr(op.hook)
+            + repr(op.hook.client)
+            + json.dumps({f: str(getattr(op, f)) for f in op.template_fields})
+        )
+        assert emu.token not in text
