@@ -1,6 +1,9 @@
 """Daily archive of Cloudflare AI Gateway logs: export the day to object storage, then delete it.
 
-Each run exports the logs of its data interval (the previous day, UTC) from the gateway of the
+Each run first waits (``AIGatewayLogsSensor``) until its data interval (the previous day, UTC)
+has logs and has settled - ended at least the settle lag (5 minutes) ago, as logs are listable
+only some time after the request; a day without logs is skipped (``soft_fail``) after two hours.
+It then exports those logs from the gateway of the
 ``cloudflare_ai_gateway_default`` connection to ``params.destination`` (hive-partitioned
 ``jsonl.gz`` files plus a manifest), then deletes exactly what the manifest covers. The delete
 first checks that what matches the window now equals what was exported and refuses (deleting
@@ -22,9 +25,11 @@ from airflow.sdk import DAG, Asset, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_aigw.operators.ai_gateway import (
+    DEFAULT_SETTLE_LAG,
     AIGatewayDeleteLogsOperator,
     AIGatewayExportLogsOperator,
 )
+from airflow_provider_aigw.sensors.ai_gateway import AIGatewayLogsSensor
 
 ARCHIVE_URL = os.environ.get("AIGW_ARCHIVE_URL", "file:///tmp/aigw-archive")
 #: What downstream DAGs schedule on (``schedule=[ARCHIVE_ASSET]``).
@@ -44,6 +49,19 @@ with DAG(
     tags=["cloudflare", "ai-gateway"],
     doc_md=__doc__,
 ) as dag:
+    # Frees the worker between checks (or waits on the triggerer when
+    # [operators] default_deferrable is on).
+    wait = AIGatewayLogsSensor(
+        task_id="wait_for_logs",
+        start="{{ data_interval_start }}",
+        end="{{ data_interval_end }}",
+        settle_lag=DEFAULT_SETTLE_LAG,
+        max_matches=1,
+        mode="reschedule",
+        poke_interval=dt.timedelta(minutes=5),
+        timeout=dt.timedelta(hours=2),
+        soft_fail=True,
+    )
     export = AIGatewayExportLogsOperator(
         task_id="export_logs",
         destination="{{ params.destination }}",
@@ -51,4 +69,4 @@ with DAG(
         outlets=[ARCHIVE_ASSET],
     )
     delete = AIGatewayDeleteLogsOperator(task_id="delete_exported_logs", manifest=export.output)
-    export >> delete
+    wait >> export >> delete

@@ -114,3 +114,55 @@ def test_no_logs_times_out(sensor_dag, emu, mode, scenario, sensor_state):
     assert xcom(run, "wait_for_logs") is None
     # it kept checking until the timeout, then gave up; only list calls were made
     assert emu.stats["list"] >= 2 and emu.stats["total"] == emu.stats["list"]
+
+
+# ------------------------------------------------------------------ the example archive DAG
+
+
+@pytest.fixture
+def archive_dag(airflow_db: None) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = Path(__file__).resolve().parents[2] / "example_dags" / "aigw_archive_logs.py"
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["aigw_archive_logs"]
+
+
+DAY = datetime(2026, 1, 10, tzinfo=timezone.utc)  # logical date; the data interval is 2026-01-09
+
+
+def test_archive_dag_waits_for_logs_then_exports_and_deletes(archive_dag, aigw_emulator_factory, monkeypatch, tmp_path):
+    server = aigw_emulator_factory(gateways={GW: 0})
+    server.seed_logs(GW, 40, DAY - timedelta(days=1), DAY)
+    server.seed_logs(GW, 7, DAY, DAY + timedelta(hours=3))  # the next day stays
+    monkeypatch.setenv(ENV, server.airflow_conn_json(GW))
+
+    run = archive_dag.test(logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
+
+    assert states(run) == {"wait_for_logs": "success", "export_logs": "success", "delete_exported_logs": "success"}
+    waited = xcom(run, "wait_for_logs")
+    assert {k: v for k, v in waited.items() if k != "matches"} == {
+        "count": 40,
+        "min_count": 1,
+        "gateway_id": GW,
+        "start": "2026-01-09T00:00:00.000Z",
+        "end": "2026-01-10T00:00:00.000Z",
+    }
+    assert len(waited["matches"]) == 1
+    assert xcom(run, "export_logs")["count"] == 40
+    assert server.count(GW) == 7
+
+
+def test_archive_dag_skips_a_day_without_logs(archive_dag, aigw_emulator_factory, monkeypatch, tmp_path):
+    server = aigw_emulator_factory(gateways={GW: 0})
+    server.seed_logs(GW, 5, DAY, DAY + timedelta(hours=1))  # only the next day has logs
+    monkeypatch.setenv(ENV, server.airflow_conn_json(GW))
+    wait = archive_dag.get_task("wait_for_logs")
+    wait.mode, wait.poke_interval, wait.timeout = "poke", 0.2, 1  # the DAG waits up to 2 h
+
+    run = archive_dag.test(logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
+
+    assert states(run) == {"wait_for_logs": "skipped", "export_logs": "skipped", "delete_exported_logs": "skipped"}
+    assert server.count(GW) == 5 and not (tmp_path / "archive").exists()
+    assert server.stats["total"] == server.stats["list"]  # only the sensor's checks
