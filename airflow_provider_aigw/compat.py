@@ -32,18 +32,20 @@ try:  # Airflow 3.x
 except ImportError:  # Airflow 2.x
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef,assignment]
 
-try:  # Airflow 3.x
+try:  # Airflow 3.2+ (3.0/3.1 keep these in airflow.exceptions)
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
     )
-except ImportError:  # Airflow 2.x
+except ImportError:  # Airflow 2.x, 3.0, 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowFailException,
+        AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "Asset",
