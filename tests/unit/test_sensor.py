@@ -9,9 +9,16 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.sdk.exceptions import AirflowRescheduleException
+from airflow import __version__ as airflow_version
+from packaging.version import Version
 
-from airflow_provider_aigw.compat import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow_provider_aigw.compat import (
+    AirflowException,
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.sensors.ai_gateway import DEFERRAL_TIMEOUT_GRACE, AIGatewayLogsSensor
@@ -21,6 +28,7 @@ GW = "my-gateway"
 ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 T1 = T0 + timedelta(hours=1)
+AIRFLOW_VERSION = Version(airflow_version)
 GPT = {"key": "model", "operator": "eq", "value": "gpt-4o"}
 
 
@@ -69,7 +77,7 @@ def test_bad_constructor_arguments(kwargs, message):
 
 
 def test_keyword_only_and_template_fields():
-    with pytest.raises(TypeError):
+    with pytest.raises((TypeError, AirflowException)):  # Airflow 2 raises its own error
         AIGatewayLogsSensor("wait")  # type: ignore[misc]
     assert tuple(AIGatewayLogsSensor.template_fields) == ("filters", "start", "end", "gateway_id")
     assert AIGatewayLogsSensor.template_fields_renderers == {"filters": "json"}
@@ -213,6 +221,7 @@ def test_poke_mode_timeout_fails_or_skips_with_soft_fail(emu):
     assert emu.stats["list"] == 2
 
 
+@pytest.mark.skipif(AIRFLOW_VERSION.major < 3, reason="Airflow 2 looks the first reschedule up in the DB")
 def test_reschedule_mode(emu):
     ti = mock.Mock()
     ti.get_first_reschedule_date.return_value = None

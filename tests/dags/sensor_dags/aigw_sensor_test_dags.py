@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, task
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2
+    from airflow import DAG  # type: ignore[no-redef,attr-defined]
+    from airflow.decorators import task  # type: ignore[no-redef]
 
 from airflow_provider_aigw.sensors.ai_gateway import AIGatewayLogsSensor
 
