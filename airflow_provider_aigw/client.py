@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import tenacity
@@ -266,6 +266,14 @@ class AIGatewayClient:
         self._session.headers["User-Agent"] = f"airflow-provider-aigw/{__version__}"
         self._session.mount("https://", HTTPAdapter(pool_maxsize=32))
         self._session.mount("http://", HTTPAdapter(pool_maxsize=32))
+        self._verify: bool | str = verify_ssl
+        if session is None:
+            # requests re-reads proxies, the CA bundle and ~/.netrc from the environment on every
+            # call: about a tenth of the client's CPU per listed log. Read them once, here.
+            env = self._session.merge_environment_settings(self.base_url, {}, None, verify_ssl or None, None)
+            self._session.proxies.update(env["proxies"])
+            self._verify = (env["verify"] or True) if verify_ssl else False
+            self._session.trust_env = False
         self.requests_sent = 0
 
     def __repr__(self) -> str:
@@ -311,7 +319,12 @@ class AIGatewayClient:
         url = self.base_url + path
         if params:
             # The API reads JSON-style booleans; requests would send "True".
-            params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items()}
+            params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
+            # Encoded once here rather than by requests on every attempt; ":" and "," stay
+            # literal (legal in a query), which keeps the JSON ``filters`` short to send and
+            # cheaper for urllib3 to re-check byte by byte.
+            url += "?" + urlencode(params, doseq=True, quote_via=quote, safe=":,")
+            params = None
         started = self._clock()
 
         def attempt() -> requests.Response:
@@ -319,7 +332,7 @@ class AIGatewayClient:
             self.requests_sent += 1
             try:
                 response = self._session.request(
-                    method, url, params=params, json=json_body, timeout=self.timeout, verify=self.verify_ssl
+                    method, url, params=params, json=json_body, timeout=self.timeout, verify=self._verify
                 )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
                 raise _Transient(
