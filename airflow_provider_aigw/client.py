@@ -349,7 +349,8 @@ class AIGatewayClient:
             error = self._error_for(response, method, path)
             if response.status_code == 429:
                 if error.retry_after:
-                    self.budget.pause_for(error.retry_after)
+                    # Everyone sharing the budget waits too; never longer than a call may retry.
+                    self.budget.pause_for(min(error.retry_after, self.retry_deadline))
                 raise _Transient(error, error.retry_after)
             if response.status_code >= 500:
                 raise _Transient(error)

@@ -14,3 +14,16 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home}/airflow.db"
 os.environ.setdefault("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+
+
+import pytest  # noqa: E402  (after the environment above, which must precede any Airflow import)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_request_budgets():
+    """Each test starts with empty process-wide budgets (a 429 pause must not leak)."""
+    from airflow_provider_aigw.client import RequestBudget
+
+    RequestBudget._registry.clear()
+    yield
+    RequestBudget._registry.clear()
