@@ -18,3 +18,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_aigw tests example_dags
 	$(BIN)/mypy
+
+# The suite on several Airflow releases, one venv each in .venv-matrix/<version>/ (reused while
+# pyproject.toml is unchanged); prints a pass/fail table. AIRFLOW_VERSIONS="2.11.2" picks releases.
+AIRFLOW_VERSIONS ?= 2.11.2 3.0.6 3.1.8 3.3.2
+.PHONY: test-matrix
+test-matrix:
+	AIRFLOW_VERSIONS="$(AIRFLOW_VERSIONS)" PYTHON="$(PYTHON)" PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test_matrix.sh

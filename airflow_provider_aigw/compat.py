@@ -5,7 +5,7 @@ Everything else in the provider imports Airflow symbols from here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 try:  # Airflow 3.1+
     from airflow.sdk import BaseHook
@@ -31,6 +31,13 @@ try:  # Airflow 3.x
     from airflow.sdk import Asset
 except ImportError:  # Airflow 2.x
     from airflow.datasets import Dataset as Asset  # type: ignore[no-redef,assignment]
+
+try:  # Airflow 3.x: DAG authoring (the example DAGs import these from here)
+    from airflow.sdk import DAG, Param, task
+except ImportError:  # Airflow 2.x
+    from airflow.decorators import task  # type: ignore[no-redef,attr-defined]
+    from airflow.models.dag import DAG  # type: ignore[no-redef,assignment]
+    from airflow.models.param import Param  # type: ignore[no-redef,assignment]
 
 try:  # Airflow 3.2+ (3.0/3.1 keep these in airflow.exceptions)
     from airflow.sdk.exceptions import (
@@ -63,13 +70,131 @@ except ImportError:  # Airflow 2.x
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+# --------------------------------------------------------------------------- connection form
+# Airflow 3.2+ builds the connection form from the provider info ("conn-fields" and
+# "ui-field-behaviour", kebab-case keys) and never calls the hook classmethods. Airflow 2.x,
+# 3.0 and 3.1 call the hook's get_ui_field_behaviour() (snake_case keys, validated against a
+# schema that rejects anything else) and get_connection_form_widgets() (wtforms fields, and
+# only StringField, IntegerField, PasswordField and BooleanField: any other class makes them
+# drop the whole hook; 3.0/3.1's UI substitutes mocks for exactly those four). Both are built
+# here from the provider info, so the form is declared once.
+
+
+def ui_field_behaviour(behaviour: dict[str, Any]) -> dict[str, Any]:
+    """Provider-info ``ui-field-behaviour`` -> the hook classmethod's shape (Airflow < 3.2)."""
+    return {key.replace("-", "_"): value for key, value in behaviour.items()}
+
+
+def connection_form_widgets(conn_fields: dict[str, Any]) -> dict[str, Any]:
+    """Provider-info ``conn-fields`` -> wtforms fields for ``get_connection_form_widgets`` (Airflow < 3.2).
+
+    JSON-schema ``integer`` -> IntegerField, ``boolean`` -> BooleanField, ``format: password`` ->
+    PasswordField, anything else (``number`` included: FloatField is not accepted) -> StringField.
+    Imports the UI libraries lazily: workers need none of them.
+    """
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms.validators import NumberRange, Optional
+
+    widgets: dict[str, Any] = {}
+    for name, field in conn_fields.items():
+        schema = field.get("schema", {})
+        types = schema.get("type", "string")
+        kind = next((t for t in ([types] if isinstance(types, str) else types) if t != "null"), "string")
+        label = lazy_gettext(field.get("label", name))
+        description = field.get("description", "")
+        default = schema.get("default")
+        validators: list[Any] = [Optional()]
+        if kind == "integer" and ("minimum" in schema or "maximum" in schema):
+            validators.append(NumberRange(min=schema.get("minimum"), max=schema.get("maximum")))
+        if schema.get("format") == "password":
+            widgets[name] = PasswordField(label, description=description, widget=BS3PasswordFieldWidget())
+        elif kind == "boolean":
+            widgets[name] = BooleanField(label, description=description, default=default)
+        elif kind == "integer":
+            widgets[name] = IntegerField(
+                label, validators=validators, description=description, default=default, widget=BS3TextFieldWidget()
+            )
+        else:
+            widgets[name] = StringField(
+                label,
+                validators=[Optional()],
+                description=description,
+                default=None if default is None else str(default),
+                widget=BS3TextFieldWidget(),
+            )
+    return widgets
+
+
+def storage_url(path: ObjectStoragePath) -> str:
+    """``str(path)`` in the form users write it, on every Airflow version.
+
+    universal-pathlib < 0.3 (Airflow 2.x, 3.0, 3.1) renders ``memory://bucket/key`` as
+    ``memory:///bucket/key``; 0.3 (Airflow 3.2+) keeps ``memory://bucket/key``.
+    """
+    text = str(path)
+    if text.startswith("memory:///"):
+        text = "memory://" + text[len("memory:///") :]
+    return text
+
+
+# --------------------------------------------------------------------------- testing support
+# For tests of DAGs (ours and users'): imported lazily, because they pull in Airflow core
+# modules (metadata DB, DAG parsing) that task code must not need.
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DagBag":
+        try:  # Airflow 3.2+
+            from airflow.dag_processing.dagbag import DagBag
+        except ImportError:  # Airflow 2.x, 3.0, 3.1
+            from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+        return DagBag
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def dag_test(dag: Any, *, logical_date: Any = None, **kwargs: Any) -> Any:
+    """``dag.test(logical_date=..., run_conf=..., mark_success_pattern=...)``; returns the DagRun.
+
+    Airflow 2.x names the date ``execution_date``.
+    """
+    if logical_date is not None:
+        import inspect
+
+        name = "logical_date" if "logical_date" in inspect.signature(dag.test).parameters else "execution_date"
+        kwargs[name] = logical_date
+    return dag.test(**kwargs)
+
+
+def get_xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    """The deserialised XCom a task of a finished ``dag.test()`` run pushed, or ``None``."""
+    from airflow.utils.session import create_session
+
+    try:  # Airflow 3.x
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.x
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key, map_index=map_index)
+    with create_session() as session:
+        query = XComModel.get_many(
+            run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key, map_indexes=map_index
+        )
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
 if TYPE_CHECKING:
+    from airflow.models.dagbag import DagBag  # noqa: F401
+
     try:
         from airflow.sdk import Context
     except ImportError:
         from airflow.utils.context import Context  # type: ignore[no-redef,attr-defined]
 
 __all__ = [
+    "DAG",
     "AirflowException",
     "AirflowFailException",
     "AirflowRescheduleException",
@@ -82,9 +207,16 @@ __all__ = [
     "BaseTrigger",
     "Context",
     "ObjectStoragePath",
+    "Param",
     "PokeReturnValue",
     "TaskDeferred",
     "TriggerEvent",
     "conf",
+    "connection_form_widgets",
+    "dag_test",
+    "get_xcom",
     "mask_secret",
+    "storage_url",
+    "task",
+    "ui_field_behaviour",
 ]

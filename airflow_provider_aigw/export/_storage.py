@@ -12,7 +12,7 @@ import os
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_aigw.compat import ObjectStoragePath
+from airflow_provider_aigw.compat import ObjectStoragePath, storage_url
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class Destination:
         self.is_local = bool(self.protocols & {"file", "local"})
         self.needs_dirs = self.is_local or "memory" in self.protocols
         self.root = fs._strip_protocol(path.path).rstrip("/") or "/"
-        self.uri_root = str(path).rstrip("/")
+        self.uri_root = storage_url(path).rstrip("/")
         self._made_dirs: set[str] = set()
 
     # -- naming ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from airflow_provider_aigw.client import (
     MAX_PER_PAGE,
     AIGatewayClient,
 )
-from airflow_provider_aigw.compat import BaseHook, mask_secret
+from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
 from airflow_provider_aigw.filters import TimeLike
 
@@ -66,49 +66,17 @@ class AIGatewayHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form layout for Airflow 2.x (3.2+ reads it from the provider info)."""
+        """Connection form layout for Airflow < 3.2 (3.2+ reads it from the provider info)."""
         from airflow_provider_aigw.get_provider_info import UI_FIELD_BEHAVIOUR
 
-        return UI_FIELD_BEHAVIOUR
+        return ui_field_behaviour(UI_FIELD_BEHAVIOUR)
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra connection form fields for Airflow 2.x (3.2+ reads ``conn-fields``)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, FloatField, IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
+        """Extra connection form fields for Airflow < 3.2 (3.2+ reads ``conn-fields``)."""
+        from airflow_provider_aigw.get_provider_info import CONN_FIELDS
 
-        return {
-            "account_id": StringField(lazy_gettext("Account ID"), widget=BS3TextFieldWidget()),
-            "gateway_id": StringField(lazy_gettext("Default gateway ID"), widget=BS3TextFieldWidget()),
-            "timeout": IntegerField(
-                lazy_gettext("Request timeout (s)"), validators=[Optional(), NumberRange(min=1)], default=30
-            ),
-            "max_retries": IntegerField(
-                lazy_gettext("Max retries"), validators=[Optional(), NumberRange(min=0)], default=10
-            ),
-            "retry_deadline": IntegerField(
-                lazy_gettext("Retry deadline (s)"), validators=[Optional(), NumberRange(min=1)], default=900
-            ),
-            "backoff_base": FloatField(
-                lazy_gettext("First retry backoff (s)"), validators=[Optional(), NumberRange(min=0)], default=1.0
-            ),
-            "backoff_max": FloatField(
-                lazy_gettext("Retry backoff cap (s)"), validators=[Optional(), NumberRange(min=0)], default=60.0
-            ),
-            "budget_requests": IntegerField(
-                lazy_gettext("Request budget (requests per period)"),
-                validators=[Optional(), NumberRange(min=1)],
-                default=DEFAULT_BUDGET_REQUESTS,
-            ),
-            "budget_period": IntegerField(
-                lazy_gettext("Request budget period (s)"),
-                validators=[Optional(), NumberRange(min=1)],
-                default=int(DEFAULT_BUDGET_PERIOD),
-            ),
-            "verify_ssl": BooleanField(lazy_gettext("Verify TLS certificates"), default=True),
-        }
+        return connection_form_widgets(CONN_FIELDS)
 
     def _extras(self, extra: dict[str, Any]) -> dict[str, Any]:
         """Typed extras; URI-form connections deliver every extra as a string."""
