@@ -19,6 +19,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_aigw tests example_dags
 	$(BIN)/mypy
 
+# Emulator -> `airflow dags test aigw_archive_logs` -> ./demo-output/, with a summary (about 30 s).
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
 # The suite on several Airflow releases, one venv each in .venv-matrix/<version>/ (reused while
 # pyproject.toml is unchanged); prints a pass/fail table. AIRFLOW_VERSIONS="2.11.2" picks releases.
 AIRFLOW_VERSIONS ?= 2.11.2 3.0.6 3.1.8 3.3.2

@@ -21,9 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.sdk import DAG, Asset, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_aigw.compat import DAG, Asset, Param  # airflow.sdk on Airflow 3, fallbacks on 2.x
 from airflow_provider_aigw.operators.ai_gateway import (
     DEFAULT_SETTLE_LAG,
     AIGatewayDeleteLogsOperator,

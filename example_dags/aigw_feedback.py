@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_aigw.compat import DAG  # airflow.sdk on Airflow 3, fallbacks on 2.x
 from airflow_provider_aigw.operators.ai_gateway import (
     AIGatewayListLogsOperator,
     AIGatewayPatchLogOperator,
 )
 
-EXPENSIVE_USD = 0.05
+EXPENSIVE_USD = 0.01
 WINDOW = {"start": "{{ data_interval_start }}", "end": "{{ data_interval_end }}"}
 
 with DAG(

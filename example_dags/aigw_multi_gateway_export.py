@@ -19,9 +19,9 @@ import datetime as dt
 import os
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_aigw.compat import DAG, Param, task  # airflow.sdk on Airflow 3, fallbacks on 2.x
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator
 
 POOL = "aigw_api"

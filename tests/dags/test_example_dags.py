@@ -1,0 +1,221 @@
+"""``dag.test()`` runs of the example DAGs against the emulator, asserting exact outcomes.
+
+Ground truth comes from the emulator (``server.ids(gateway, start, end)``); exported data is
+read back through the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_aigw.compat import dag_test, get_xcom
+from airflow_provider_aigw.emulator import EmulatorServer
+from airflow_provider_aigw.export import iter_manifest_records, normalize_record, read_manifest
+
+pytestmark = pytest.mark.dags
+
+UTC = timezone.utc
+GW = "my-gateway"
+ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
+LOGICAL = datetime(2026, 1, 10, tzinfo=UTC)  # daily: data interval [2026-01-09, 2026-01-10)
+START, END = LOGICAL - timedelta(days=1), LOGICAL
+IN_WINDOW = 300
+TAG = "20260109T000000Z-20260110T000000Z"
+ARCHIVE_TASKS = ("wait_for_logs", "export_logs", "delete_exported_logs")
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    """300 logs in the window, 40 the day before and 40 the day after; no client retries."""
+    server: EmulatorServer = aigw_emulator_factory(gateways={GW: 0})
+    server.seed_logs(GW, 40, START - timedelta(days=1), START, seed=1)
+    server.seed_logs(GW, IN_WINDOW, START, END, seed=2)
+    server.seed_logs(GW, 40, END, END + timedelta(days=1), seed=3)
+    monkeypatch.setenv(ENV, server.airflow_conn_json(GW, max_retries=0))
+    server.reset_stats()
+    return server
+
+
+def states(run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def manifest_uri(root: Path | str, gateway: str = GW) -> str:
+    return f"{str(root).rstrip('/')}/gateway={gateway}/_manifests/{TAG}.json"
+
+
+def archive(load_dag: Any, dest: str, *, fmt: str = "jsonl.gz", skip_delete: bool = False) -> Any:
+    return dag_test(
+        load_dag("aigw_archive_logs"),
+        logical_date=LOGICAL,
+        run_conf={"destination": dest, "format": fmt},
+        mark_success_pattern="delete_exported_logs" if skip_delete else None,
+    )
+
+
+def test_archive_exports_the_window_exactly_then_deletes_it(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    truth = emu.ids(GW, START, END)
+    outside = emu.ids(GW, None, START) + emu.ids(GW, END)
+    run = archive(load_dag, f"file://{tmp_path}")
+    assert states(run) == dict.fromkeys(ARCHIVE_TASKS, "success")
+    manifest = read_manifest(manifest_uri(f"file://{tmp_path}"))
+    ids = [r["id"] for r in iter_manifest_records(manifest, verify=True)]
+    assert ids == truth and manifest["count"] == IN_WINDOW
+    per_file = [r["id"] for f in manifest["files"] for r in iter_manifest_records({**manifest, "files": [f]})]
+    assert not [i for i, n in Counter(per_file).items() if n > 1]  # no duplicates across parts
+    assert emu.ids(GW, START, END) == []
+    assert emu.ids(GW) == outside  # logs outside the window untouched
+    assert not list(tmp_path.rglob("*.tmp"))
+    # sensor 1, count 1, pages ceil(300/50)=6, delete: count 1 + (delete 1, count 1)
+    assert emu.stats["total"] == 1 + 1 + 6 + 3 and emu.stats["delete"] == 1
+
+
+def test_archive_rerun_leaves_the_same_files(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    assert set(states(archive(load_dag, f"file://{tmp_path}", skip_delete=True)).values()) == {"success"}
+    first = files_of(tmp_path)
+    assert set(states(archive(load_dag, f"file://{tmp_path}", skip_delete=True)).values()) == {"success"}
+    second = files_of(tmp_path)
+    manifest_name = f"gateway={GW}/_manifests/{TAG}.json"
+    assert set(first) == set(second)
+    assert {k: v for k, v in first.items() if k != manifest_name} == {
+        k: v for k, v in second.items() if k != manifest_name
+    }
+    m1, m2 = json.loads(first[manifest_name]), json.loads(second[manifest_name])
+    assert {k: v for k, v in m1.items() if k != "created_at"} == {k: v for k, v in m2.items() if k != "created_at"}
+
+
+def test_archive_rerun_after_delete_keeps_the_archive(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    archive(load_dag, f"file://{tmp_path}")
+    kept = files_of(tmp_path)
+    emu.add_logs(GW, [{"created_at": (START + timedelta(hours=1)).isoformat()}])  # so the sensor passes
+    run = archive(load_dag, f"file://{tmp_path}")
+    assert states(run)["export_logs"] == "failed" and states(run)["delete_exported_logs"] == "upstream_failed"
+    assert files_of(tmp_path) == kept
+
+
+def test_export_failing_midway_then_retried_leaves_exact_data(
+    load_dag: Any, emu: EmulatorServer, tmp_path: Path
+) -> None:
+    clean_root = tmp_path / "clean"
+    retried_root = tmp_path / "retried"
+    truth = emu.ids(GW, START, END)
+    # The 5th request (sensor, count, 2 pages, then the 3rd page) is refused with 429 and,
+    # with max_retries=0, fails the export after 100 logs were written to part files. The
+    # client then holds every request back for Retry-After (1 s), as Cloudflare locks out.
+    emu.faults.update(rate_limit_requests=4, rate_limit_period_s=3600, lockout_s=1)
+    failed = archive(load_dag, f"file://{retried_root}", skip_delete=True)
+    assert states(failed)["export_logs"] == "failed"
+    assert not Path(manifest_uri(retried_root)).exists()
+    assert list(retried_root.rglob("part-*"))  # partial parts, never committed by a manifest
+    emu.faults.reset()
+    emu.reset_stats()
+    retried = archive(load_dag, f"file://{retried_root}", skip_delete=True)
+    assert states(retried)["export_logs"] == "success"
+    archive(load_dag, f"file://{clean_root}", skip_delete=True)
+    assert set(files_of(retried_root)) == set(files_of(clean_root))
+    manifest = read_manifest(manifest_uri(f"file://{retried_root}"))
+    ids = [r["id"] for r in iter_manifest_records(manifest, verify=True)]
+    assert ids == truth and len(set(ids)) == len(ids)
+    assert not list(retried_root.rglob("*.tmp"))
+
+
+def test_late_logs_make_the_delete_refuse(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    late = [{"created_at": (START + timedelta(hours=7)).isoformat()}]
+    # after the sensor (1), the export's count (1) and its 6 pages
+    emu.schedule_late_logs(GW, late, after_requests=8)
+    before = emu.ids(GW)
+    run = archive(load_dag, f"file://{tmp_path}")
+    assert states(run) == {"wait_for_logs": "success", "export_logs": "success", "delete_exported_logs": "failed"}
+    assert read_manifest(manifest_uri(f"file://{tmp_path}"))["count"] == IN_WINDOW
+    after = emu.ids(GW)
+    assert len(after) == len(before) + 1 and set(before) <= set(after)  # nothing deleted
+    assert emu.stats["delete"] == 0
+
+
+def test_parquet_and_jsonl_round_trip_to_the_same_records(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    records = {}
+    for fmt in ("parquet", "jsonl"):
+        root = tmp_path / fmt.replace(".", "_")
+        assert states(archive(load_dag, f"file://{root}", fmt=fmt, skip_delete=True))["export_logs"] == "success"
+        manifest = read_manifest(manifest_uri(f"file://{root}"))
+        assert manifest["format"] == fmt and all(f["path"].endswith(f".{fmt}") for f in manifest["files"])
+        records[fmt] = list(iter_manifest_records(manifest))
+    # JSONL keeps every log exactly as the API returned it; Parquet reads back the documented
+    # normal form (typed columns: a null column reads back absent, metadata as its JSON text).
+    originals = {x["id"]: x for x in emu.logs(GW)}
+    assert records["jsonl"] == [originals[i] for i in emu.ids(GW, START, END)]
+    assert records["parquet"] == [normalize_record(r) for r in records["jsonl"]]
+
+
+def test_memory_destination(load_dag: Any, emu: EmulatorServer) -> None:
+    dest = "memory://aigw-dag-test/archive"
+    run = archive(load_dag, dest)
+    assert set(states(run).values()) == {"success"}
+    manifest = read_manifest(manifest_uri(dest))
+    assert manifest["files"][0]["uri"].startswith(f"{dest}/gateway={GW}/date=2026-01-09/hour=")
+    assert manifest["count"] == IN_WINDOW and emu.ids(GW, START, END) == []
+
+
+def test_feedback_tags_failed_and_expensive_calls(load_dag: Any, emu: EmulatorServer) -> None:
+    logical = datetime(2026, 1, 9, 12, tzinfo=UTC)  # every 6 h: [06:00, 12:00)
+    window = [x for x in emu.logs(GW) if "2026-01-09T06:00:00" <= x["created_at"] < "2026-01-09T12:00:00"]
+    failed = {x["id"] for x in window if x["success"] is False}
+    expensive = {x["id"] for x in window if (x.get("cost") or 0) > 0.01}
+    assert failed and expensive
+    run = dag_test(load_dag("aigw_feedback"), logical_date=logical)
+    assert set(states(run).values()) == {"success"}
+    assert emu.stats["patch"] == len(failed) + len(expensive)
+    for x in emu.logs(GW):
+        detail = emu.get_log(GW, x["id"])
+        assert detail is not None
+        if x["id"] in failed:
+            assert (detail["feedback"], detail["score"]) == (-1, 0)
+        else:
+            assert detail.get("feedback") is None and detail.get("score") is None
+        meta = json.loads(detail["metadata"]) if x["id"] in expensive else None
+        if meta is not None:
+            assert meta["review"] == "expensive" and meta["tagged_by"] == "aigw_feedback"
+            assert meta["run"] == run.run_id
+        else:
+            assert "review" not in (detail.get("metadata") or "")
+
+
+def test_multi_gateway_export_maps_over_gateways(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool("aigw_api", slots=2, description="Cloudflare AI Gateway API", include_deferred=False)
+    gateways = {"gw-a": 120, "gw-b": 0, "gw-c": 75}
+    for gateway, count in gateways.items():
+        emu.create_gateway(gateway)
+        if count:
+            emu.seed_logs(gateway, count, START, END)
+        emu.seed_logs(gateway, 10, END, END + timedelta(hours=1))
+    run = dag_test(
+        load_dag("aigw_multi_gateway_export"),
+        logical_date=LOGICAL,
+        run_conf={"gateways": list(gateways), "destination": f"file://{tmp_path}"},
+    )
+    tis = run.get_task_instances()
+    exports = sorted((ti.map_index, str(ti.state)) for ti in tis if ti.task_id == "export_gateway")
+    assert exports == [(0, "success"), (1, "success"), (2, "success")]
+    assert {ti.pool for ti in tis if ti.task_id == "export_gateway"} == {"aigw_api"}
+    for gateway, count in gateways.items():
+        manifest = read_manifest(manifest_uri(f"file://{tmp_path}", gateway))
+        assert [r["id"] for r in iter_manifest_records(manifest)] == emu.ids(gateway, START, END)
+        assert manifest["count"] == count
+    assert get_xcom(run, "summarize") == {
+        "gateways": 3,
+        "count": sum(gateways.values()),
+        "files": sum(get_xcom(run, "export_gateway", map_index=i)["files"] for i in range(3)),
+        "bytes": sum(get_xcom(run, "export_gateway", map_index=i)["bytes"] for i in range(3)),
+    }
