@@ -206,7 +206,11 @@ class _Progress:
     def report(self, now: float | None = None) -> None:
         elapsed = (now or time.monotonic()) - self._started
         rate = self.count / elapsed if elapsed > 0 else 0.0
-        line = f"exported {self.count:,} of {self._expected:,} logs, {self._requests():,} API requests"
+        pages = math.ceil(self.count / MAX_PER_PAGE)
+        line = (
+            f"exported {self.count:,} of {self._expected:,} logs, {pages:,} pages, "
+            f"{self._requests():,} API requests"
+        )
         if elapsed > 0:
             line += f", {rate:,.0f} logs/s, {_fmt_duration(elapsed)} elapsed"
         left = self._expected - self.count
