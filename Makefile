@@ -23,6 +23,12 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# Benchmarks (not tests): emulator subprocess, provider vs official SDK; writes benchmarks/RESULTS.md
+# and benchmarks/throughput_vs_latency.png. About 10 minutes on 2 cores. BENCH_ARGS="--rounds 1" is quicker.
+bench: $(STAMP)
+	@$(BIN)/python -c "import matplotlib, cloudflare, psutil" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks --cmdline "make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
+
 # The suite on several Airflow releases, one venv each in .venv-matrix/<version>/ (reused while
 # pyproject.toml is unchanged); prints a pass/fail table. AIRFLOW_VERSIONS="2.11.2" picks releases.
 AIRFLOW_VERSIONS ?= 2.11.2 3.0.6 3.1.8 3.3.2
