@@ -581,8 +581,9 @@ class AIGatewayClient:
         cursor_inclusive = True
         tie_at: str | None = None
         tie_ids: set[str] = set()
+        window = window_filters(start, end)
         while True:
-            bounds = list(window_filters(start, end))
+            bounds = list(window)
             if cursor is not None:
                 bounds = [f for f in bounds if f["operator"] != ("lt" if descending else "gt")]
                 if descending:

@@ -162,9 +162,7 @@ def _epoch_ms(dt: datetime) -> int:
 
 def dumps_line(log: Mapping[str, Any]) -> bytes:
     """One JSON Lines record, compact, UTF-8, with trailing newline."""
-    return (json.dumps(log, separators=(",", ":"), ensure_ascii=False, default=_json_default) + "\n").encode(
-        "utf-8"
-    )
+    return (_LINE_ENCODER.encode(log) + "\n").encode("utf-8")
 
 
 def _json_default(value: Any) -> Any:
@@ -175,6 +173,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# One encoder for every line: json.dumps with options builds a new one per call.
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 class RecordWriter:
