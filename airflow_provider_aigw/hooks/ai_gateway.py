@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -172,7 +173,11 @@ class AIGatewayHook(BaseHook):
                     "Credentials look well-formed, but set 'gateway_id' in the extra to test them: "
                     "the Logs API has no account-level route to try",
                 )
-            count = client.check_access()
+            # Someone is waiting on the UI/CLI: one retry at most, not the task's patience.
+            quick = copy.copy(client)
+            quick.max_retries = min(client.max_retries, 1)
+            quick.retry_deadline = min(client.retry_deadline, client.timeout)
+            count = quick.check_access()
         except AIGatewayError as err:
             return False, str(err)
         except Exception as err:  # the UI shows any failure as a message

@@ -188,3 +188,13 @@ def test_ui_metadata_for_airflow_2_and_3():
         "budget_period",
         "verify_ssl",
     } <= set(conn_type["conn-fields"])
+
+
+def test_test_connection_does_not_retry_for_minutes(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw", "backoff_base": 0.001})
+    requests_mock.get(LOGS % "gw", status_code=503, text="unavailable")
+    hook = AIGatewayHook()
+    ok, message = hook.test_connection()
+    assert not ok and "HTTP 503" in message
+    assert requests_mock.call_count == 2
+    assert hook.client.max_retries == 10  # the tasks' client keeps its patience
