@@ -78,6 +78,9 @@ _BYTES_PER_FIELD = 64
 MAX_CONCURRENCY = 32
 #: Seconds between progress lines of a long export.
 PROGRESS_INTERVAL = 30.0
+#: Size of the ``id`` filter of one manifest-verified DELETE on the wire (about 320 UUIDs), so
+#: that its URL stays under Cloudflare's 16 KB limit.
+MAX_DELETE_ID_CHARS = 14_000
 #: Per-id failures listed in an error message before "... and N more".
 _MAX_LISTED_FAILURES = 20
 
@@ -650,7 +653,10 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
     matching now are the exported ones: when more match (logs arrived late in the window) it
     fails without deleting anything; re-run the export for that window (it rewrites the same
     files), then the delete. When fewer match (an earlier delete attempt got part way, or the
-    gateway dropped old logs) it checks by id that every remaining log was exported.
+    gateway dropped old logs) it checks by id that every remaining log was exported. It then
+    deletes by id: each DELETE names up to about 320 exported ids (and the window), so a log that
+    was not exported is never deleted, even one that turns visible while the delete runs; such a
+    log is left in place and the task fails, as above.
 
     :param filters: API filters of the logs to delete. Templated.
     :param start: window start (inclusive). Templated.
@@ -734,6 +740,8 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         if self.report_only:
             self.log.info("dry run: %d logs would be deleted (%s)", matching, scope)
             return matching
+        if manifest is not None:
+            return self._delete_exported(manifest, matching, filters, start, end, gateway, scope)
         self.log.info("deleting %d logs (%s) in batches of up to %d", matching, scope, self.limit)
         remaining = matching
         deleted = 0
@@ -766,6 +774,56 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
                 self.log.info("%d deleted, %d left", deleted, remaining)
         self.log.info("deleted %d logs (%s)", deleted, scope)
         return deleted
+
+    def _delete_exported(
+        self,
+        manifest: Mapping[str, Any],
+        matching: int,
+        filters: list[dict[str, Any]],
+        start: Any,
+        end: Any,
+        gateway: str,
+        scope: str,
+    ) -> int:
+        """Delete exactly the exported logs: every DELETE is filtered by the window and filters AND
+        by a batch of exported ids, so a log that was not exported is never deleted - not one that
+        turns visible in the window while this runs, nor one that replaced an exported log while
+        the count stayed the same."""
+        self.log.info("deleting the %d matching logs (%s) by their exported ids", matching, scope)
+        calls = 0
+        exported = (str(record.get("id")) for record in iter_manifest_records(manifest))
+        for ids in _id_batches(exported, self.limit):
+            self.hook.delete_logs(
+                filters=[*filters, {"key": "id", "operator": "eq", "value": ids}],
+                start=start,
+                end=end,
+                limit=len(ids),
+                gateway_id=gateway,
+            )
+            calls += 1
+        left = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+        if left:
+            sample = [
+                str(item.get("id"))
+                for item in self.hook.iter_logs(
+                    filters=filters, start=start, end=end, max_results=MAX_PER_PAGE, gateway_id=gateway
+                )
+            ]
+            exported_ids = {str(record.get("id")) for record in iter_manifest_records(manifest)}
+            kept = [log_id for log_id in sample if log_id in exported_ids]
+            if kept:
+                raise AIGatewayError(
+                    f"{left} log(s) still match ({scope}), exported ones among them (e.g. {kept[0]!r}): the "
+                    "API did not delete by id"
+                )
+            example = f" (e.g. {sample[0]!r})" if sample else ""
+            raise AIGatewayLateLogsError(
+                f"{left} log(s) still match ({scope}) that are not in the export{example}: they "
+                "arrived late or replaced exported logs, and were not deleted; the exported ones were. Re-run "
+                "the export for this window (it rewrites the same files), then this delete"
+            )
+        self.log.info("deleted %d logs (%s) in %d call(s)", matching, scope, calls)
+        return matching
 
     def _manifest(self) -> dict[str, Any] | None:
         if self.manifest is None:
@@ -826,6 +884,21 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         if filters:
             text += f", filters {json.dumps(filters)}"
         return text
+
+
+def _id_batches(ids: Iterable[str], limit: int) -> Iterator[list[str]]:
+    """Ids in batches of at most ``limit`` whose ``id`` filter stays within MAX_DELETE_ID_CHARS on the wire."""
+    batch: list[str] = []
+    size = 0
+    for log_id in ids:
+        cost = len(log_id) + 7  # %22<id>%22 and a comma
+        if batch and (len(batch) >= limit or size + cost > MAX_DELETE_ID_CHARS):
+            yield batch
+            batch, size = [], 0
+        batch.append(log_id)
+        size += cost
+    if batch:
+        yield batch
 
 
 # ------------------------------------------------------------------------------------ patch
