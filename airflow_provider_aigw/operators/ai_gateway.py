@@ -500,7 +500,8 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         fmt = validate_format(self.format)
         filters = normalize_filters(_literal(self.filters, param="filters"))
         start, end = self._window(context)
-        destination = resolve_destination(self.destination)
+        # Probed now: an unwritable destination must fail before the first API request.
+        destination = resolve_destination(self.destination, check_writable=True)
         gateway = self._gateway()
         client = self.hook.client
         sent_before = client.requests_sent
