@@ -331,9 +331,31 @@ class AIGatewayClient:
             ticket = self.budget.acquire()
             self.requests_sent += 1
             try:
+                # Never follow a redirect: it would carry the credentials to another route or host.
                 response = self._session.request(
-                    method, url, params=params, json=json_body, timeout=self.timeout, verify=self._verify
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    timeout=self.timeout,
+                    verify=self._verify,
+                    allow_redirects=False,
                 )
+            except requests.exceptions.SSLError as err:
+                if "CERTIFICATE_VERIFY_FAILED" not in str(err):
+                    raise _Transient(
+                        AIGatewayAPIError(
+                            f"{method} {path} failed: {type(err).__name__} (no response)", method=method, path=path
+                        )
+                    ) from None
+                # Not transient: retrying an untrusted certificate only delays the failure.
+                raise AIGatewayAPIError(
+                    f"{method} {path} failed: TLS certificate verification failed for {urlsplit(url).hostname}. "
+                    "Install the issuing CA (e.g. REQUESTS_CA_BUNDLE=/path/to/ca.pem); only for a test "
+                    "endpoint set the connection extra verify_ssl=false",
+                    method=method,
+                    path=path,
+                ) from None
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
                 raise _Transient(
                     AIGatewayAPIError(
@@ -344,8 +366,15 @@ class AIGatewayClient:
                 ) from None
             finally:
                 self.budget.answered(ticket)
-            if response.status_code < 400:
+            if response.status_code < 300:
                 return response
+            if response.status_code < 400:
+                raise AIGatewayAPIError(
+                    f"{method} {path} answered with a redirect (HTTP {response.status_code}); not following it",
+                    status=response.status_code,
+                    method=method,
+                    path=path,
+                )
             error = self._error_for(response, method, path)
             if response.status_code == 429:
                 if error.retry_after:
