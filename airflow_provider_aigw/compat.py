@@ -130,13 +130,28 @@ def connection_form_widgets(conn_fields: dict[str, Any]) -> dict[str, Any]:
 def storage_url(path: ObjectStoragePath) -> str:
     """``str(path)`` in the form users write it, on every Airflow version.
 
-    universal-pathlib < 0.3 (Airflow 2.x, 3.0, 3.1) renders ``memory://bucket/key`` as
-    ``memory:///bucket/key``; 0.3 (Airflow 3.2+) keeps ``memory://bucket/key``.
+    universal-pathlib < 0.3 (Airflow 2.x, 3.0, 3.1) renders ``memory://bucket/key`` and URLs of
+    schemes it has no implementation for as ``scheme:///bucket/key``; 0.3 (Airflow 3.2+) keeps
+    ``scheme://bucket/key``.
     """
     text = str(path)
-    if text.startswith("memory:///"):
-        text = "memory://" + text[len("memory:///") :]
+    protocol = str(getattr(path, "protocol", "") or "")
+    prefix = f"{protocol}:///"
+    if protocol and text.startswith(prefix) and _upath_adds_a_slash(protocol):
+        text = f"{protocol}://{text[len(prefix) :]}"
     return text
+
+
+def _upath_adds_a_slash(protocol: str) -> bool:
+    try:
+        import upath
+        from upath.registry import available_implementations
+    except ImportError:  # pragma: no cover - Airflow always ships universal-pathlib
+        return False
+    major_minor = tuple(int(part) for part in upath.__version__.split(".")[:2] if part.isdigit())
+    if major_minor >= (0, 3):
+        return False
+    return protocol == "memory" or protocol not in available_implementations()
 
 
 # --------------------------------------------------------------------------- testing support

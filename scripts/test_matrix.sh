@@ -30,7 +30,11 @@ pins_for() {
     case "$1" in
         # Airflow 2.10 and 3.0 (task-sdk 1.0) accept universal-pathlib 0.3 but their ObjectStoragePath
         # rejects every protocol with it ("detected protocol file which is incompatible").
-        2.10.* | 3.0.*) echo "universal-pathlib<0.3" ;;
+        2.10.*) echo "universal-pathlib<0.3" ;;
+        # 3.0 also has no upper bounds on its execution-API stack: with today's cadwyn/fastapi every
+        # task of dag.test() (even a one-task DAG) fails to start, "PATCH /task-instances/{id}/run
+        # 422: Input should be a valid dictionary". 3.1 bounds them (cadwyn 5.4, fastapi 0.117).
+        3.0.*) echo "universal-pathlib<0.3 cadwyn<5.5 fastapi[standard]<0.118" ;;
         *) echo "" ;;
     esac
 }

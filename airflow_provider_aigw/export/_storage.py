@@ -118,7 +118,7 @@ def _resolve_fs(path: ObjectStoragePath, shown: str) -> AbstractFileSystem:
 
 def _open_destination(destination: str | ObjectStoragePath) -> Destination:
     path = _to_path(destination)
-    shown = str(path)
+    shown = storage_url(path)
     fs = _resolve_fs(path, shown)
     return Destination(path, fs)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow import __version__ as airflow_version
+
+from airflow_provider_aigw.compat import dag_test
 
 pytestmark = pytest.mark.dags
-AIRFLOW_2 = airflow_version.startswith("2.")
 
 GW = "my-gateway"
 ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
@@ -132,8 +132,6 @@ def test_no_logs_times_out(sensor_dag, emu, mode, scenario, sensor_state):
 
 @pytest.fixture
 def archive_dag(airflow_db: None) -> Any:
-    if AIRFLOW_2:
-        pytest.skip("the example DAGs are written for Airflow 3 (airflow.sdk)")
     bag = dag_bag(Path(__file__).resolve().parents[2] / "example_dags" / "aigw_archive_logs.py")
     assert not bag.import_errors, bag.import_errors
     return bag.dags["aigw_archive_logs"]
@@ -148,7 +146,7 @@ def test_archive_dag_waits_for_logs_then_exports_and_deletes(archive_dag, aigw_e
     server.seed_logs(GW, 7, DAY, DAY + timedelta(hours=3))  # the next day stays
     monkeypatch.setenv(ENV, server.airflow_conn_json(GW))
 
-    run = archive_dag.test(logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
+    run = dag_test(archive_dag, logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
 
     assert states(run) == {"wait_for_logs": "success", "export_logs": "success", "delete_exported_logs": "success"}
     waited = xcom(run, "wait_for_logs")
@@ -171,7 +169,7 @@ def test_archive_dag_skips_a_day_without_logs(archive_dag, aigw_emulator_factory
     wait = archive_dag.get_task("wait_for_logs")
     wait.mode, wait.poke_interval, wait.timeout = "poke", 0.2, 1  # the DAG waits up to 2 h
 
-    run = archive_dag.test(logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
+    run = dag_test(archive_dag, logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
 
     assert states(run) == {"wait_for_logs": "skipped", "export_logs": "skipped", "delete_exported_logs": "skipped"}
     assert server.count(GW) == 5 and not (tmp_path / "archive").exists()

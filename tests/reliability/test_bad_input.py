@@ -240,7 +240,8 @@ CASES = [
     Case(
         "export-unregistered-scheme",
         lambda e: export_op(e, destination="nosuchfs://bucket/prefix"),
-        r"destination 'nosuchfs://bucket/prefix' .*'nosuchfs'",
+        # upath 0.3 (Airflow 3.2+) refuses the URL, 0.2 finds no filesystem for it: both name it
+        r"destination 'nosuchfs://bucket/prefix'.*'nosuchfs'",
     ),
     Case(
         "export-scheme-without-provider",
