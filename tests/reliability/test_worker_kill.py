@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
 DAGS = Path(__file__).resolve().parent / "dags"
 DAG_ID = "aigw_reliability_export"
-KILL_AFTER_PAGES = 12  # of 40
+KILL_AFTER_PAGES = 10  # of 40
 WAIT_S = 120.0
 
 
@@ -94,7 +94,7 @@ def test_worker_killed_mid_export_then_retried(emu, tmp_path, previous):
         clean_export(dest)  # a committed export of the same window is being redone
     log = tmp_path / "worker.log"
 
-    emu.faults.update(latency_ms=40)
+    emu.faults.update(latency_ms=50)
     emu.reset_stats()
     worker = start_worker(dest, log)
     kill_when(worker, lambda: emu.stats["list"] >= KILL_AFTER_PAGES and len(finished_parts(dest)) >= 3, log)
