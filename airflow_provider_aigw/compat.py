@@ -172,8 +172,30 @@ def __getattr__(name: str) -> Any:
 def dag_test(dag: Any, *, logical_date: Any = None, **kwargs: Any) -> Any:
     """``dag.test(logical_date=..., run_conf=..., mark_success_pattern=...)``; returns the DagRun.
 
-    Airflow 2.x names the date ``execution_date``.
+    Airflow 2.x names the date ``execution_date``. Airflow 3.0's ``dag.test()`` does not write the
+    DAG to the metadata DB, so a task with asset outlets fails ("inactive assets in its inlets or
+    outlets"); 3.1+ writes it first, and so does this on 3.0.
     """
+    from airflow import __version__ as airflow_version
+
+    if airflow_version.startswith("3.0."):
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+        from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+        from airflow.serialization.serialized_objects import LazyDeserializedDAG, SerializedDAG
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            DagBundlesManager().sync_bundles_to_db(session=session)
+        with create_session() as session:
+            serialized = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))  # type: ignore[attr-defined]
+            update_dag_parsing_results_in_db(  # type: ignore[call-arg]
+                "dags-folder",
+                None,
+                [serialized],
+                {},
+                set(),  # type: ignore[arg-type]
+                session=session,
+            )
     if logical_date is not None:
         import inspect
 

@@ -43,6 +43,13 @@ def sensor_dag(airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     assert not bag.import_errors, bag.import_errors
 
     def get(mode: str, scenario: str) -> Any:
+        from airflow import __version__ as airflow_version
+
+        if mode == "reschedule" and airflow_version.startswith("3.0."):
+            pytest.skip(
+                "Airflow 3.0's dag.test() hands reschedule sensors their first reschedule date as a "
+                "string, so any rescheduled sensor fails there (apache/airflow#58777); fixed in 3.1"
+            )
         return bag.dags[f"aigw_sensor_test_{mode}_{scenario}"]
 
     return get

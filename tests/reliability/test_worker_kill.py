@@ -40,6 +40,12 @@ def airflow_env(dest: Path) -> dict[str, str]:
 
 def start_worker(dest: Path, log: Path) -> subprocess.Popen[bytes]:
     cli = Path(sys.executable).parent / "airflow"
+    from airflow import __version__ as airflow_version
+
+    if airflow_version.startswith("3.0."):
+        # 3.0's `dags test` does not write the DAG to the DB first (3.1+ does), so the export's
+        # asset outlet would be "inactive"; a deployment's DAG processor has done this already.
+        subprocess.run([str(cli), "dags", "reserialize"], env=airflow_env(dest), check=True, capture_output=True)
     with log.open("ab") as out:
         return subprocess.Popen(
             [str(cli), "dags", "test", DAG_ID, "2026-01-10"],
