@@ -537,20 +537,12 @@ class AIGatewayClient:
         """
         user_filters = normalize_filters(filters)
         start_dt, end_dt = validate_window(start, end)
-        if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
-            raise AIGatewayInputError(f"per_page must be an integer from 1 to {MAX_PER_PAGE}, got {per_page!r}")
+        base_params = _listing_params(order_by, order_by_direction, per_page, search)
         if max_results is not None and (
             isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
         ):
             raise AIGatewayInputError(f"max_results must be a positive integer or None, got {max_results!r}")
-        if order_by not in LIST_ORDER_KEYS:
-            raise AIGatewayInputError(f"order_by must be one of {sorted(LIST_ORDER_KEYS)}, got {order_by!r}")
-        if order_by_direction not in ("asc", "desc"):
-            raise AIGatewayInputError(f"order_by_direction must be 'asc' or 'desc', got {order_by_direction!r}")
         self._logs_path(gateway_id)  # validates the gateway id now, not at the first next()
-        base_params: dict[str, Any] = {"order_by": order_by, "order_by_direction": order_by_direction}
-        if search:
-            base_params["search"] = search
         reserved = sorted(set(params) & {"page", "per_page", "filters", "start", "end"})
         if reserved:
             raise AIGatewayInputError(f"{reserved} cannot be passed as extra query parameters of a listing")
@@ -666,12 +658,7 @@ class AIGatewayClient:
         """Number of matching logs (one request, ``per_page=1``, ``total_count``)."""
         query_filters = normalize_filters(filters) + window_filters(start, end)
         _, info = self._list_page(gateway_id, query_filters, {**params, "page": 1, "per_page": 1})
-        total = info.get("total_count")
-        if not isinstance(total, int):
-            raise AIGatewayAPIError(
-                "the list response carried no result_info.total_count", method="GET", path=self._logs_path(gateway_id)
-            )
-        return total
+        return self._total(info, gateway_id)
 
     def list_page(
         self,
@@ -691,27 +678,17 @@ class AIGatewayClient:
         :meth:`iter_logs`, before the request. Used by the logs sensor and trigger.
         """
         query_filters = normalize_filters(filters) + window_filters(start, end)
-        if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
-            raise AIGatewayInputError(f"per_page must be an integer from 1 to {MAX_PER_PAGE}, got {per_page!r}")
-        if order_by not in LIST_ORDER_KEYS:
-            raise AIGatewayInputError(f"order_by must be one of {sorted(LIST_ORDER_KEYS)}, got {order_by!r}")
-        if order_by_direction not in ("asc", "desc"):
-            raise AIGatewayInputError(f"order_by_direction must be 'asc' or 'desc', got {order_by_direction!r}")
-        params: dict[str, Any] = {
-            "order_by": order_by,
-            "order_by_direction": order_by_direction,
-            "page": 1,
-            "per_page": per_page,
-        }
-        if search:
-            params["search"] = search
+        params = {**_listing_params(order_by, order_by_direction, per_page, search), "page": 1, "per_page": per_page}
         rows, info = self._list_page(gateway_id, query_filters, params)
+        return rows, self._total(info, gateway_id)
+
+    def _total(self, info: Mapping[str, Any], gateway_id: str | None) -> int:
         total = info.get("total_count")
         if not isinstance(total, int):
             raise AIGatewayAPIError(
                 "the list response carried no result_info.total_count", method="GET", path=self._logs_path(gateway_id)
             )
-        return rows, total
+        return total
 
     # ----------------------------------------------------------- single logs
 
@@ -804,6 +781,20 @@ class AIGatewayClient:
     def check_access(self, gateway_id: str | None = None) -> int:
         """One cheap list call proving credentials, account and gateway; returns the log count."""
         return self.count_logs(gateway_id)
+
+
+def _listing_params(order_by: str, order_by_direction: str, per_page: int, search: str | None) -> dict[str, Any]:
+    """Validate the ordering and page size of a listing; the query parameters they make."""
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
+        raise AIGatewayInputError(f"per_page must be an integer from 1 to {MAX_PER_PAGE}, got {per_page!r}")
+    if order_by not in LIST_ORDER_KEYS:
+        raise AIGatewayInputError(f"order_by must be one of {sorted(LIST_ORDER_KEYS)}, got {order_by!r}")
+    if order_by_direction not in ("asc", "desc"):
+        raise AIGatewayInputError(f"order_by_direction must be 'asc' or 'desc', got {order_by_direction!r}")
+    params: dict[str, Any] = {"order_by": order_by, "order_by_direction": order_by_direction}
+    if search:
+        params["search"] = search
+    return params
 
 
 def build_patch_body(*, feedback: Any = _NOT_SET, score: Any = _NOT_SET, metadata: Any = _NOT_SET) -> dict[str, Any]:
