@@ -182,24 +182,11 @@ def run_operator(spec: dict[str, Any], gateway: str, out: Path, *, include_bodie
     return o
 
 
-def _bounded_map(fn: Callable[[Any], Any], items: Iterable[Any], concurrency: int, chunk: int = 50) -> Iterator[Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        batch: list[Any] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= chunk:
-                yield from pool.map(fn, batch)
-                batch = []
-        if batch:
-            yield from pool.map(fn, batch)
-
-
 def run_bodies_client(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
     """Bodies with the client directly: bounded concurrency over get_log_request/response."""
     from airflow_provider_aigw.exceptions import AIGatewayNotFoundError
     from airflow_provider_aigw.export import export_logs
+    from airflow_provider_aigw.operators.ai_gateway import _bounded_map  # the operator's own
 
     emu = spec["emulator"]
     budget = _budget(spec)
@@ -216,7 +203,9 @@ def run_bodies_client(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
         return row
 
     result = export_logs(
-        _bounded_map(fetch, client.iter_logs(gateway, start=emu["start"], end=emu["end"]), BODY_CONCURRENCY),
+        _bounded_map(
+            fetch, client.iter_logs(gateway, start=emu["start"], end=emu["end"]), concurrency=BODY_CONCURRENCY
+        ),
         out.as_uri(),
         gateway_id=gateway,
         start=_utc(emu["start"]),
