@@ -61,7 +61,6 @@ LABELS = {
     "operator": "provider: AIGatewayExportLogsOperator.execute",
     "sliced": f"provider: {SLICES} concurrent time slices (client + writer each)",
     "operator_bodies": "provider: operator, include_bodies=True",
-    "bodies_client": "provider: client + writer, bodies via client (4 threads)",
     "sdk": "official SDK: logs.list auto-pagination + json.dumps into gzip",
 }
 
@@ -204,16 +203,7 @@ def scenario_bodies(b: Bench) -> None:
             "faults": {"rate_limit_requests": b_req, "rate_limit_period_s": period, "lockout_s": period},
         }
     ]
-    contender = "operator_bodies" if _operator_available() else "bodies_client"
-    b.alternate("bodies", [contender], lambda c: ("g1k", runs, {"budget": list(BUDGET)}))
-
-
-def _operator_available() -> bool:
-    try:
-        from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    b.alternate("bodies", ["operator_bodies"], lambda c: ("g1k", runs, {"budget": list(BUDGET)}))
 
 
 def scenario_emulator(b: Bench) -> dict[str, Any]:

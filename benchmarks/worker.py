@@ -27,7 +27,6 @@ from typing import Any
 from benchmarks.emulator import counters, set_faults
 
 UNLIMITED = (10**9, 1.0)
-BODY_CONCURRENCY = 4  # the operator's default body_concurrency
 WARMUP_GATEWAY = "warm"
 #: Result lines start with this (Airflow's task logger also writes to stdout).
 RESULT_MARKER = "@@aigw-bench-result "
@@ -182,43 +181,6 @@ def run_operator(spec: dict[str, Any], gateway: str, out: Path, *, include_bodie
     return o
 
 
-def run_bodies_client(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
-    """Bodies with the client directly: bounded concurrency over get_log_request/response."""
-    from airflow_provider_aigw.exceptions import AIGatewayNotFoundError
-    from airflow_provider_aigw.export import export_logs
-    from airflow_provider_aigw.operators.ai_gateway import _bounded_map  # the operator's own
-
-    emu = spec["emulator"]
-    budget = _budget(spec)
-    client = _client(emu, budget)
-
-    def fetch(row: dict[str, Any]) -> dict[str, Any]:
-        row = dict(row)
-        for which, getter in (("request", client.get_log_request), ("response", client.get_log_response)):
-            try:
-                row[f"{which}_body"] = getter(row["id"], gateway)
-                row[f"{which}_body_status"] = "collected"
-            except AIGatewayNotFoundError:
-                row[f"{which}_body"], row[f"{which}_body_status"] = None, "not_collected"
-        return row
-
-    result = export_logs(
-        _bounded_map(
-            fetch, client.iter_logs(gateway, start=emu["start"], end=emu["end"]), concurrency=BODY_CONCURRENCY
-        ),
-        out.as_uri(),
-        gateway_id=gateway,
-        start=_utc(emu["start"]),
-        end=_utc(emu["end"]),
-        format="jsonl.gz",
-    )
-    o = Outcome()
-    o.count, o.manifests, o.client_requests = result.count, [result.manifest_uri], client.requests_sent
-    o.budget_waited_s = budget.waited_seconds
-    o.extra["body_stats"] = result.manifest.get("body_stats")
-    return o
-
-
 def run_sdk(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
     """Contender 2: what a user writes with the official SDK (defaults left alone)."""
     import cloudflare
@@ -243,7 +205,6 @@ CONTENDERS: dict[str, Callable[[dict[str, Any], str, Path], Outcome]] = {
     "sliced": run_sliced,
     "operator": run_operator,
     "operator_bodies": lambda spec, gw, out: run_operator(spec, gw, out, include_bodies=True),
-    "bodies_client": run_bodies_client,
     "sdk": run_sdk,
 }
 
