@@ -36,6 +36,7 @@ from airflow_provider_aigw.filters import (
     CREATED_AT_RESOLUTION,
     Filter,
     TimeLike,
+    check_delete_filter_keys,
     created_at_filter,
     encode_filters,
     normalize_filters,
@@ -226,6 +227,9 @@ class AIGatewayClient:
         self.account_id = validate_account_id(account_id, source=source)
         self.gateway_id = validate_gateway_id(gateway_id) if gateway_id else None
         self.base_url = self._check_base_url(base_url, source)
+        api_token = clean_credential(api_token, field="api_token", source=source)
+        email = clean_credential(email, field="email", source=source)
+        api_key = clean_credential(api_key, field="api_key", source=source)
         if api_token:
             auth_headers = {"Authorization": f"Bearer {api_token}"}
             secret = api_token
@@ -343,26 +347,24 @@ class AIGatewayClient:
                 )
             except requests.exceptions.SSLError as err:
                 if "CERTIFICATE_VERIFY_FAILED" not in str(err):
-                    raise _Transient(
-                        AIGatewayAPIError(
-                            f"{method} {path} failed: {type(err).__name__} (no response)", method=method, path=path
-                        )
-                    ) from None
+                    raise _Transient(_no_response(err, method, path)) from None
                 # Not transient: retrying an untrusted certificate only delays the failure.
                 raise AIGatewayAPIError(
-                    f"{method} {path} failed: TLS certificate verification failed for {urlsplit(url).hostname}. "
-                    "Install the issuing CA (e.g. REQUESTS_CA_BUNDLE=/path/to/ca.pem); only for a test "
-                    "endpoint set the connection extra verify_ssl=false",
+                    f"TLS certificate verification failed for {urlsplit(url).hostname}. Install the issuing CA "
+                    "(e.g. REQUESTS_CA_BUNDLE=/path/to/ca.pem); only for a test endpoint set the connection "
+                    f"extra verify_ssl=false ({method} {path})",
                     method=method,
                     path=path,
                 ) from None
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
-                raise _Transient(
-                    AIGatewayAPIError(
-                        f"{method} {path} failed: {type(err).__name__} (no response)",
-                        method=method,
-                        path=path,
-                    )
+                raise _Transient(_no_response(err, method, path)) from None
+            except requests.RequestException as err:
+                # Anything else requests raises (InvalidHeader, InvalidURL, ...) may quote a header
+                # value, i.e. the credentials: keep its type only, and never chain it.
+                raise AIGatewayAPIError(
+                    f"The request could not be sent: {type(err).__name__} ({method} {path})",
+                    method=method,
+                    path=path,
                 ) from None
             finally:
                 self.budget.answered(ticket)
@@ -370,7 +372,8 @@ class AIGatewayClient:
                 return response
             if response.status_code < 400:
                 raise AIGatewayAPIError(
-                    f"{method} {path} answered with a redirect (HTTP {response.status_code}); not following it",
+                    f"The API answered with a redirect (HTTP {response.status_code}); not following it, as it "
+                    f"would carry the credentials elsewhere ({method} {path})",
                     status=response.status_code,
                     method=method,
                     path=path,
@@ -424,8 +427,8 @@ class AIGatewayClient:
                 raise error from None
             if isinstance(error, AIGatewayAPIError) and error.status == 429:
                 raise AIGatewayRateLimitError(
-                    f"{error} (still rate limited after {self.requests_sent} requests; "
-                    "Cloudflare locks a user out for up to 5 minutes)",
+                    f"Still rate limited after {self.requests_sent} requests (Cloudflare locks a user out for "
+                    f"up to 5 minutes): {error}",
                     status=429,
                     method=method,
                     path=path,
@@ -456,7 +459,6 @@ class AIGatewayClient:
             or response.reason
             or "no details"
         )
-        message = f"{method} {path} failed with HTTP {status}: {detail}"
         retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
         kwargs: dict[str, Any] = {
             "status": status,
@@ -466,21 +468,27 @@ class AIGatewayClient:
             "messages": messages,
             "retry_after": retry_after,
         }
+        # The explanation first (a task log view cuts long lines), the route last.
+        where = f"(HTTP {status}; {method} {path})"
         if status == 403:
             permission = "AI Gateway Read" if method == "GET" else "AI Gateway Write (Edit)"
-            message += (
-                f" - check that the credentials are valid and have the '{permission}' permission "
-                f"on account {self.account_id}"
+            return AIGatewayAPIError(
+                f"Access denied: check that the credentials are valid and have the '{permission}' permission "
+                f"on account {self.account_id}. The API said: {detail} {where}",
+                **kwargs,
             )
-        elif status == 404:
+        if status == 404:
             if path.endswith("/logs"):
-                message += (
-                    " - the gateway does not exist, or the account logs through Workers Observability "
-                    "(accounts created on or after 2026-09-24), where the legacy Logs API is unavailable"
+                return AIGatewayNotFoundError(
+                    "Gateway not found: the gateway does not exist, or the account logs through Workers "
+                    "Observability (accounts created on or after 2026-09-24), where the legacy Logs API is "
+                    f"unavailable. The API said: {detail} {where}",
+                    **kwargs,
                 )
-            return AIGatewayNotFoundError(message, **kwargs)
-        elif status == 429:
-            message += f" (rate limited; Retry-After: {retry_after}s)"
+            return AIGatewayNotFoundError(f"Not found: {detail} {where}", **kwargs)
+        if status == 429:
+            return AIGatewayAPIError(f"Rate limited (Retry-After: {retry_after}s): {detail} {where}", **kwargs)
+        message = f"{detail} {where}"
         return AIGatewayAPIError(message, **kwargs)
 
     def _json(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
@@ -488,7 +496,7 @@ class AIGatewayClient:
             body = response.json()
         except ValueError:
             raise AIGatewayAPIError(
-                f"{method} {path} returned a non-JSON body (HTTP {response.status_code})",
+                f"The API answered with a non-JSON body (HTTP {response.status_code}; {method} {path})",
                 status=response.status_code,
                 method=method,
                 path=path,
@@ -509,7 +517,9 @@ class AIGatewayClient:
         body = self._json(self._request("GET", path, params=query), "GET", path)
         result = body.get("result") or []
         if not isinstance(result, list):
-            raise AIGatewayAPIError(f"GET {path} returned an unexpected result", method="GET", path=path)
+            raise AIGatewayAPIError(
+                f"The API answered a listing with a result that is not a list (GET {path})", method="GET", path=path
+            )
         return result, body.get("result_info") or {}
 
     def iter_logs(
@@ -532,6 +542,10 @@ class AIGatewayClient:
         starts at the last ``created_at`` seen and excludes the ids already seen at that
         instant, so logs inserted or deleted meanwhile never make it skip or repeat a log
         that exists throughout, and N logs cost exactly ceil(N / per_page) requests.
+        An instant (one millisecond) shared by more than ``per_page`` logs is walked by page
+        numbers instead, pass after pass until a pass brings no new id, so that retention
+        deleting the oldest logs mid-walk cannot make it skip one: M logs in such an instant
+        cost about 2 * ceil(M / per_page) extra requests (one more pass per change seen).
         Other orders use page numbers and are only stable while the gateway is unchanged.
         All inputs are validated before the first request.
         """
@@ -639,7 +653,16 @@ class AIGatewayClient:
                     created_at_filter("gt", cursor - CREATED_AT_RESOLUTION),
                     created_at_filter("lt", cursor + CREATED_AT_RESOLUTION),
                 ]
-                yield from self._iter_pages(gateway_id, instant, per_page, params, skip_ids=tie_ids)
+                # Repeated until a pass brings no new id: oldest-first retention deleting logs of
+                # this instant mid-pass shifts the pages, and a single pass could skip some.
+                while True:
+                    fresh = 0
+                    for row in self._iter_pages(gateway_id, instant, per_page, params, skip_ids=tie_ids):
+                        tie_ids.add(row.get("id"))  # type: ignore[arg-type]
+                        fresh += 1
+                        yield row
+                    if not fresh:
+                        break
                 cursor_inclusive, tie_at, tie_ids = False, None, set()
 
     def list_logs(self, gateway_id: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -685,8 +708,9 @@ class AIGatewayClient:
     def _total(self, info: Mapping[str, Any], gateway_id: str | None) -> int:
         total = info.get("total_count")
         if not isinstance(total, int):
+            path = self._logs_path(gateway_id)
             raise AIGatewayAPIError(
-                "the list response carried no result_info.total_count", method="GET", path=self._logs_path(gateway_id)
+                f"The list response carried no result_info.total_count (GET {path})", method="GET", path=path
             )
         return total
 
@@ -709,11 +733,12 @@ class AIGatewayClient:
     def _get_body(self, log_id: str, which: str, gateway_id: str | None) -> Any:
         path = self._logs_path(gateway_id, validate_log_id(log_id), which)
         response = self._request("GET", path)
-        # Bodies come as stored, without envelope: JSON when JSON, else text (e.g. SSE).
+        # Bodies come as stored (the OpenAPI spec): JSON when JSON, else text (e.g. SSE); or wrapped
+        # in the Cloudflare envelope (the seed API document), which is taken off.
         content_type = response.headers.get("Content-Type", "")
         if not content_type or "json" in content_type:
             try:
-                return response.json()
+                return unwrap_envelope(response.json())
             except ValueError:
                 pass
         return response.text
@@ -750,9 +775,14 @@ class AIGatewayClient:
         """Delete up to ``limit`` (API default 10,000) matching logs in one call.
 
         Irreversible, and the API reports no count. Without filters or window the API
-        deletes the gateway's oldest logs, so that needs ``allow_unfiltered=True``.
+        deletes the gateway's oldest logs, so that needs ``allow_unfiltered=True``. Filter keys
+        outside the documented set are refused: the API might ignore them and delete more.
+        The API ignores filters it does not apply; for deletes that stay safe then, see
+        :mod:`airflow_provider_aigw.deletion`.
         """
-        query_filters = normalize_filters(filters) + window_filters(start, end)
+        user_filters = normalize_filters(filters)
+        check_delete_filter_keys(user_filters)
+        query_filters = user_filters + window_filters(start, end)
         if not query_filters and not allow_unfiltered:
             raise AIGatewayInputError(
                 "delete_logs needs filters or a start/end window: without them the API deletes "
@@ -832,6 +862,49 @@ def build_patch_body(*, feedback: Any = _NOT_SET, score: Any = _NOT_SET, metadat
     if not body:
         raise AIGatewayInputError("nothing to patch: give at least one of feedback, score, metadata")
     return body
+
+
+_ENVELOPE_KEYS = frozenset({"success", "result", "errors", "messages"})
+
+
+def unwrap_envelope(body: Any) -> Any:
+    """``body["result"]`` when ``body`` is exactly a successful Cloudflare envelope, else ``body``.
+
+    Exactly: a JSON object holding ``success: true`` and ``result``, and besides them at most
+    ``errors`` and ``messages``. A stored provider body with other keys is never unwrapped.
+    """
+    if (
+        isinstance(body, dict)
+        and body.get("success") is True
+        and "result" in body
+        and _ENVELOPE_KEYS.issuperset(body)
+    ):
+        return body["result"]
+    return body
+
+
+def clean_credential(value: str | None, *, field: str, source: str) -> str | None:
+    """A credential with surrounding whitespace stripped (e.g. a token read from a file).
+
+    Refuses control characters and inner whitespace, naming ``field`` and never the value:
+    requests would quote such a header value in its exception text.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise AIGatewayConfigError(f"the {field} of {source} must be a string, got {type(value).__name__}")
+    text = value.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise AIGatewayConfigError(
+            f"the {field} of {source} contains whitespace or control characters inside it (value not shown); "
+            "paste it again without line breaks or spaces"
+        )
+    return text or None
+
+
+def _no_response(err: Exception, method: str, path: str) -> AIGatewayAPIError:
+    """A transport failure named by its type only: requests' texts may quote URLs and headers."""
+    return AIGatewayAPIError(f"No response: {type(err).__name__} ({method} {path})", method=method, path=path)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -69,3 +69,13 @@ class AIGatewayLateLogsError(AIGatewayError):
 
     Raised by the delete operator before deleting anything (or as soon as it notices).
     """
+
+
+class AIGatewayUnsafeDeleteError(AIGatewayError):
+    """The API did not apply a filter of a DELETE (it deleted a log it was not asked to, or left
+    a named one); the delete stopped at once."""
+
+
+class AIGatewayBodyError(AIGatewayError):
+    """Request/response bodies of an export could not be fetched (see ``on_body_error``), or
+    bodies of logs a delete was asked to remove were never archived."""

@@ -27,6 +27,40 @@ OPERATORS = frozenset({"eq", "neq", "contains", "lt", "gt"})
 #: Granularity of ``created_at`` in the API; windows are shifted by this to be half-open.
 CREATED_AT_RESOLUTION = dt.timedelta(milliseconds=1)
 
+#: The documented filter keys (union over API versions). Reads pass other keys through (the API
+#: adds keys over time); a DELETE refuses them, because nothing proves that the API rejects a key
+#: it does not know rather than ignoring it, and an ignored filter widens a DELETE.
+DELETE_FILTER_KEYS = frozenset(
+    {
+        "id",
+        "created_at",
+        "request_content_type",
+        "response_content_type",
+        "request_type",
+        "success",
+        "cached",
+        "provider",
+        "model",
+        "model_type",
+        "cost",
+        "tokens",
+        "tokens_in",
+        "tokens_out",
+        "duration",
+        "feedback",
+        "event_id",
+        "metadata.key",
+        "metadata.value",
+        "prompts.prompt_id",
+        "prompts.version_id",
+        "authentication",
+        "wholesale",
+        "compatibilityMode",
+        "dlp_action",
+        "user_agent",
+    }
+)
+
 Filter = dict[str, Any]
 TimeLike = dt.datetime | str
 
@@ -42,8 +76,8 @@ def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
     """Validate filters and return them in wire shape (``value`` always a list).
 
     Accepts ``None``, one filter dict, or a sequence of filter dicts. Unknown keys are
-    allowed on purpose: the API adds keys over time and answers 400 for ones it does not
-    know.
+    allowed on purpose for reads: the API adds keys over time (a DELETE checks them with
+    :func:`check_delete_filter_keys`).
 
     :raises AIGatewayInputError: naming ``param`` and the offending item.
     """
@@ -89,6 +123,17 @@ def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
                 raise AIGatewayInputError(f"{where}.value items must be finite numbers, got {v!r}")
         normalized.append({"key": key, "operator": operator, "value": values})
     return normalized
+
+
+def check_delete_filter_keys(filters: Sequence[Filter], *, param: str = "filters") -> None:
+    """Refuse filter keys outside :data:`DELETE_FILTER_KEYS` (normalized filters)."""
+    for index, item in enumerate(filters):
+        if item["key"] not in DELETE_FILTER_KEYS:
+            raise AIGatewayInputError(
+                f"{param}[{index}].key {item['key']!r} is not a documented filter key, and a DELETE only takes "
+                "documented keys: the API may ignore a key it does not apply and then delete more than asked. "
+                f"Documented keys: {', '.join(sorted(DELETE_FILTER_KEYS))}"
+            )
 
 
 def encode_filters(filters: Sequence[Filter]) -> str:

@@ -67,6 +67,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lockout-s", type=float, default=None, help="lock-out length (default: the period)")
     p.add_argument("--churn-per-request", type=int, default=0, help="new logs inserted per API request")
     p.add_argument("--capacity", type=int, default=None, help="max logs per gateway (oldest deleted beyond)")
+    p.add_argument(
+        "--ignore-filter-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="filter key the server silently ignores on list and delete, as Cloudflare does with filters "
+        "it does not apply (repeatable; admin: POST /__emulator__/faults {\"ignore_filter_keys\": [...]})",
+    )
+    p.add_argument(
+        "--ignore-delete-filter-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="filter key silently ignored on DELETE only, e.g. id (repeatable; admin: ignore_delete_filter_keys)",
+    )
+    p.add_argument(
+        "--fail-body-id",
+        action="append",
+        default=[],
+        metavar="LOG_ID",
+        help="log id whose /request and /response routes always fail; '*' = every log "
+        "(repeatable; admin: fail_body_ids)",
+    )
+    p.add_argument(
+        "--fail-body-status",
+        type=int,
+        default=500,
+        help="HTTP status of those body failures (default 500; 403 for a missing permission; admin: fail_body_status)",
+    )
+    p.add_argument(
+        "--envelope-bodies",
+        action="store_true",
+        help="answer /request and /response wrapped in the Cloudflare envelope ({success, result}) as the "
+        "seed API document describes, instead of the bare body (admin: envelope_bodies)",
+    )
     p.add_argument("--ready-file", help="write the ready JSON (url, port, account_id, token, gateways) here")
     return p
 
@@ -96,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         "lockout_s": args.lockout_s,
         "churn_insert_per_request": args.churn_per_request,
         "capacity": args.capacity,
+        "ignore_filter_keys": args.ignore_filter_key,
+        "ignore_delete_filter_keys": args.ignore_delete_filter_key,
+        "fail_body_ids": args.fail_body_id,
+        "fail_body_status": args.fail_body_status,
+        "envelope_bodies": args.envelope_bodies,
     }
     if args.rate_limit:
         faults["rate_limit_requests"], faults["rate_limit_period_s"] = args.rate_limit

@@ -1,5 +1,6 @@
 """Deterministic fault injection for the emulator: latency, 5xx, dropped connections,
-Cloudflare-style rate limiting with lock-out, and gateway churn."""
+Cloudflare-style rate limiting with lock-out, gateway churn, filter keys the API silently
+ignores, failing body routes and enveloped bodies."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ _FIELDS = (
     "lockout_s",
     "churn_insert_per_request",
     "capacity",
+    "ignore_filter_keys",
+    "ignore_delete_filter_keys",
+    "fail_body_ids",
+    "fail_body_status",
+    "envelope_bodies",
     "seed",
 )
 
@@ -50,6 +56,15 @@ class Faults:
     :param lockout_s: lock-out after the limit is exceeded (default: the period).
     :param churn_insert_per_request: new logs (created_at = now) inserted per API request.
     :param capacity: max logs per gateway; the oldest are deleted beyond it (DELETE_OLDEST).
+    :param ignore_filter_keys: filter keys the server silently ignores on list AND delete (as
+        Cloudflare does with filters it does not apply): such filters are dropped, no error.
+    :param ignore_delete_filter_keys: filter keys silently ignored on DELETE only.
+    :param fail_body_ids: log ids whose ``/request`` and ``/response`` routes always answer
+        ``fail_body_status``; ``"*"`` makes every body route fail.
+    :param fail_body_status: HTTP status of those failures (default 500; 401/403 for auth).
+    :param envelope_bodies: answer ``/request`` and ``/response`` wrapped in the Cloudflare
+        envelope (``{"success": true, "errors": [], "messages": [], "result": <body>}``), as the
+        seed API document describes, instead of the bare stored body (the OpenAPI spec).
     :param seed: seed of the random generator deciding errors, drops and jitter.
     """
 
@@ -62,6 +77,11 @@ class Faults:
     lockout_s: float | None = None
     churn_insert_per_request: int = 0
     capacity: int | None = None
+    ignore_filter_keys: list[str] = field(default_factory=list)
+    ignore_delete_filter_keys: list[str] = field(default_factory=list)
+    fail_body_ids: list[str] = field(default_factory=list)
+    fail_body_status: int = 500
+    envelope_bodies: bool = False
     seed: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
@@ -74,6 +94,12 @@ class Faults:
         unknown = set(changes) - set(_FIELDS)
         if unknown:
             raise TypeError(f"unknown fault settings: {sorted(unknown)}")
+        for name in ("ignore_filter_keys", "ignore_delete_filter_keys", "fail_body_ids"):
+            if name in changes:
+                value = changes[name]
+                if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
+                    raise TypeError(f"{name} must be a list of strings, got {value!r}")
+                changes[name] = list(value or ())
         with self._lock:
             for k, v in changes.items():
                 setattr(self, k, v)
@@ -92,7 +118,22 @@ class Faults:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-able dict."""
         with self._lock:
-            return {k: getattr(self, k) for k in _FIELDS}
+            return {k: list(v) if isinstance(v, list) else v for k in _FIELDS for v in (getattr(self, k),)}
+
+    def ignored_keys(self, method: str) -> set[str]:
+        """Filter keys the server drops silently from a request with ``method``."""
+        with self._lock:
+            keys = set(self.ignore_filter_keys)
+            if method == "DELETE":
+                keys.update(self.ignore_delete_filter_keys)
+            return keys
+
+    def body_failure(self, log_id: str) -> int | None:
+        """The status a body route of ``log_id`` must fail with, or None."""
+        with self._lock:
+            if "*" in self.fail_body_ids or log_id in self.fail_body_ids:
+                return self.fail_body_status
+            return None
 
     def decide(self) -> Decision:
         """Draw the latency / drop / error decision of one request (deterministic sequence)."""

@@ -27,6 +27,7 @@ from airflow_provider_aigw.emulator.store import (
     ApiError,
     Filter,
     Gateway,
+    ListQuery,
     auth_error,
     not_found,
     parse_delete_query,
@@ -452,7 +453,7 @@ class EmulatorServer:
                 raise not_found()
             if log_id is None:
                 if method == "GET":
-                    items, info = gw.list(parse_list_query(query))
+                    items, info = gw.list(self._apply_ignored(parse_list_query(query), method))
                     return (
                         200,
                         {"success": True, "errors": [], "messages": [], "result": items, "result_info": info},
@@ -461,7 +462,7 @@ class EmulatorServer:
                 if method == "DELETE":
                     if not can_write:
                         raise auth_error()
-                    gw.delete(parse_delete_query(query))
+                    gw.delete(self._apply_ignored(parse_delete_query(query), method))
                     return 200, {"success": True}, None
                 raise _method_not_allowed()
             pos = gw.find(log_id)
@@ -470,6 +471,9 @@ class EmulatorServer:
                     raise _method_not_allowed()
                 if pos is None:
                     raise not_found()
+                failure = self.faults.body_failure(log_id)
+                if failure is not None:
+                    raise _body_failure(failure)
                 req, resp = gw.bodies_of(pos)
                 stored = req if body_kind == "request" else resp
                 if stored is None:
@@ -483,6 +487,10 @@ class EmulatorServer:
                         ctype = str(log.get(f"{body_kind}_content_type") or "text/plain")
                         if "json" in ctype:
                             ctype = "text/plain"
+                if self.faults.envelope_bodies:
+                    # JSON bodies as JSON values inside the envelope, text bodies as strings
+                    result = json.loads(stored) if isinstance(stored, str) and ctype == "application/json" else stored
+                    return 200, {"success": True, "errors": [], "messages": [], "result": result}, None
                 return 200, data.body_text(stored), ctype
             if method == "GET":
                 if pos is None:
@@ -496,6 +504,13 @@ class EmulatorServer:
                 gw.patch(pos, validate_patch(body))
                 return 200, {"success": True, "errors": [], "messages": [], "result": {}}, None
             raise _method_not_allowed()
+
+    def _apply_ignored(self, q: ListQuery, method: str) -> ListQuery:
+        """Drop the filters whose key the fault settings make the server ignore silently."""
+        ignored = self.faults.ignored_keys(method)
+        if ignored:
+            q.filters = [f for f in q.filters if f.key not in ignored]
+        return q
 
     # ------------------------------------------------------------------ admin
 
@@ -554,6 +569,16 @@ class EmulatorServer:
 def store_filter(op: str, value: datetime | str) -> Filter:
     """A created_at range filter for ground-truth queries."""
     return Filter("created_at", op, [data.to_ms(value)])
+
+
+def _body_failure(status: int) -> ApiError:
+    code, message = {
+        401: (10000, "Authentication error"),
+        403: (10000, "Authentication error"),
+        404: (7002, "Not Found"),
+        429: (971, "Please wait and consider throttling your request speed"),
+    }.get(status, (10001, "Internal Server Error"))
+    return ApiError(status, [{"code": code, "message": message}])
 
 
 def _method_not_allowed() -> ApiError:

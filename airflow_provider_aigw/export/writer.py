@@ -233,6 +233,7 @@ def export_logs(
     start: datetime,
     end: datetime,
     filters: list[dict[str, Any]] | None = None,
+    account_id: str | None = None,
     format: str = "jsonl.gz",
     partition_by: str = "hour",
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
@@ -256,6 +257,8 @@ def export_logs(
     :param start: window start (inclusive), timezone-aware.
     :param end: window end (exclusive), timezone-aware.
     :param filters: the API filters used to select the logs (recorded; part of the names).
+    :param account_id: the Cloudflare account the logs come from (recorded; a delete with the
+        manifest refuses another account).
     :param format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (needs the ``parquet`` extra).
     :param partition_by: ``hour`` (default) or ``day``.
     :param rows_per_part: a partition rolls to a new part file after this many rows.
@@ -376,6 +379,7 @@ def export_logs(
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "provider_version": __version__,
+        "account_id": account_id,
         "gateway_id": gw,
         "window": {"start": format_ts(s), "end": format_ts(e)},
         "window_tag": tag,

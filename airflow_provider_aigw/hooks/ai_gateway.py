@@ -14,6 +14,7 @@ from airflow_provider_aigw.client import (
     DEFAULT_BUDGET_REQUESTS,
     MAX_PER_PAGE,
     AIGatewayClient,
+    clean_credential,
 )
 from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
@@ -136,11 +137,15 @@ class AIGatewayHook(BaseHook):
         if not isinstance(extra, dict):
             raise AIGatewayConfigError(f"the extra of {source} must be a JSON object")
         values = self._extras(extra)
-        token = conn.password or None
+        raw_token = conn.password or None
+        if raw_token:
+            mask_secret(raw_token)  # also as stored, e.g. with the newline of a file it was read from
+        login = clean_credential(conn.login or None, field="login (account e-mail)", source=source)
+        secret_field = "password (Global API Key)" if login else "password (API token)"
+        token = clean_credential(raw_token, field=secret_field, source=source)
         if token:
             mask_secret(token)
             mask_secret(f"Bearer {token}")
-        login = conn.login or None
         return AIGatewayClient(
             values["account_id"],
             api_token=None if login else token,

@@ -10,14 +10,13 @@ import ast
 import datetime as dt
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_aigw.bodies import BodyFetcher, bounded_map
 from airflow_provider_aigw.client import (
     DELETE_ORDER_KEYS,
     LIST_ORDER_KEYS,
@@ -26,17 +25,12 @@ from airflow_provider_aigw.client import (
     build_patch_body,
 )
 from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
-from airflow_provider_aigw.exceptions import (
-    AIGatewayError,
-    AIGatewayInputError,
-    AIGatewayLateLogsError,
-    AIGatewayNotFoundError,
-)
+from airflow_provider_aigw.deletion import delete_exported, delete_listed
+from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import (
     DEFAULT_ROWS_PER_PART,
     PARTITION_BY,
     export_logs,
-    iter_manifest_records,
     read_manifest,
     resolve_destination,
     validate_format,
@@ -44,6 +38,7 @@ from airflow_provider_aigw.export import (
 )
 from airflow_provider_aigw.export.writer import MANIFEST_DIR
 from airflow_provider_aigw.filters import (
+    check_delete_filter_keys,
     format_time,
     normalize_filters,
     parse_time,
@@ -78,9 +73,6 @@ _BYTES_PER_FIELD = 64
 MAX_CONCURRENCY = 32
 #: Seconds between progress lines of a long export.
 PROGRESS_INTERVAL = 30.0
-#: Size of the ``id`` filter of one manifest-verified DELETE on the wire (about 320 UUIDs), so
-#: that its URL stays under Cloudflare's 16 KB limit.
-MAX_DELETE_ID_CHARS = 14_000
 #: Per-id failures listed in an error message before "... and N more".
 _MAX_LISTED_FAILURES = 20
 
@@ -158,24 +150,6 @@ def _strip_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url.rstrip("/")
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl().rstrip("/")
-
-
-def _bounded_map(
-    fn: Callable[[Any], Any], items: Iterable[Any], *, concurrency: int, chunk: int = MAX_PER_PAGE
-) -> Iterator[Any]:
-    """``map(fn, items)`` in order with up to ``concurrency`` threads and at most ``chunk`` items in flight."""
-    if concurrency == 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="aigw") as pool:
-        batch: list[Any] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= chunk:
-                yield from pool.map(fn, batch)
-                batch = []
-        if batch:
-            yield from pool.map(fn, batch)
 
 
 class _Progress:
@@ -389,7 +363,11 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     :param include_bodies: also fetch each log's request and response bodies (2 requests per
         log, within the request budget). Each row records ``request_body_status`` and
         ``response_body_status``: ``collected``, ``not_collected`` (absent by design) or
-        ``failed`` (the row is still written).
+        ``failed`` (the row is still written). After a few 401/403 answers in a row no more
+        bodies are fetched and the task fails.
+    :param on_body_error: ``fail`` (default): when any body fetch failed, fail the task after
+        writing every file and the manifest; ``warn``: only log a warning. Either way a delete
+        with this manifest never deletes a log whose body fetch failed.
     :param body_concurrency: parallel body requests (1-32, default 4).
     :param partition_by: ``hour`` (default) or ``day``.
     :param rows_per_part: rows per part file before it rolls (default 100,000).
@@ -417,6 +395,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         end: TimeArg = None,
         format: str = "jsonl.gz",
         include_bodies: bool = False,
+        on_body_error: str = "fail",
         body_concurrency: int = 4,
         partition_by: str = "hour",
         rows_per_part: int = DEFAULT_ROWS_PER_PART,
@@ -438,6 +417,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.end = end
         self.format = format if _is_template(format) else validate_format(format)
         self.include_bodies = bool(include_bodies)
+        self.on_body_error = _choice(on_body_error, ("fail", "warn"), param="on_body_error")
         self.body_concurrency = _positive_int(body_concurrency, param="body_concurrency", maximum=MAX_CONCURRENCY)
         self.partition_by = _choice(partition_by, PARTITION_BY, param="partition_by")
         self.rows_per_part = _positive_int(rows_per_part, param="rows_per_part")
@@ -520,9 +500,15 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         logs: Iterable[dict[str, Any]] = self.hook.iter_logs(
             filters=filters, start=start, end=end, gateway_id=gateway
         )
-        failures: list[str] = []
+        bodies: BodyFetcher | None = None
         if self.include_bodies:
-            logs = self._with_bodies(logs, gateway, failures)
+            bodies = BodyFetcher(
+                self.hook.get_log_request,
+                self.hook.get_log_response,
+                gateway=gateway,
+                concurrency=self.body_concurrency,
+            )
+            logs = bodies.rows(logs)
         progress = _Progress(self.log, expected=expected, requests=lambda: client.requests_sent - sent_before)
         result = export_logs(
             progress.wrap(logs),
@@ -531,6 +517,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             start=start,
             end=end,
             filters=filters or None,
+            account_id=client.account_id,
             format=fmt,
             partition_by=self.partition_by,
             rows_per_part=self.rows_per_part,
@@ -544,14 +531,8 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
                 expected,
                 result.count,
             )
-        if self.include_bodies:
+        if bodies is not None:
             summary["body_stats"] = result.manifest.get("body_stats", {})
-            if failures:
-                self.log.warning(
-                    "%d body fetch(es) failed; their rows are exported with status 'failed' (first: %s)",
-                    len(failures),
-                    "; ".join(failures[:3]),
-                )
         self.log.info(
             "export done: %d logs, %d files, %d bytes, manifest %s",
             result.count,
@@ -561,6 +542,15 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         )
         self._record_outlets(context, summary)
         self._lineage = (client.account_id, gateway, _strip_userinfo(str(destination)))
+        if bodies is not None and bodies.failed:
+            # Files and manifest are written; a manifest delete never removes these logs anyway.
+            if self.on_body_error == "fail":
+                raise AIGatewayBodyError(
+                    f"{bodies.summary()}. Files and manifest are written, their rows with body status 'failed'; "
+                    "a delete with this manifest keeps those logs. Re-run the export to fetch them, or pass "
+                    "on_body_error='warn' to accept the export as it is"
+                )
+            self.log.warning("%s; their rows are exported with body status 'failed'", bodies.summary())
         return summary
 
     def _check_existing(
@@ -589,30 +579,6 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
                 f"{expected} match now (were they deleted after that export?). Refusing to replace it with "
                 "a smaller export; pass overwrite_smaller=True to replace it anyway"
             )
-
-    def _with_bodies(
-        self, logs: Iterable[dict[str, Any]], gateway: str, failures: list[str]
-    ) -> Iterator[dict[str, Any]]:
-        lock = threading.Lock()
-        getters = (("request", self.hook.get_log_request), ("response", self.hook.get_log_response))
-
-        def fetch(row: dict[str, Any]) -> dict[str, Any]:
-            row = dict(row)
-            for which, getter in getters:
-                try:
-                    row[f"{which}_body"] = getter(str(row.get("id")), gateway_id=gateway)
-                    row[f"{which}_body_status"] = "collected"
-                except AIGatewayNotFoundError:
-                    row[f"{which}_body"] = None
-                    row[f"{which}_body_status"] = "not_collected"
-                except AIGatewayError as err:
-                    row[f"{which}_body"] = None
-                    row[f"{which}_body_status"] = "failed"
-                    with lock:
-                        failures.append(f"{row.get('id')} {which}: {err}")
-            return row
-
-        return _bounded_map(fetch, logs, concurrency=self.body_concurrency)
 
     def _record_outlets(self, context: Context, summary: dict[str, Any]) -> None:
         """Attach the summary (without file paths) to the events of this task's outlet assets."""
@@ -644,31 +610,40 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
 
 
 class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
-    """Delete matching logs in batches until none match; return how many went.
+    """Delete logs by listed id, each DELETE confined so that an ignored filter cannot widen it.
 
-    Each round deletes up to ``limit`` logs (one DELETE) and counts again (one list call), after
-    a first count. Refuses to run with neither filters nor a window.
+    Cloudflare silently ignores filters it does not apply, so no delete here trusts one filter:
+    the logs to delete are first listed by id (a keyset walk, ceil(N/50) requests); every DELETE
+    names up to about 320 of those ids AND a tight ``created_at`` slice (first to last id of its
+    batch) AND the window and filters; the first DELETE is a small canary, checked by listing its
+    slice before and after, and the task stops at once unless exactly the named ids went
+    (:class:`~airflow_provider_aigw.exceptions.AIGatewayUnsafeDeleteError`). Returns how many
+    logs were deleted.
 
     With ``manifest`` (the export task's XCom, its manifest URL, or the manifest itself) it
-    deletes exactly the manifest's gateway, window and filters, and first checks that the logs
-    matching now are the exported ones: when more match (logs arrived late in the window) it
-    fails without deleting anything; re-run the export for that window (it rewrites the same
-    files), then the delete. When fewer match (an earlier delete attempt got part way, or the
-    gateway dropped old logs) it checks by id that every remaining log was exported. It then
-    deletes by id: each DELETE names up to about 320 exported ids (and the window), so a log that
-    was not exported is never deleted, even one that turns visible while the delete runs; such a
-    log is left in place and the task fails, as above.
+    deletes exactly the exported logs of the manifest's gateway, window and filters. It first
+    proves by id that every log matching now is in the export, and refuses, deleting nothing,
+    otherwise (late logs: re-run the export for that window, then the delete). A log whose body
+    fetch failed during the export is never deleted: the others are, then the task fails listing
+    the kept ones. The manifest must come from the connection's account.
 
-    :param filters: API filters of the logs to delete. Templated.
+    Without a manifest, filters other than ``created_at`` must narrow the window: when they match
+    as many logs as the window alone the API may have ignored one, and the delete is refused
+    unless ``allow_match_all=True``. Filter keys outside the documented set are refused.
+
+    :param filters: API filters of the logs to delete (documented keys only). Templated.
     :param start: window start (inclusive). Templated.
     :param end: window end (exclusive). Templated.
-    :param manifest: export summary / manifest URL / manifest; excludes filters, start and end.
-        Templated (``manifest=export_task.output``).
+    :param manifest: export summary / manifest URL / manifest. ``start``, ``end``, ``filters``
+        and ``gateway_id`` may be given too, and must then equal the manifest's. Templated
+        (``manifest=export_task.output``).
     :param dry_run: only count (and verify against the manifest) and report what would be
         deleted; returns that number. Stored as ``report_only`` (``dry_run`` is a BaseOperator method).
-    :param limit: logs deleted per call, 1-10,000 (default 10,000).
-    :param order_by: delete order key (API default ``created_at``).
-    :param order_by_direction: ``asc`` (API default: oldest first) or ``desc``.
+    :param limit: most logs named per DELETE, 1-10,000 (default 10,000; the URL length caps a
+        DELETE at about 320 ids).
+    :param allow_match_all: delete even when the filters match every log of the window.
+    :param order_by: accepted for compatibility; deletes go by listed id, oldest first.
+    :param order_by_direction: accepted for compatibility; see ``order_by``.
     :param gateway_id: gateway; default the connection's (or the manifest's). Templated.
     :param aigw_conn_id: Airflow connection id.
     """
@@ -686,6 +661,7 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         manifest: Any = None,
         dry_run: bool = False,
         limit: int = MAX_DELETE_LIMIT,
+        allow_match_all: bool = False,
         order_by: str | None = None,
         order_by_direction: str | None = None,
         **kwargs: Any,
@@ -698,14 +674,15 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         # ``dry_run`` is also a BaseOperator method (render-only run); keep that intact.
         self.report_only = bool(dry_run)
         self.limit = _positive_int(limit, param="limit", maximum=MAX_DELETE_LIMIT)
-        self.order_by = None if order_by is None else _choice(order_by, DELETE_ORDER_KEYS, param="order_by")
-        self.order_by_direction = (
-            None
-            if order_by_direction is None
-            else _choice(order_by_direction, ("asc", "desc"), param="order_by_direction")
-        )
+        self.allow_match_all = bool(allow_match_all)
+        if order_by is not None:
+            _choice(order_by, DELETE_ORDER_KEYS, param="order_by")
+        if order_by_direction is not None:
+            _choice(order_by_direction, ("asc", "desc"), param="order_by_direction")
         if manifest is None and filters is None and start is None and end is None:
             raise AIGatewayInputError(self._UNFILTERED)
+        if filters is not None and not _is_template(filters):
+            check_delete_filter_keys(normalize_filters(_literal(filters, param="filters")))
 
     _UNFILTERED = (
         "refusing to delete with neither filters nor a start/end window nor a manifest: the API would "
@@ -714,117 +691,35 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
 
     def execute(self, context: Context) -> int:
         manifest = self._manifest()
-        if manifest is not None:
-            if self.filters is not None or self.start is not None or self.end is not None:
-                raise AIGatewayInputError(
-                    "give either manifest= or filters/start/end, not both: with a manifest the delete "
-                    "covers exactly the exported window and filters"
-                )
-            if self.gateway_id and self.gateway_id != manifest["gateway_id"]:
-                raise AIGatewayInputError(
-                    f"gateway_id {self.gateway_id!r} differs from the manifest's {manifest['gateway_id']!r}"
-                )
-            self.gateway_id = manifest["gateway_id"]
-            filters = normalize_filters(manifest.get("filters"), param="manifest filters")
-            start, end = validate_window(manifest["window"]["start"], manifest["window"]["end"])
-        else:
+        if manifest is None:
             filters = normalize_filters(_literal(self.filters, param="filters"))
+            check_delete_filter_keys(filters)
             start, end = validate_window(self.start, self.end)
             if not filters and start is None and end is None:
                 raise AIGatewayInputError(self._UNFILTERED)
-        gateway = self._gateway()
-        scope = self._describe(gateway, filters, start, end)
-
-        matching = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
-        if manifest is not None:
-            self._verify(manifest, matching, filters, start, end, gateway)
-        if self.report_only:
-            self.log.info("dry run: %d logs would be deleted (%s)", matching, scope)
-            return matching
-        if manifest is not None:
-            return self._delete_exported(manifest, matching, filters, start, end, gateway, scope)
-        self.log.info("deleting %d logs (%s) in batches of up to %d", matching, scope, self.limit)
-        remaining = matching
-        deleted = 0
-        while remaining > 0:
-            batch = min(self.limit, remaining)
-            self.hook.delete_logs(
+            return delete_listed(
+                self.hook.client,
+                gateway=self._gateway(),
                 filters=filters,
                 start=start,
                 end=end,
-                limit=batch,
-                order_by=self.order_by,
-                order_by_direction=self.order_by_direction,
-                gateway_id=gateway,
+                limit=self.limit,
+                allow_match_all=self.allow_match_all,
+                report_only=self.report_only,
+                logger=self.log,
             )
-            now = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
-            deleted += max(0, remaining - now)
-            if manifest is not None and now > remaining - batch:
-                raise AIGatewayLateLogsError(
-                    f"{now - (remaining - batch)} log(s) arrived in the exported window while deleting "
-                    f"({deleted} deleted so far); they were not exported. Re-run the export for this window "
-                    "(it rewrites the same files), then this delete"
-                )
-            if now >= remaining:
-                raise AIGatewayError(
-                    f"delete made no progress: {now} logs still match ({scope}); is the token allowed to "
-                    "delete (AI Gateway Write)?"
-                )
-            remaining = now
-            if remaining:
-                self.log.info("%d deleted, %d left", deleted, remaining)
-        self.log.info("deleted %d logs (%s)", deleted, scope)
-        return deleted
-
-    def _delete_exported(
-        self,
-        manifest: Mapping[str, Any],
-        matching: int,
-        filters: list[dict[str, Any]],
-        start: Any,
-        end: Any,
-        gateway: str,
-        scope: str,
-    ) -> int:
-        """Delete exactly the exported logs: every DELETE is filtered by the window and filters AND
-        by a batch of exported ids, so a log that was not exported is never deleted - not one that
-        turns visible in the window while this runs, nor one that replaced an exported log while
-        the count stayed the same."""
-        self.log.info("deleting the %d matching logs (%s) by their exported ids", matching, scope)
-        calls = 0
-        exported = (str(record.get("id")) for record in iter_manifest_records(manifest))
-        for ids in _id_batches(exported, self.limit):
-            self.hook.delete_logs(
-                filters=[*filters, {"key": "id", "operator": "eq", "value": ids}],
-                start=start,
-                end=end,
-                limit=len(ids),
-                gateway_id=gateway,
-            )
-            calls += 1
-        left = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
-        if left:
-            sample = [
-                str(item.get("id"))
-                for item in self.hook.iter_logs(
-                    filters=filters, start=start, end=end, max_results=MAX_PER_PAGE, gateway_id=gateway
-                )
-            ]
-            exported_ids = {str(record.get("id")) for record in iter_manifest_records(manifest)}
-            kept = [log_id for log_id in sample if log_id in exported_ids]
-            if kept:
-                raise AIGatewayError(
-                    f"{left} log(s) still match ({scope}), exported ones among them (e.g. {kept[0]!r}): the "
-                    "API did not delete by id"
-                )
-            example = f" (e.g. {sample[0]!r})" if sample else ""
-            raise AIGatewayLateLogsError(
-                f"{left} log(s) still match ({scope}) that are not in the export{example}: they "
-                "arrived late or replaced exported logs, and were not deleted; the exported ones were. Re-run "
-                "the export for this window (it rewrites the same files), then this delete"
-            )
-        self.log.info("deleted %d logs (%s) in %d call(s)", matching, scope, calls)
-        return matching
+        filters, start, end = self._manifest_scope(manifest)
+        return delete_exported(
+            self.hook.client,
+            manifest,
+            gateway=self._gateway(),
+            filters=filters,
+            start=start,
+            end=end,
+            limit=self.limit,
+            report_only=self.report_only,
+            logger=self.log,
+        )
 
     def _manifest(self) -> dict[str, Any] | None:
         if self.manifest is None:
@@ -840,66 +735,50 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
                 raise AIGatewayInputError(f"manifest has no {key!r}: is it an AI Gateway export manifest?")
         return manifest
 
-    def _verify(
-        self,
-        manifest: Mapping[str, Any],
-        matching: int,
-        filters: list[dict[str, Any]],
-        start: Any,
-        end: Any,
-        gateway: str,
-    ) -> None:
-        exported = int(manifest["count"])
-        window = f"[{manifest['window']['start']}, {manifest['window']['end']})"
-        if matching > exported:
-            raise AIGatewayLateLogsError(
-                f"refusing to delete: {matching} logs match gateway {gateway!r} window {window} now, but the "
-                f"export wrote {exported}; {matching - exported} arrived late and were never exported. "
-                "Nothing was deleted. Re-run the export for this window (it rewrites the same files and "
-                "manifest), then this delete"
-            )
-        if matching < exported:
-            exported_ids = {str(r.get("id")) for r in iter_manifest_records(manifest)}
-            unknown = [
-                item["id"]
-                for item in self.hook.iter_logs(filters=filters, start=start, end=end, gateway_id=gateway)
-                if str(item.get("id")) not in exported_ids
-            ]
-            if unknown:
-                raise AIGatewayLateLogsError(
-                    f"refusing to delete: {len(unknown)} of the {matching} logs matching window {window} "
-                    f"are not in the export (e.g. {unknown[0]!r}). Nothing was deleted. Re-run the export "
-                    "for this window, then this delete"
+    def _manifest_scope(self, manifest: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any, Any]:
+        """The manifest's filters and window, checked against what else was given (before any request)."""
+        filters = normalize_filters(manifest.get("filters"), param="manifest filters")
+        check_delete_filter_keys(filters, param="manifest filters")
+        start, end = validate_window(manifest["window"]["start"], manifest["window"]["end"])
+        if start is None or end is None:
+            raise AIGatewayInputError("the manifest's window has no start or end: is it an AI Gateway export manifest?")
+        exported = f"[{format_time(start)}, {format_time(end)})"
+        given_start, given_end = validate_window(self.start, self.end)
+        for name, given, own in (("start", given_start, start), ("end", given_end, end)):
+            if given is not None and given != own:
+                raise AIGatewayInputError(
+                    f"{name} {format_time(given)} differs from the manifest's window {exported}: with manifest= "
+                    "the delete covers exactly the exported window (pass the same window, or none)"
                 )
-            self.log.info(
-                "%d of the %d exported logs still match (an earlier attempt or retention removed the "
-                "rest); all of them are in the export",
-                matching,
-                exported,
+        if self.filters is not None:
+            given_filters = normalize_filters(_literal(self.filters, param="filters"))
+            if _canonical(given_filters) != _canonical(filters):
+                raise AIGatewayInputError(
+                    f"filters {json.dumps(given_filters)} differ from the manifest's {json.dumps(filters)}: with "
+                    "manifest= the delete covers exactly the exported filters (pass the same filters, or none)"
+                )
+        if self.gateway_id and self.gateway_id != manifest["gateway_id"]:
+            raise AIGatewayInputError(
+                f"gateway_id {self.gateway_id!r} differs from the manifest's {manifest['gateway_id']!r}"
             )
+        self.gateway_id = manifest["gateway_id"]
+        account = self.hook.client.account_id
+        if "account_id" not in manifest:
+            self.log.warning(
+                "the manifest records no account_id (written by an older provider version); make sure it "
+                "comes from account %s",
+                account,
+            )
+        elif manifest["account_id"] != account:
+            raise AIGatewayInputError(
+                f"the manifest comes from account {manifest['account_id']!r}, but connection "
+                f"{self.aigw_conn_id!r} is for account {account!r}: refusing to delete"
+            )
+        return filters, start, end
 
-    @staticmethod
-    def _describe(gateway: str, filters: list[dict[str, Any]], start: Any, end: Any) -> str:
-        window = f"[{format_time(start) if start else '-inf'}, {format_time(end) if end else 'now'})"
-        text = f"gateway {gateway!r}, window {window}"
-        if filters:
-            text += f", filters {json.dumps(filters)}"
-        return text
 
-
-def _id_batches(ids: Iterable[str], limit: int) -> Iterator[list[str]]:
-    """Ids in batches of at most ``limit`` whose ``id`` filter stays within MAX_DELETE_ID_CHARS on the wire."""
-    batch: list[str] = []
-    size = 0
-    for log_id in ids:
-        cost = len(log_id) + 7  # %22<id>%22 and a comma
-        if batch and (len(batch) >= limit or size + cost > MAX_DELETE_ID_CHARS):
-            yield batch
-            batch, size = [], 0
-        batch.append(log_id)
-        size += cost
-    if batch:
-        yield batch
+def _canonical(filters: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(f, sort_keys=True) for f in filters)
 
 
 # ------------------------------------------------------------------------------------ patch
@@ -994,7 +873,7 @@ class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
                 return log_id, str(err)
             return log_id, None
 
-        failed = [(i, err) for i, err in _bounded_map(patch, ids, concurrency=self.max_concurrency) if err]
+        failed = [(i, err) for i, err in bounded_map(patch, ids, concurrency=self.max_concurrency) if err]
         patched = len(ids) - len(failed)
         if failed:
             listed = "; ".join(f"{i}: {err}" for i, err in failed[:_MAX_LISTED_FAILURES])

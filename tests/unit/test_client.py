@@ -310,7 +310,8 @@ def test_400_is_not_retried_and_carries_codes(requests_mock, client):
     err = info.value
     assert (err.status, err.codes, err.method) == (400, [7001], "GET")
     assert err.path == f"/accounts/{ACCOUNT}/ai-gateway/gateways/gw/logs"
-    assert "[7001] Number must be less than or equal to 50" in str(err)
+    # the explanation leads, the method and route come last
+    assert str(err) == f"[7001] Number must be less than or equal to 50 (HTTP 400; GET {err.path})"
     assert requests_mock.call_count == 1
 
 
@@ -318,7 +319,7 @@ def test_400_is_not_retried_and_carries_codes(requests_mock, client):
 def test_403_names_the_needed_permission(requests_mock, client, method, permission):
     body = {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]}
     requests_mock.register_uri(method, LOGS, status_code=403, json=body)
-    with pytest.raises(AIGatewayAPIError, match=permission) as info:
+    with pytest.raises(AIGatewayAPIError, match=rf"^Access denied: .*'{permission}.*\(HTTP 403; {method} /acc") as info:
         if method == "GET":
             client.count_logs()
         else:
@@ -332,7 +333,7 @@ def test_404_on_logs_route_hints_at_workers_observability(requests_mock, client)
     requests_mock.get(
         LOGS, status_code=404, json={"success": False, "errors": [{"code": 7002, "message": "Not Found"}]}
     )
-    with pytest.raises(AIGatewayNotFoundError, match="Workers Observability"):
+    with pytest.raises(AIGatewayNotFoundError, match=r"^Gateway not found: .*Workers Observability.*GET /acc.*/logs\)$"):
         client.count_logs()
 
 
@@ -340,7 +341,8 @@ def test_404_on_a_log(requests_mock, client):
     requests_mock.get(
         f"{LOGS}/abc", status_code=404, json={"success": False, "errors": [{"code": 7002, "message": "Not Found"}]}
     )
-    with pytest.raises(AIGatewayNotFoundError, match=r"GET .*/logs/abc failed with HTTP 404: \[7002\] Not Found"):
+    # the explanation leads (a log view cuts long lines), the method and route follow
+    with pytest.raises(AIGatewayNotFoundError, match=r"^Not found: \[7002\] Not Found \(HTTP 404; GET /.*/logs/abc\)$"):
         client.get_log("abc")
 
 
@@ -599,3 +601,111 @@ def test_bad_delete_input(requests_mock, client, kwargs, message):
     with pytest.raises(AIGatewayInputError, match=message):
         client.delete_logs(**kwargs)
     assert requests_mock.call_count == 0
+
+
+# ------------------------------------------------------- issue 10: bodies, transport, keyset
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"success": True, "result": {"model": "gpt-4o"}}, {"model": "gpt-4o"}),
+        ({"success": True, "errors": [], "messages": [], "result": [1, 2]}, [1, 2]),
+        ({"success": True, "result": "data: {}\n\n"}, "data: {}\n\n"),
+        # not exactly an envelope: a stored provider body is kept as it is
+        ({"success": True, "result": {"a": 1}, "id": "chatcmpl-1"}, {"success": True, "result": {"a": 1}, "id": "chatcmpl-1"}),
+        ({"success": False, "result": None}, {"success": False, "result": None}),
+        ({"result": {"a": 1}}, {"result": {"a": 1}}),
+        ({"model": "gpt-4o"}, {"model": "gpt-4o"}),
+    ],
+)
+def test_bodies_are_unwrapped_only_from_an_exact_envelope(requests_mock, client, body, expected):
+    requests_mock.get(f"{LOGS}/abc/request", json=body)
+    requests_mock.get(f"{LOGS}/abc/response", json=body)
+    assert client.get_log_request("abc") == expected
+    assert client.get_log_response("abc") == expected
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.exceptions.InvalidHeader(f"Invalid return character or leading space in header: Authorization: Bearer {TOKEN}"),
+        requests.exceptions.ConnectionError(f"HTTPSConnectionPool: Max retries exceeded with url: /x?token={TOKEN}"),
+        requests.exceptions.InvalidURL(f"Invalid URL 'https://{TOKEN}@x'"),
+        requests.exceptions.ProxyError(f"Cannot connect to proxy with Bearer {TOKEN}"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_requests_exception_is_wrapped_naming_type_method_and_route_only(requests_mock, fake_time, exc):
+    client = make_client(fake_time, max_retries=1)
+    requests_mock.get(LOGS, exc=exc)
+    with pytest.raises(AIGatewayAPIError) as info:
+        client.count_logs()
+    err = info.value
+    assert str(err).endswith(f"{type(exc).__name__} (GET /accounts/{ACCOUNT}/ai-gateway/gateways/gw/logs)")
+    assert TOKEN not in str(err) and TOKEN not in repr(err)
+    assert err.__cause__ is None and err.__suppress_context__  # the requests text is not chained
+    import traceback
+
+    assert TOKEN not in "".join(traceback.format_exception(err))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "header", "value"),
+    [
+        ({"api_token": f"{TOKEN}\n"}, "Authorization", f"Bearer {TOKEN}"),
+        ({"api_token": f"  {TOKEN}\r\n"}, "Authorization", f"Bearer {TOKEN}"),
+        ({"api_token": None, "email": " me@example.com\n", "api_key": f"{TOKEN}\n"}, "X-Auth-Key", TOKEN),
+        ({"api_token": None, "email": " me@example.com\n", "api_key": f"{TOKEN}\n"}, "X-Auth-Email", "me@example.com"),
+    ],
+)
+def test_credentials_are_stripped_of_surrounding_whitespace(requests_mock, fake_time, kwargs, header, value):
+    requests_mock.get(LOGS, json={"success": True, "result": [], "result_info": {"total_count": 0}})
+    make_client(fake_time, **kwargs).count_logs()
+    assert requests_mock.last_request.headers[header] == value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"api_token": f"{TOKEN}\nX-Injected: 1"}, "api_token"),
+        ({"api_token": f"{TOKEN[:5]} {TOKEN[5:]}"}, "api_token"),
+        ({"api_token": f"{TOKEN}\x00"}, "api_token"),
+        ({"api_token": None, "email": "me@example.com", "api_key": f"{TOKEN}\t{TOKEN}"}, "api_key"),
+        ({"api_token": None, "email": "me@ex ample.com", "api_key": TOKEN}, "email"),
+    ],
+)
+def test_credentials_with_inner_whitespace_or_control_characters_are_refused(requests_mock, fake_time, kwargs, field):
+    with pytest.raises(AIGatewayConfigError, match=rf"the {field} of the client settings contains whitespace") as info:
+        make_client(fake_time, **kwargs)
+    assert TOKEN not in str(info.value) and TOKEN[5:] not in str(info.value) and "ex ample" not in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+class RetentionListAPI(FakeListAPI):
+    """Deletes the oldest ``drop`` logs right after serving page 2 of a page-number walk (once)."""
+
+    def __init__(self, logs: list[dict], drop: int) -> None:
+        super().__init__(logs)
+        self.drop = drop
+
+    def __call__(self, request, context):
+        answer = super().__call__(request, context)
+        if self.drop and query_of(request)["page"] == ["2"]:
+            del self.logs[: self.drop]
+            self.drop = 0
+        return answer
+
+
+def test_an_instant_of_more_than_50_logs_stays_exact_under_oldest_deletion(requests_mock, client):
+    logs = make_logs(200, same_instant=200)  # 200 logs in one millisecond
+    api = RetentionListAPI(list(logs), drop=50)
+    requests_mock.get(LOGS, json=api)
+    seen = [row["id"] for row in client.iter_logs()]
+    assert len(seen) == len(set(seen))
+    throughout = {row["id"] for row in logs[50:]}  # the 150 logs that exist from start to end
+    assert throughout <= set(seen), f"{len(throughout - set(seen))} skipped"
+    # 2 keyset pages (100 logs), then page walks of the instant: pass 1 (3 pages; the deletion
+    # after its page 2 shifts 50 unseen logs into page 2), pass 2 (3 pages, 50 new), pass 3
+    # (3 pages, nothing new), then one keyset page past the instant (empty)
+    assert len(api.queries) == 2 + 3 + 3 + 3 + 1

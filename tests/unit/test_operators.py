@@ -275,7 +275,12 @@ def test_export_include_bodies_records_status_per_log(
     monkeypatch.setattr(AIGatewayHook, "get_log_response", flaky)
     emu.reset_stats()
     summary = export(
-        f"file://{tmp_path}", gateway_id="bodies", include_bodies=True, start=day, end=day + timedelta(days=1)
+        f"file://{tmp_path}",
+        gateway_id="bodies",
+        include_bodies=True,
+        on_body_error="warn",
+        start=day,
+        end=day + timedelta(days=1),
     )
     rows = {r["id"]: r for r in iter_manifest_records(summary)}
     assert list(rows) == ids
@@ -312,12 +317,15 @@ def test_delete_refuses_without_filters_or_window() -> None:
         AIGatewayDeleteLogsOperator(task_id="d", start=START, limit=10_001)
 
 
-def test_delete_batches_until_none_match(emu: EmulatorServer, rec: Recorder) -> None:
+def test_delete_by_window_deletes_the_listed_ids_in_batches(emu: EmulatorServer, rec: Recorder) -> None:
     outside = emu.ids(GW, END)
     deleted = AIGatewayDeleteLogsOperator(task_id="d", start=START, end=END, limit=50).execute({})
     assert deleted == IN_WINDOW
     assert emu.ids(GW, START, END) == [] and emu.ids(GW) == outside
-    assert emu.stats["delete"] == 3 and emu.stats["list"] == 4  # count, then (delete, count) x 3
+    # DELETEs: the canary (5 ids), then the other 115 in batches of at most 50
+    assert emu.stats["delete"] == 1 + 3
+    # lists: count, keyset walk of 120 (3 pages), canary slice before and after, final count
+    assert emu.stats["list"] == 1 + 3 + 2 + 1
 
 
 def test_delete_dry_run_deletes_nothing(emu: EmulatorServer, rec: Recorder) -> None:
@@ -336,7 +344,10 @@ def test_delete_with_manifest_deletes_exactly_the_export(emu: EmulatorServer, tm
     emu.reset_stats()
     assert AIGatewayDeleteLogsOperator(task_id="d", manifest=summary).execute({}) == IN_WINDOW
     assert emu.ids(GW) == outside
-    assert emu.stats["total"] == 3  # count, delete, count
+    # count, keyset walk proving every match exported (3 pages), canary slice listed before and
+    # after its DELETE, one DELETE for the other 115 ids, final count
+    assert emu.stats["list"] == 1 + 3 + 2 + 1 and emu.stats["delete"] == 2
+    assert emu.stats["total"] == 9
 
 
 def test_delete_with_manifest_accepts_its_url_and_rendered_text(emu: EmulatorServer, tmp_path: Path) -> None:
@@ -381,8 +392,12 @@ def test_delete_with_manifest_refuses_unexported_logs_among_fewer(emu: EmulatorS
 def test_delete_manifest_excludes_filters_and_other_gateways(emu: EmulatorServer, tmp_path: Path) -> None:
     summary = export(f"file://{tmp_path}")
     emu.reset_stats()
-    with pytest.raises(AIGatewayInputError, match="either manifest= or filters/start/end"):
-        AIGatewayDeleteLogsOperator(task_id="d", manifest=summary, start=START).execute({})
+    with pytest.raises(AIGatewayInputError, match=r"start 2026-01-09T01:00:00.000Z differs from the manifest's"):
+        AIGatewayDeleteLogsOperator(task_id="d", manifest=summary, start=START + timedelta(hours=1)).execute({})
+    with pytest.raises(AIGatewayInputError, match=r"filters .* differ from the manifest's \[\]"):
+        AIGatewayDeleteLogsOperator(
+            task_id="d", manifest=summary, filters={"key": "model", "operator": "eq", "value": "x"}
+        ).execute({})
     with pytest.raises(AIGatewayInputError, match="differs from the manifest's"):
         AIGatewayDeleteLogsOperator(task_id="d", manifest=summary, gateway_id="other").execute({})
     assert emu.stats["total"] == 0
