@@ -8,10 +8,10 @@ So nothing here trusts one filter alone:
 * every DELETE names its ids AND is confined to a tight ``created_at`` slice (first to last id
   of its batch) inside the window, with the caller's filters: if the API ignores the ``id``
   filter, only logs of that slice can go, and the slice was just listed;
-* the first DELETE is a small canary: the slice is listed before and after it, and unless
-  exactly the named ids are gone the delete stops at once. Its named ids are chosen after an
-  unnamed older log of the same slice, so an API deleting oldest-first without the ``id``
-  filter takes that one instead, and is caught.
+* the first DELETE is a small canary: its slice is listed before and after it (and, with
+  filters, also counted without them), and unless exactly the named ids are gone the delete
+  stops at once. Its named ids are chosen after an unnamed older log of the same slice, so an
+  API deleting oldest-first without the ``id`` filter takes that one instead, and is caught.
 
 Residual risk: a log that turns up inside a batch's slice between the listing and that
 batch's DELETE could be deleted if the API ignored the ``id`` filter after the canary passed.
@@ -238,24 +238,37 @@ class ConfinedDelete:
         self.named += len(ids)
         return high
 
-    def _slice_ids(self, low: dt.datetime, high: dt.datetime) -> set[str]:
-        """Every log of the slice, whatever the caller's filters (they may be ignored too)."""
-        return {str(row.get("id")) for row in self.client.iter_logs(self.gateway, start=low, end=high)}
+    def _slice_state(self, low: dt.datetime, high: dt.datetime) -> tuple[set[str], int]:
+        """The ids of the slice's matching logs (listed), and how many logs it holds in all.
+
+        The total is a count without the caller's filters: if the API ignored those too, a
+        DELETE could reach non-matching logs, which the listing of matching ones would not show.
+        """
+        listed = {
+            str(row.get("id")) for row in self.client.iter_logs(self.gateway, filters=self.filters, start=low, end=high)
+        }
+        everything = self.client.count_logs(self.gateway, start=low, end=high) if self.filters else len(listed)
+        return listed, everything
 
     def _canary(self, named: list[Target], low: dt.datetime) -> None:
         high = named[-1].created_at + CREATED_AT_RESOLUTION
-        before = self._slice_ids(low, high)
+        before, total_before = self._slice_state(low, high)
         self._send(named, low)
-        after = self._slice_ids(low, high)
+        after, total_after = self._slice_state(low, high)
         names = {t.log_id for t in named}
+        where = f"inside its created_at slice [{format_time(low)}, {format_time(high)})"
         vanished = sorted(before - after - names)
-        if vanished:
+        unlisted = (total_before - total_after) - len((before & names) - after)
+        if vanished or unlisted > 0:
+            what = (
+                f"{len(vanished)} log(s) it did not name: {sample(vanished)}"
+                if vanished
+                else (f"{unlisted} log(s) that do not even match the filters")
+            )
             raise AIGatewayUnsafeDeleteError(
                 f"The API did not apply the id filter of a DELETE: the first, small DELETE (a canary naming "
-                f"{len(names)} id(s)) also removed {len(vanished)} log(s) it did not name: {sample(vanished)}, all "
-                f"inside its created_at slice [{format_time(low)}, {format_time(high)}). The delete stopped "
-                "there; nothing else was deleted. Do not delete from this gateway until the API applies the id "
-                "filter"
+                f"{len(names)} id(s)) also removed {what}, {where}. The delete stopped there; nothing else was "
+                "deleted. Do not delete from this gateway until the API applies the id filter"
             )
         left = sorted(names & after)
         if left:
