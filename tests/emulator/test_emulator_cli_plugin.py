@@ -37,8 +37,39 @@ def test_cli_help() -> None:
         "--capacity",
         "--lockout-s",
         "--seed",
+        "--ignore-filter-key",
+        "--ignore-delete-filter-key",
+        "--fail-body-id",
+        "--fail-body-status",
+        "--envelope-bodies",
     ):
         assert flag in out
+
+
+def test_cli_fault_mode_flags_reach_the_fault_settings() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_aigw.emulator", "--gateway", "gw:0"]
+        + ["--ignore-filter-key", "metadata.value", "--ignore-filter-key", "model", "--ignore-delete-filter-key", "id"]
+        + ["--fail-body-id", "*", "--fail-body-status", "403", "--envelope-bodies"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())  # blocks until the server is listening
+        faults = requests.get(info["url"].replace("/client/v4", "/__emulator__/faults"), timeout=10).json()
+        assert {k: faults[k] for k in ("ignore_filter_keys", "ignore_delete_filter_keys", "fail_body_ids")} == {
+            "ignore_filter_keys": ["metadata.value", "model"],
+            "ignore_delete_filter_keys": ["id"],
+            "fail_body_ids": ["*"],
+        }
+        assert faults["fail_body_status"] == 403 and faults["envelope_bodies"] is True
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_cli_starts_serves_and_stops(tmp_path: Path) -> None:

@@ -238,3 +238,73 @@ def test_format_roundtrip() -> None:
         assert format_ms(parse_ts_ms(ts)) == "2026-11-26T13:04:05.123Z"
     with pytest.raises(ValueError):
         parse_ts_ms("tomorrow")
+
+
+# --------------------------------------------------------- filters the server ignores, bodies
+
+
+def _filters(*items: dict[str, Any]) -> dict[str, str]:
+    return {"filters": json.dumps(list(items))}
+
+
+def test_ignored_filter_keys_on_list_and_delete(emu: EmulatorServer) -> None:
+    model = emu.logs(GW)[0]["model"]
+    only = {"key": "model", "operator": "eq", "value": [model]}
+    matching = sum(1 for x in emu.logs(GW) if x["model"] == model)
+    assert 0 < total(emu, **_filters(only)) == matching < 100
+    emu.faults.update(ignore_filter_keys=["model"])
+    assert total(emu, **_filters(only)) == 100  # silently ignored, no error
+    r = requests.delete(emu.logs_url(GW), headers=emu.auth_headers, params=_filters(only), timeout=10)
+    assert r.status_code == 200 and emu.count(GW) == 0  # the DELETE took everything
+    emu.faults.reset()
+    assert emu.faults.ignore_filter_keys == []
+
+
+def test_ignored_filter_keys_on_delete_only(emu: EmulatorServer) -> None:
+    first = emu.ids(GW)[0]
+    by_id = {"key": "id", "operator": "eq", "value": [first]}
+    emu.faults.update(ignore_delete_filter_keys=["id"])
+    assert total(emu, **_filters(by_id)) == 1  # the listing applies it
+    r = requests.delete(
+        emu.logs_url(GW), headers=emu.auth_headers, params={**_filters(by_id), "limit": 3}, timeout=10
+    )
+    assert r.status_code == 200 and emu.count(GW) == 97  # the DELETE did not: the 3 oldest went
+    assert first not in emu.ids(GW)
+
+
+def test_failing_body_routes_and_enveloped_bodies(emu: EmulatorServer) -> None:
+    first, second = emu.ids(GW)[:2]
+    url = emu.logs_url(GW)
+    bare = requests.get(f"{url}/{second}/request", headers=emu.auth_headers, timeout=10)
+    emu.faults.update(fail_body_ids=[first], fail_body_status=403)
+    r = requests.get(f"{url}/{first}/request", headers=emu.auth_headers, timeout=10)
+    assert r.status_code == 403 and r.json()["errors"][0]["code"] == 10000
+    assert requests.get(f"{url}/{first}/response", headers=emu.auth_headers, timeout=10).status_code == 403
+    assert requests.get(f"{url}/{second}/request", headers=emu.auth_headers, timeout=10).status_code == bare.status_code
+    emu.faults.update(fail_body_ids=["*"], fail_body_status=500)
+    assert requests.get(f"{url}/{second}/response", headers=emu.auth_headers, timeout=10).status_code == 500
+    emu.faults.update(fail_body_ids=[], envelope_bodies=True)
+    if bare.status_code == 200:
+        wrapped = requests.get(f"{url}/{second}/request", headers=emu.auth_headers, timeout=10).json()
+        assert wrapped == {"success": True, "errors": [], "messages": [], "result": bare.json()}
+
+
+def test_admin_route_sets_and_shows_the_new_fault_modes(emu: EmulatorServer) -> None:
+    base = emu.base_url + "/__emulator__/faults"
+    shown = requests.get(base, timeout=10).json()
+    assert {k: shown[k] for k in ("ignore_filter_keys", "ignore_delete_filter_keys", "fail_body_ids")} == {
+        "ignore_filter_keys": [],
+        "ignore_delete_filter_keys": [],
+        "fail_body_ids": [],
+    }
+    assert shown["fail_body_status"] == 500 and shown["envelope_bodies"] is False
+    settings = {
+        "ignore_filter_keys": ["metadata.value"],
+        "ignore_delete_filter_keys": ["id"],
+        "fail_body_ids": ["*"],
+        "fail_body_status": 403,
+        "envelope_bodies": True,
+    }
+    r = requests.post(base, json=settings, timeout=10)
+    assert r.status_code == 200 and {k: r.json()[k] for k in settings} == settings
+    assert requests.post(base, json={"ignore_filter_keys": "id"}, timeout=10).status_code == 400

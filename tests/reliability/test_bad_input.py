@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,17 @@ def with_extra(**changes: Any) -> Callable[[Any], str]:
 def uri_with(**extras: str) -> Callable[[Any], str]:
     def conn(server: Any) -> str:
         return server.airflow_conn_uri(GW, **extras)
+
+    return conn
+
+
+def with_password(password: str, login: str | None = None) -> Callable[[Any], str]:
+    def conn(server: Any) -> str:
+        value = json.loads(server.airflow_conn_json(GW, **FAST_RETRIES))
+        value["password"] = password
+        if login is not None:
+            value["login"] = login
+        return json.dumps(value)
 
     return conn
 
@@ -207,6 +219,37 @@ CASES = [
     ),
     Case("conn-no-token", lambda e: hook().count_logs(), r"No credentials in connection", conn=no_token),
     Case(
+        "conn-token-inner-newline",
+        lambda e: hook().count_logs(),
+        r"the password \(API token\) of connection 'cloudflare_ai_gateway_default' contains whitespace or "
+        r"control characters inside it \(value not shown\)",
+        conn=with_password(TOKEN + "\nX-Injected: 1"),
+    ),
+    Case(
+        "conn-token-inner-space",
+        lambda e: hook().count_logs(),
+        r"the password \(API token\) of connection .* contains whitespace",
+        conn=with_password(TOKEN[:10] + " " + TOKEN[10:]),
+    ),
+    Case(
+        "conn-token-control-character",
+        lambda e: hook().count_logs(),
+        r"the password \(API token\) of connection .* control characters",
+        conn=with_password(TOKEN + "\x1b"),
+    ),
+    Case(
+        "conn-global-key-inner-tab",
+        lambda e: hook().count_logs(),
+        r"the password \(Global API Key\) of connection .* contains whitespace",
+        conn=with_password(TOKEN[:10] + "\t" + TOKEN[10:], login="me@example.com"),
+    ),
+    Case(
+        "conn-login-inner-space",
+        lambda e: hook().count_logs(),
+        r"the login \(account e-mail\) of connection .* contains whitespace",
+        conn=with_password(TOKEN, login="me@exa mple.com"),
+    ),
+    Case(
         "conn-bad-default-gateway",
         lambda e: hook().count_logs(),
         r"gateway_id 'Bad/Gateway' is not a valid",
@@ -270,6 +313,11 @@ CASES = [
     ),
     Case("export-rows-per-part-zero", lambda e: export_op(e, rows_per_part=0), r"rows_per_part"),
     Case("export-partition-by", lambda e: export_op(e, partition_by="minute"), r"partition_by"),
+    Case(
+        "export-on-body-error",
+        lambda e: export_op(e, include_bodies=True, on_body_error="ignore"),
+        r"on_body_error must be one of \['fail', 'warn'\], got 'ignore'",
+    ),
     # ------------------------------------------------------------------ delete operator
     Case("delete-unfiltered", lambda e: AIGatewayDeleteLogsOperator(task_id="d"), r"refusing to delete with neither"),
     Case(
@@ -278,9 +326,53 @@ CASES = [
         r"refusing to delete with neither",
     ),
     Case(
-        "delete-manifest-and-window",
-        lambda e: AIGatewayDeleteLogsOperator(task_id="d", manifest=EMPTY_MANIFEST, start=START).execute({}),
-        r"give either manifest= or filters/start/end",
+        "delete-manifest-and-other-window",
+        lambda e: AIGatewayDeleteLogsOperator(task_id="d", manifest=EMPTY_MANIFEST, end=START).execute({}),
+        r"end 2026-01-09T00:00:00.000Z differs from the manifest's window \[2026-01-09T00:00:00.000Z, "
+        r"2026-01-10T00:00:00.000Z\)",
+    ),
+    Case(
+        "delete-manifest-and-other-filters",
+        lambda e: AIGatewayDeleteLogsOperator(
+            task_id="d", manifest=EMPTY_MANIFEST, filters=flt(key="model", operator="eq", value="x")
+        ).execute({}),
+        r"filters \[.*\] differ from the manifest's \[\]",
+    ),
+    Case(
+        "delete-manifest-other-account",
+        lambda e: AIGatewayDeleteLogsOperator(
+            task_id="d", manifest={**EMPTY_MANIFEST, "account_id": "f" * 32}
+        ).execute({}),
+        r"the manifest comes from account 'f{32}', but connection 'cloudflare_ai_gateway_default' is for account",
+    ),
+    Case(
+        "delete-manifest-undocumented-filter-key",
+        lambda e: AIGatewayDeleteLogsOperator(
+            task_id="d", manifest={**EMPTY_MANIFEST, "filters": flt(key="metadata.user", operator="eq", value="u")}
+        ).execute({}),
+        r"manifest filters\[0\]\.key 'metadata\.user' is not a documented filter key",
+    ),
+    Case(
+        "delete-undocumented-filter-key",
+        lambda e: AIGatewayDeleteLogsOperator(task_id="d", filters=flt(key="user_id", operator="eq", value="u")),
+        r"filters\[0\]\.key 'user_id' is not a documented filter key, and a DELETE only takes documented keys",
+    ),
+    Case(
+        "delete-rendered-undocumented-filter-key",
+        lambda e: AIGatewayDeleteLogsOperator(
+            task_id="d", filters='[{"key": "Model", "operator": "eq", "value": ["x"]}]'
+        ).execute({}),
+        r"filters\[0\]\.key 'Model' is not a documented filter key",
+    ),
+    Case(
+        "hook-delete-undocumented-filter-key",
+        lambda e: hook().delete_logs(filters=flt(key="metadata", operator="eq", value="u"), start=START),
+        r"filters\[0\]\.key 'metadata' is not a documented filter key",
+    ),
+    Case(
+        "delete-order-by",
+        lambda e: AIGatewayDeleteLogsOperator(task_id="d", start=START, order_by="score"),
+        r"order_by must be one of",
     ),
     Case(
         "delete-not-a-manifest",
@@ -399,6 +491,7 @@ def test_bad_input_is_refused_before_any_request_and_write(case, make_emulator, 
     message = str(failure.value)
     assert failure.match(case.match), message
     assert TOKEN not in message and TOKEN not in repr(failure.value)
+    assert TOKEN[10:] not in "".join(traceback.format_exception(failure.value)), "a piece of the token leaked"
     assert server.stats["total"] == 0, f"{server.stats['total']} request(s) sent: {server.stats.requests}"
     assert not [p for p in env.dest.rglob("*")], "something was written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "dest"]
