@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aigw.client import MAX_DELETE_LIMIT
 from airflow_provider_aigw.exceptions import (
     AIGatewayBodyError,
+    AIGatewayError,
     AIGatewayLateLogsError,
     AIGatewayUnsafeDeleteError,
 )
@@ -134,12 +135,9 @@ class ConfinedDelete:
         self.start = start
         self.end = end
         self.limit = limit
-        #: DELETE requests sent, ids named in them, and the ids kept (never named).
+        #: DELETE requests sent, and ids named in them.
         self.calls = 0
         self.named = 0
-        self.kept = 0
-        self.kept_sample: list[str] = []
-        self.outside = 0
 
     # -------------------------------------------------------------------------- the run
 
@@ -153,17 +151,12 @@ class ConfinedDelete:
             self._send(batch, batch[0].created_at)
 
     def _in_scope(self, targets: Iterator[Target]) -> Iterator[Target]:
+        """The targets inside the window (no DELETE of this scope could match the others)."""
         for target in targets:
-            if (self.start is not None and target.created_at < self.start) or (
-                self.end is not None and target.created_at >= self.end
+            if (self.start is None or target.created_at >= self.start) and (
+                self.end is None or target.created_at < self.end
             ):
-                self.outside += 1  # outside the window: no DELETE of this scope can match it
-                continue
-            if target.keep:
-                self.kept += 1
-                if len(self.kept_sample) < MAX_QUOTED_IDS:
-                    self.kept_sample.append(target.log_id)
-            yield target
+                yield target
 
     def _pick_canary(self, stream: Iterator[Target]) -> tuple[list[Target], dt.datetime, Iterator[Target]]:
         """The canary's named targets, its slice start, and the stream without them.
@@ -171,6 +164,7 @@ class ConfinedDelete:
         Named are up to CANARY_SIZE deletable logs created after the first deletable one, in one
         run without a kept log; the first one (and its instant) stays unnamed inside the slice.
         """
+        size = min(CANARY_SIZE, self.limit)
         seen: list[Target] = []
         first: Target | None = None
         later: list[Target] = []
@@ -187,12 +181,12 @@ class ConfinedDelete:
                 break  # out of order: the slice would not be tight
             if target.created_at > first.created_at:
                 later.append(target)
-                if len(later) >= CANARY_SIZE:
+                if len(later) >= size:
                     break
         if first is None:
             return [], dt.datetime.min, iter(seen)
         if not later:  # one instant only (or one log): name what there is
-            later = [t for t in seen if not t.keep and t.created_at == first.created_at][:CANARY_SIZE]
+            later = [t for t in seen if not t.keep and t.created_at == first.created_at][:size]
         named = {id(t) for t in later}
         return later, first.created_at, itertools.chain((t for t in seen if id(t) not in named), stream)
 
@@ -251,31 +245,45 @@ class ConfinedDelete:
         return listed, everything
 
     def _canary(self, named: list[Target], low: dt.datetime) -> None:
+        """Send the canary DELETE and check its slice by listing; stop unless exactly the named went.
+
+        A DELETE removes at most ``limit`` = len(named) logs. When more than that left the slice,
+        something else removed them meanwhile (retention deleting the gateway's oldest logs, which
+        an archive window often holds, or another client): that is logged, not blamed on the API.
+        """
         high = named[-1].created_at + CREATED_AT_RESOLUTION
         before, total_before = self._slice_state(low, high)
         self._send(named, low)
         after, total_after = self._slice_state(low, high)
         names = {t.log_id for t in named}
         where = f"inside its created_at slice [{format_time(low)}, {format_time(high)})"
-        vanished = sorted(before - after - names)
-        unlisted = (total_before - total_after) - len((before & names) - after)
-        if vanished or unlisted > 0:
-            what = (
-                f"{len(vanished)} log(s) it did not name: {sample(vanished)}"
-                if vanished
-                else (f"{unlisted} log(s) that do not even match the filters")
-            )
-            raise AIGatewayUnsafeDeleteError(
-                f"The API did not apply the id filter of a DELETE: the first, small DELETE (a canary naming "
-                f"{len(names)} id(s)) also removed {what}, {where}. The delete stopped there; nothing else was "
-                "deleted. Do not delete from this gateway until the API applies the id filter"
-            )
         left = sorted(names & after)
         if left:
             raise AIGatewayUnsafeDeleteError(
-                f"The API did not apply the id filter of a DELETE as expected: after the first, small DELETE (a "
-                f"canary naming {len(names)} id(s)), {len(left)} of them are still there: {sample(left)}. The "
-                "delete stopped there; nothing else was deleted"
+                f"The API did not apply the id filter of a DELETE: after the first, small DELETE (a canary naming "
+                f"{len(names)} id(s)), {len(left)} of them are still there ({sample(left)}) and "
+                f"{len(before - after - names)} log(s) it did not name are gone, {where}. The delete stopped there; "
+                "nothing else was deleted. Do not delete from this gateway until the API applies the id filter"
+            )
+        vanished = sorted(before - after - names)
+        unlisted = (total_before - total_after) - len(before - after)  # gone without matching the filters
+        if vanished or unlisted > 0:
+            what = (
+                f"{len(vanished)} log(s) it did not name ({sample(vanished)})"
+                if vanished
+                else (f"{unlisted} log(s) that do not match the filters")
+            )
+            if total_before - total_after <= len(names):
+                raise AIGatewayUnsafeDeleteError(
+                    f"The API did not apply the id filter of a DELETE: the first, small DELETE (a canary naming "
+                    f"{len(names)} id(s)) removed {what}, {where}. The delete stopped there; nothing else was "
+                    "deleted. Do not delete from this gateway until the API applies the id filter"
+                )
+            self.log.warning(
+                "while the canary DELETE ran, %s also left the slice; more went than that DELETE may remove "
+                "(limit %d), so something else removed them (retention of the oldest logs, or another client)",
+                what,
+                len(names),
             )
         self.log.info("canary DELETE removed exactly its %d named log(s); deleting the rest by id", len(names))
 
@@ -310,7 +318,8 @@ def delete_exported(
 ) -> int:
     """Delete the exported logs of a manifest's window; returns how many matched and were deleted.
 
-    1. One count: more logs than exported match -> refuse (nothing deleted).
+    1. The archive's files are checked against the manifest (sha256, size, row count), and one
+       count: more logs than exported match -> refuse (nothing deleted).
     2. Sets, not counts: a keyset walk of the window (ceil(N/50) requests) proves that every log
        matching now is in the export, by id; otherwise refuse (nothing deleted).
     3. :class:`ConfinedDelete` of the exported ids, never naming a log whose body fetch failed.
@@ -333,13 +342,22 @@ def delete_exported(
             f"wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was deleted. "
             "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
         )
+    # The archive is checked before anything is deleted: every file against its sha256 and size,
+    # and the rows against the manifest's count.
     exported_ids: set[str] = set()
     kept_ids: set[str] = set()
-    for record in iter_manifest_records(manifest):
+    rows = 0
+    for record in iter_manifest_records(manifest, verify=True):
+        rows += 1
         log_id = str(record.get("id"))
         exported_ids.add(log_id)
         if _body_failed(record):
             kept_ids.add(log_id)
+    if rows != exported:
+        raise AIGatewayError(
+            f"refusing to delete: the manifest says {exported} logs were exported, but its files hold {rows}. "
+            "Nothing was deleted. Re-run the export for this window, then this delete"
+        )
 
     unknown: list[str] = []
     now = kept_now = 0

@@ -7,6 +7,7 @@ and the delete removes nothing that was not exported.
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -151,13 +152,25 @@ def test_no_log_present_throughout_is_skipped_or_repeated_while_the_gateway_chur
     assert len(ids) == len(set(ids))
     assert before & after <= set(ids) <= before  # present throughout: exported; nothing invented
 
-    # Retention keeps deleting exported logs; the delete removes what is left, all of it exported.
+    # Retention keeps deleting exported logs (and, once the window is empty, the oldest logs
+    # after it); the delete removes what is left of the window, all of it exported.
+    created = {log["id"]: log["created_at"] for log in server.logs(GW)}
     fresh = set(server.ids(GW, END))
     remaining = set(server.ids(GW, START, END))
+    server.reset_stats()
     deleted = delete(summary)
     assert server.ids(GW, START, END) == []
     assert deleted <= len(remaining) and remaining <= set(ids)
-    assert fresh <= set(server.ids(GW))  # logs outside the window (the churned-in ones) untouched
+    for request in server.stats.requests:  # every DELETE named exported ids inside the window
+        if request["kind"] == "delete":
+            filters = json.loads(request["query"]["filters"][0])
+            assert {i for f in filters if f["key"] == "id" for i in f["value"]} <= set(ids)
+            bounds = [f["value"][0] for f in filters if f["key"] == "created_at"]
+            assert min(bounds) >= "2026-01-08T23:59:59.999Z" and max(bounds) <= "2026-01-10T00:00:00.000Z"
+    # logs after the window that vanished went by retention, oldest first: none newer than a survivor
+    survivors = fresh & set(server.ids(GW))
+    gone = fresh - survivors
+    assert not gone or max(created[i] for i in gone) <= min(created[i] for i in survivors)
 
 
 # ------------------------------------------------------------------------- late logs
@@ -184,9 +197,9 @@ def test_late_log_arriving_while_the_delete_runs_is_never_deleted(make_emulator,
     exported = set(exported_ids(summary))
     outside = server.ids(GW, None, START) + server.ids(GW, END)
     late_id = "0193a7c2-5e1f-7abc-8def-0000000000aa"
-    # Visible just before the first DELETE is served (after the delete task's count agreed with
-    # the manifest), in the middle of the window: a window-wide DELETE would take it along.
-    server.schedule_late_logs(GW, [{**late_log(0.1), "id": late_id}], after_requests=1)
+    # Visible once the delete has proved the window (a count and ceil(600/50) pages) and listed
+    # the canary's slice: a window-wide DELETE would take it along.
+    server.schedule_late_logs(GW, [{**late_log(0.1), "id": late_id}], after_requests=1 + 12 + 1)
     with pytest.raises(AIGatewayLateLogsError):
         delete(summary)
     remaining = server.ids(GW)
@@ -204,9 +217,10 @@ def test_same_count_but_other_logs_deletes_no_unexported_log(make_emulator, tmp_
     gw.delete_positions([gw.find(exported[0])])
     (late_id,) = server.add_logs(GW, [late_log(5)])
     assert len(server.ids(GW, START, END)) == len(exported)
-    with pytest.raises(AIGatewayLateLogsError):
+    before = server.ids(GW)
+    with pytest.raises(AIGatewayLateLogsError, match=late_id):
         delete(summary)
-    assert server.ids(GW, START, END) == [late_id]
+    assert server.ids(GW) == before  # sets, not counts: refused before any DELETE
 
 
 # -------------------------------------------------------------------- emulator restart

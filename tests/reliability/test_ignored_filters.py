@@ -332,3 +332,39 @@ def test_token_read_from_a_file_with_a_trailing_newline_works(make_emulator, mon
     from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 
     assert AIGatewayHook().count_logs() == 10
+
+
+def test_a_damaged_archive_is_refused_before_any_delete(make_emulator, tmp_path):
+    server = make_emulator(in_window=200)
+    summary = export(tmp_path, format="jsonl")
+    part = sorted((tmp_path / f"gateway={GW}").rglob("part-*.jsonl"))[3]
+    lines = part.read_bytes().splitlines(keepends=True)
+    part.write_bytes(b"".join(lines[1:]))  # one exported row lost from the archive
+    before = server.ids(GW)
+    server.reset_stats()
+    with pytest.raises(Exception, match="does not match its manifest entry"):
+        delete(manifest=summary)
+    assert server.ids(GW) == before and server.stats["delete"] == 0
+
+
+def test_a_limit_below_the_canary_size_is_honoured(make_emulator, tmp_path):
+    server = make_emulator(in_window=30)
+    outside = server.ids(GW, None, START) + server.ids(GW, END)
+    summary = export(tmp_path)
+    server.reset_stats()
+    assert delete(manifest=summary, limit=2) == 30
+    assert server.ids(GW) == outside
+    for request in server.stats.requests:
+        if request["kind"] == "delete":
+            assert int(request["query"]["limit"][0]) <= 2
+
+
+def test_retention_eating_the_canary_slice_is_not_blamed_on_the_api(make_emulator, tmp_path):
+    """A gateway at capacity deletes its oldest logs (the archive window) on every request."""
+    server = make_emulator(in_window=600, before=0, after=0)
+    summary = export(tmp_path)
+    exported = set(exported_ids(summary))
+    server.faults.update(churn_insert_per_request=2, capacity=600)
+    assert delete(manifest=summary) <= 600
+    assert server.ids(GW, START, END) == []
+    assert set(server.ids(GW)).isdisjoint(exported) and server.count(GW) > 0  # the churned-in logs stay
