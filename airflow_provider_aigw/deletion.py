@@ -322,7 +322,8 @@ def delete_exported(
        count: more logs than exported match -> refuse (nothing deleted).
     2. Sets, not counts: a keyset walk of the window (ceil(N/50) requests) proves that every log
        matching now is in the export, by id; otherwise refuse (nothing deleted).
-    3. :class:`ConfinedDelete` of the exported ids, never naming a log whose body fetch failed.
+    3. :class:`ConfinedDelete` of the exported ids that matched, never naming a log whose body
+       fetch failed.
     4. A count (and, if logs are left, a walk) of the window: an exported log still there fails
        (the API did not delete by id), a log that is not in the export fails as a late arrival, a
        kept log fails as unarchived. Everything else was deleted.
@@ -344,13 +345,13 @@ def delete_exported(
         )
     # The archive is checked before anything is deleted: every file against its sha256 and size,
     # and the rows against the manifest's count.
-    exported_ids: set[str] = set()
+    present: dict[str, bool] = {}  # exported id -> it matches now (set by the walk)
     kept_ids: set[str] = set()
     rows = 0
     for record in iter_manifest_records(manifest, verify=True):
         rows += 1
         log_id = str(record.get("id"))
-        exported_ids.add(log_id)
+        present[log_id] = False
         if _body_failed(record):
             kept_ids.add(log_id)
     if rows != exported:
@@ -363,9 +364,11 @@ def delete_exported(
     now = kept_now = 0
     for target in listed_ids(client, gateway, filters, start, end):
         now += 1
-        if target.log_id not in exported_ids:
+        if target.log_id not in present:
             unknown.append(target.log_id)
-        elif target.log_id in kept_ids:
+            continue
+        present[target.log_id] = True
+        if target.log_id in kept_ids:
             kept_now += 1
     if unknown:
         raise AIGatewayLateLogsError(
@@ -381,9 +384,11 @@ def delete_exported(
 
     logger.info("deleting the %d matching exported logs (%s) by id", deletable, scope)
     deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
+    # Exported logs that are gone already (retention, an earlier attempt) are not named again.
     deleter.run(
         Target(str(r.get("id")), parse_created_at(str(r["created_at"])), keep=_body_failed(r))
         for r in iter_manifest_records(manifest)
+        if present.get(str(r.get("id")))
     )
 
     still: list[str] = []
@@ -393,7 +398,7 @@ def delete_exported(
         for target in listed_ids(client, gateway, filters, start, end):
             if target.log_id in kept_ids:
                 kept_left.append(target.log_id)
-            elif target.log_id in exported_ids:
+            elif target.log_id in present:
                 still.append(target.log_id)
             else:
                 late.append(target.log_id)

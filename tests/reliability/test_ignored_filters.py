@@ -359,12 +359,34 @@ def test_a_limit_below_the_canary_size_is_honoured(make_emulator, tmp_path):
             assert int(request["query"]["limit"][0]) <= 2
 
 
-def test_retention_eating_the_canary_slice_is_not_blamed_on_the_api(make_emulator, tmp_path):
-    """A gateway at capacity deletes its oldest logs (the archive window) on every request."""
+class Lines:
+    """Stands in for the delete operator's logger (Airflow 3 task loggers bypass caplog)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(("info", msg % args if args else msg))
+
+    def warning(self, msg: str, *args: Any) -> None:
+        self.lines.append(("warning", msg % args if args else msg))
+
+
+def test_retention_eating_the_canary_slice_is_not_blamed_on_the_api(make_emulator, tmp_path, monkeypatch):
+    """A gateway at capacity deletes its oldest logs (the archive window) when new ones arrive."""
     server = make_emulator(in_window=600, before=0, after=0)
     summary = export(tmp_path)
-    exported = set(exported_ids(summary))
-    server.faults.update(churn_insert_per_request=2, capacity=600)
-    assert delete(manifest=summary) <= 600
+    exported = exported_ids(summary)
+    server.faults.update(capacity=600)
+    # Two new logs arrive just before the canary DELETE (after the count, 12 pages and the canary's
+    # first listing): retention removes the two oldest, the canary's unnamed log and a named one.
+    fresh = [{"created_at": (END + timedelta(hours=1)).isoformat()} for _ in range(2)]
+    server.schedule_late_logs(GW, fresh, after_requests=1 + 12 + 1)
+    lines = Lines()
+    monkeypatch.setattr(AIGatewayDeleteLogsOperator, "log", lines)
+    assert delete(manifest=summary) == 600
     assert server.ids(GW, START, END) == []
-    assert set(server.ids(GW)).isdisjoint(exported) and server.count(GW) > 0  # the churned-in logs stay
+    assert len(server.ids(GW, END)) == 2 and set(server.ids(GW)).isdisjoint(exported)
+    # (Airflow also warns here that execute() runs outside its task runner: the test's doing)
+    warnings = [text for level, text in lines.lines if level == "warning" and "canary" in text]
+    assert len(warnings) == 1 and "something else removed them" in warnings[0] and exported[0] in warnings[0]
