@@ -48,9 +48,12 @@ def test_cli_help() -> None:
 
 def test_cli_fault_mode_flags_reach_the_fault_settings() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_aigw.emulator", "--gateway", "gw:0"]
-        + ["--ignore-filter-key", "metadata.value", "--ignore-filter-key", "model", "--ignore-delete-filter-key", "id"]
-        + ["--fail-body-id", "*", "--fail-body-status", "403", "--envelope-bodies"],
+        [
+            *(sys.executable, "-m", "airflow_provider_aigw.emulator", "--gateway", "gw:0"),
+            *("--ignore-filter-key", "metadata.value", "--ignore-filter-key", "model"),
+            *("--ignore-delete-filter-key", "id", "--fail-body-id", "*", "--fail-body-status", "403"),
+            "--envelope-bodies",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

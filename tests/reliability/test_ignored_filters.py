@@ -125,9 +125,7 @@ def users(make_emulator) -> Any:
     """3,500 logs, 5 of them carrying metadata value 'user-123'."""
     server = make_emulator(in_window=0, before=0, after=0)
     server.seed_logs(GW, 3495, START, END, seed=21)
-    tagged = server.add_logs(
-        GW, [{"created_at": at(3 + 4 * i), "metadata": {"user": "user-123"}} for i in range(5)]
-    )
+    tagged = server.add_logs(GW, [{"created_at": at(3 + 4 * i), "metadata": {"user": "user-123"}} for i in range(5)])
     server.reset_stats()
     return server, tagged
 
@@ -137,7 +135,9 @@ def test_filter_ignored_on_list_and_delete_refuses_to_delete(users):
     server, _tagged = users
     server.faults.update(ignore_filter_keys=["metadata.value"])
     before = server.ids(GW)
-    with pytest.raises(AIGatewayUnsafeDeleteError, match=r"match 3500 logs, as many as the window alone \(3500\).*allow_match_all=True"):
+    with pytest.raises(
+        AIGatewayUnsafeDeleteError, match=r"match 3500 logs, as many as the window alone \(3500\).*allow_match_all=True"
+    ):
         delete(filters=[USER])
     assert server.ids(GW) == before and len(before) == 3500
     assert server.stats["delete"] == 0 and server.stats["list"] == 2  # two counts
@@ -316,7 +316,9 @@ def test_manifest_from_another_account_is_refused(make_emulator, tmp_path):
     other = {**manifest, "account_id": "f" * 32}
     before = server.ids(GW)
     server.reset_stats()
-    with pytest.raises(AIGatewayInputError, match=r"manifest comes from account 'f{32}', but connection .* is for account"):
+    with pytest.raises(
+        AIGatewayInputError, match=r"manifest comes from account 'f{32}', but connection .* is for account"
+    ):
         delete(manifest=other)
     assert server.ids(GW) == before and server.stats["total"] == 0
 

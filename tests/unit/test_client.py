@@ -333,7 +333,9 @@ def test_404_on_logs_route_hints_at_workers_observability(requests_mock, client)
     requests_mock.get(
         LOGS, status_code=404, json={"success": False, "errors": [{"code": 7002, "message": "Not Found"}]}
     )
-    with pytest.raises(AIGatewayNotFoundError, match=r"^Gateway not found: .*Workers Observability.*GET /acc.*/logs\)$"):
+    with pytest.raises(
+        AIGatewayNotFoundError, match=r"^Gateway not found: .*Workers Observability.*GET /acc.*/logs\)$"
+    ):
         client.count_logs()
 
 
@@ -613,7 +615,10 @@ def test_bad_delete_input(requests_mock, client, kwargs, message):
         ({"success": True, "errors": [], "messages": [], "result": [1, 2]}, [1, 2]),
         ({"success": True, "result": "data: {}\n\n"}, "data: {}\n\n"),
         # not exactly an envelope: a stored provider body is kept as it is
-        ({"success": True, "result": {"a": 1}, "id": "chatcmpl-1"}, {"success": True, "result": {"a": 1}, "id": "chatcmpl-1"}),
+        (
+            {"success": True, "result": {"a": 1}, "id": "chatcmpl-1"},
+            {"success": True, "result": {"a": 1}, "id": "chatcmpl-1"},
+        ),
         ({"success": False, "result": None}, {"success": False, "result": None}),
         ({"result": {"a": 1}}, {"result": {"a": 1}}),
         ({"model": "gpt-4o"}, {"model": "gpt-4o"}),
@@ -629,7 +634,7 @@ def test_bodies_are_unwrapped_only_from_an_exact_envelope(requests_mock, client,
 @pytest.mark.parametrize(
     "exc",
     [
-        requests.exceptions.InvalidHeader(f"Invalid return character or leading space in header: Authorization: Bearer {TOKEN}"),
+        requests.exceptions.InvalidHeader(f"Invalid return character or leading space in header: Bearer {TOKEN}"),
         requests.exceptions.ConnectionError(f"HTTPSConnectionPool: Max retries exceeded with url: /x?token={TOKEN}"),
         requests.exceptions.InvalidURL(f"Invalid URL 'https://{TOKEN}@x'"),
         requests.exceptions.ProxyError(f"Cannot connect to proxy with Bearer {TOKEN}"),
