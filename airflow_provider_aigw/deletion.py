@@ -381,6 +381,9 @@ def delete_exported(
             "dry run: %d exported logs would be deleted (%s), %d kept (body not archived)", deletable, scope, kept_now
         )
         return deletable
+    if not now:
+        logger.info("no logs match (%s): nothing to delete", scope)
+        return 0
 
     logger.info("deleting the %d matching exported logs (%s) by id", deletable, scope)
     deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
@@ -463,6 +466,9 @@ def delete_listed(
     if report_only:
         logger.info("dry run: %d logs would be deleted (%s)", matching, scope)
         return matching
+    if not matching:
+        logger.info("no logs match (%s): nothing to delete", scope)
+        return 0
     logger.info("deleting the %d matching logs (%s) by listed id", matching, scope)
     deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
     deleter.run(listed_ids(client, gateway, filters, start, end))
