@@ -70,6 +70,23 @@ except ImportError:  # Airflow 2.x
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+
+def first_reschedule_date(sensor: Any, context: Any) -> Any:
+    """When a reschedule-mode sensor first started (its timeout counts from then), or ``None``.
+
+    The same lookup as ``BaseSensorOperator.execute``: the first reschedule of the first try.
+    """
+    ti = context["ti"]
+    if hasattr(ti, "get_first_reschedule_date"):  # Airflow 3.x (Task SDK)
+        return ti.get_first_reschedule_date(context)
+    from airflow.sensors.base import _orig_start_date  # Airflow 2.x
+
+    first_try_number = (ti.max_tries or 0) - (sensor.retries or 0) + 1
+    return _orig_start_date(
+        dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try_number
+    )
+
+
 # --------------------------------------------------------------------------- connection form
 # Airflow 3.2+ builds the connection form from the provider info ("conn-fields" and
 # "ui-field-behaviour", kebab-case keys) and never calls the hook classmethods. Airflow 2.x,
