@@ -172,8 +172,8 @@ def _upath_adds_a_slash(protocol: str) -> bool:
 
 
 # --------------------------------------------------------------------------- testing support
-# For tests of DAGs (ours and users'): imported lazily, because they pull in Airflow core
-# modules (metadata DB, DAG parsing) that task code must not need.
+# For tests of DAGs (ours and users') and the example DAGs: imported lazily, because they pull
+# in Airflow core modules (metadata DB, DAG parsing) or a provider that task code must not need.
 
 
 def __getattr__(name: str) -> Any:
@@ -183,6 +183,12 @@ def __getattr__(name: str) -> Any:
         except ImportError:  # Airflow 2.x, 3.0, 3.1
             from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
         return DagBag
+    if name == "TimeDeltaSensor":  # for the example DAGs; Airflow 3 keeps it in the standard provider
+        try:
+            from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+        except ImportError:  # Airflow 2.x
+            from airflow.sensors.time_delta import TimeDeltaSensor  # type: ignore[no-redef]
+        return TimeDeltaSensor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -241,6 +247,7 @@ def get_xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: i
 
 if TYPE_CHECKING:
     from airflow.models.dagbag import DagBag  # noqa: F401
+    from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor  # noqa: F401
 
     try:
         from airflow.sdk import Context
@@ -268,6 +275,7 @@ __all__ = [
     "conf",
     "connection_form_widgets",
     "dag_test",
+    "first_reschedule_date",
     "get_xcom",
     "mask_secret",
     "storage_url",

@@ -173,7 +173,9 @@ class AIGatewayLogsSensor(BaseSensorOperator):
                 raise
             time_left = self._time_left()
             if time_left is not None and time_left <= 0:
-                raise AIGatewayAPIError(outage_message(err), status=err.status, method=err.method, path=err.path) from err
+                raise AIGatewayAPIError(
+                    outage_message(err), status=err.status, method=err.method, path=err.path
+                ) from err
             self.log.warning("Transient failure checking for logs; will check again: %s", err)
             return PokeReturnValue(is_done=False)
         self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
