@@ -202,7 +202,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         started = time.time()
         if self.reschedule and not self.deferrable:
             # Reschedule mode counts the timeout from the first try, as BaseSensorOperator does.
-            first = first_reschedule_date(self, context)
+            first = parse_time(first_reschedule_date(self, context), param="first reschedule date")
             if first is not None:
                 started = first.timestamp()
         self._deadline = started + self.timeout
