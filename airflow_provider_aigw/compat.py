@@ -70,6 +70,23 @@ except ImportError:  # Airflow 2.x
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+
+def first_reschedule_date(sensor: Any, context: Any) -> Any:
+    """When a reschedule-mode sensor first started (its timeout counts from then), or ``None``.
+
+    The same lookup as ``BaseSensorOperator.execute``: the first reschedule of the first try.
+    """
+    ti = context["ti"]
+    if hasattr(ti, "get_first_reschedule_date"):  # Airflow 3.x (Task SDK)
+        return ti.get_first_reschedule_date(context)
+    from airflow.sensors.base import _orig_start_date  # Airflow 2.x
+
+    first_try_number = (ti.max_tries or 0) - (sensor.retries or 0) + 1
+    return _orig_start_date(
+        dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try_number
+    )
+
+
 # --------------------------------------------------------------------------- connection form
 # Airflow 3.2+ builds the connection form from the provider info ("conn-fields" and
 # "ui-field-behaviour", kebab-case keys) and never calls the hook classmethods. Airflow 2.x,
@@ -155,8 +172,8 @@ def _upath_adds_a_slash(protocol: str) -> bool:
 
 
 # --------------------------------------------------------------------------- testing support
-# For tests of DAGs (ours and users'): imported lazily, because they pull in Airflow core
-# modules (metadata DB, DAG parsing) that task code must not need.
+# For tests of DAGs (ours and users') and the example DAGs: imported lazily, because they pull
+# in Airflow core modules (metadata DB, DAG parsing) or a provider that task code must not need.
 
 
 def __getattr__(name: str) -> Any:
@@ -166,6 +183,12 @@ def __getattr__(name: str) -> Any:
         except ImportError:  # Airflow 2.x, 3.0, 3.1
             from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
         return DagBag
+    if name == "TimeDeltaSensor":  # for the example DAGs; Airflow 3 keeps it in the standard provider
+        try:
+            from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+        except ImportError:  # Airflow 2.x
+            from airflow.sensors.time_delta import TimeDeltaSensor  # type: ignore[no-redef]
+        return TimeDeltaSensor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -224,6 +247,7 @@ def get_xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: i
 
 if TYPE_CHECKING:
     from airflow.models.dagbag import DagBag  # noqa: F401
+    from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor  # noqa: F401
 
     try:
         from airflow.sdk import Context
@@ -251,6 +275,7 @@ __all__ = [
     "conf",
     "connection_form_widgets",
     "dag_test",
+    "first_reschedule_date",
     "get_xcom",
     "mask_secret",
     "storage_url",

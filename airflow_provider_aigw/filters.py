@@ -12,6 +12,7 @@ API stores ``created_at`` with millisecond precision (``2026-11-26T13:04:05.123Z
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import math
@@ -70,6 +71,28 @@ _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 # The time of day followed by "Z" or an offset: strings without one are refused, not guessed.
 _AWARE_ISO_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _LOG_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def parse_literal(value: Any, *, param: str) -> Any:
+    """Turn a rendered Jinja string holding a list or dict back into the object.
+
+    Without ``render_template_as_native_obj`` a template such as ``"{{ params.filters }}"``
+    renders to the object's text; JSON and Python literals are accepted. Other values are
+    returned unchanged.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text.startswith(("[", "{")):
+        return value
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise AIGatewayInputError(f"{param} looks like a list or dict but cannot be parsed: {text[:200]!r}") from None
 
 
 def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:

@@ -2,12 +2,18 @@
 
 Each run first waits (``AIGatewayLogsSensor``) until its data interval (the previous day, UTC)
 has logs and has settled - ended at least the settle lag (5 minutes) ago, as logs are listable
-only some time after the request; a day without logs is skipped (``soft_fail``) after two hours.
-It then exports those logs from the gateway of the
+only some time after the request. It then exports those logs from the gateway of the
 ``cloudflare_ai_gateway_default`` connection to ``params.destination`` (hive-partitioned
 ``jsonl.gz`` files plus a manifest), then deletes exactly what the manifest covers. The delete
 first checks that what matches the window now equals what was exported and refuses (deleting
 nothing) if logs arrived late; re-running the export then the delete fixes that.
+
+Unattended, no day is lost: ``catchup=True`` runs every day since ``start_date`` that has no
+run yet, oldest first, one at a time; failed tasks are retried (``default_args``). A day the
+API answers as empty is skipped (``soft_fail``) after the sensor's timeout, but an API outage
+is never taken for an empty day: if the API is still failing when the timeout runs out, the
+sensor fails (and is retried), so the run fails loudly and ``notify_failure`` is called.
+Replace ``notify_failure`` with your alerting, and set ``START_DATE`` to the first day to archive.
 
 Settings: ``AIGW_ARCHIVE_URL`` (environment, read when the DAG is parsed) is the default
 destination, e.g. ``s3://aws_default@my-bucket/ai-gateway``; ``params.destination`` and
@@ -19,7 +25,9 @@ destination, e.g. ``s3://aws_default@my-bucket/ai-gateway``; ``params.destinatio
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+from typing import Any
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -31,17 +39,43 @@ from airflow_provider_aigw.operators.ai_gateway import (
 )
 from airflow_provider_aigw.sensors.ai_gateway import AIGatewayLogsSensor
 
+log = logging.getLogger(__name__)
+
 ARCHIVE_URL = os.environ.get("AIGW_ARCHIVE_URL", "file:///tmp/aigw-archive")
 #: What downstream DAGs schedule on (``schedule=[ARCHIVE_ASSET]``).
 ARCHIVE_ASSET = Asset("aigw_logs_archive")
+#: The first day to archive. With catchup=True, unpausing the DAG runs every day since.
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def notify_failure(context: Any) -> None:
+    """Called once a task has failed for good (after its retries): plug your alerting in here."""
+    ti = context["ti"]
+    log.error(
+        "AI Gateway archive failed: %s.%s, run %s: %s", ti.dag_id, ti.task_id, ti.run_id, context.get("exception")
+    )
+
+
+default_args = {
+    "retries": 3,
+    "retry_delay": dt.timedelta(minutes=10),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(hours=1),
+    "execution_timeout": dt.timedelta(hours=4),
+    "on_failure_callback": notify_failure,
+}
 
 with DAG(
     dag_id="aigw_archive_logs",
     description="Export each day's AI Gateway logs to object storage, then delete them",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
+    start_date=START_DATE,
+    catchup=True,
     max_active_runs=1,
+    # A run that cannot finish (e.g. no worker picks its tasks up) fails instead of hanging.
+    dagrun_timeout=dt.timedelta(hours=20),
+    default_args=default_args,
+    on_failure_callback=notify_failure,
     params={
         "destination": Param(ARCHIVE_URL, type="string", description="archive root URL"),
         "format": Param("jsonl.gz", enum=["jsonl", "jsonl.gz", "parquet"]),
@@ -50,7 +84,8 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     # Frees the worker between checks (or waits on the triggerer when
-    # [operators] default_deferrable is on).
+    # [operators] default_deferrable is on). A finished day's logs are all there once it has
+    # settled, so an empty answer 30 minutes later means an empty day: skip it.
     wait = AIGatewayLogsSensor(
         task_id="wait_for_logs",
         start="{{ data_interval_start }}",
@@ -59,7 +94,7 @@ with DAG(
         max_matches=1,
         mode="reschedule",
         poke_interval=dt.timedelta(minutes=5),
-        timeout=dt.timedelta(hours=2),
+        timeout=DEFAULT_SETTLE_LAG + dt.timedelta(minutes=30),
         soft_fail=True,
     )
     export = AIGatewayExportLogsOperator(

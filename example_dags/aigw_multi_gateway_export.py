@@ -1,38 +1,73 @@
 """Export several AI Gateways in parallel with dynamic task mapping, sharing the API budget.
 
-One mapped export task per gateway in ``params.gateways`` (all under one Cloudflare account,
-the ``cloudflare_ai_gateway_default`` connection), each writing its own
-``gateway=<id>/...`` partitions under ``params.destination``, then one summary task.
+Each day, once the day has settled (logs are listable only some time after the request, so
+the run first waits ``DEFAULT_SETTLE_LAG``, 5 minutes, past the end of its data interval), one
+mapped export task per gateway in ``params.gateways`` (all under one Cloudflare account, the
+``cloudflare_ai_gateway_default`` connection) writes its own ``gateway=<id>/...`` partitions
+under ``params.destination``; then one summary task adds them up.
 
 Cloudflare allows 1,200 API requests per 5 minutes per user, across every process. Inside one
 process the connection's request budget (``budget_requests`` / ``budget_period`` extras) is
-shared by all tasks; across workers the ``aigw_api`` pool caps how many exports run at once:
-create it with ``airflow pools set aigw_api 2 "Cloudflare AI Gateway API"`` and set
-``budget_requests`` to about 1000 / pool slots so the tasks together stay under the limit.
-The same pattern maps over time slices of one long window (``expand_kwargs`` with
+shared by all tasks; ``max_active_tis_per_dagrun`` caps how many exports of a run run at once,
+so set ``budget_requests`` to about 1000 / ``MAX_PARALLEL_EXPORTS``. No pool is needed, so a
+fresh Airflow runs this DAG with nothing created by hand. To cap exports across several DAGs,
+create a pool first (``airflow pools set aigw_api 2 "Cloudflare AI Gateway API"``) and add
+``pool="aigw_api"`` to the export: Airflow never schedules a task whose pool does not exist,
+and ``dagrun_timeout`` then fails the run (calling ``notify_failure``) instead of leaving it
+waiting. The same pattern maps over time slices of one long window (``expand_kwargs`` with
 ``start``/``end`` pairs) to backfill one gateway.
+
+Unattended, no day is lost: ``catchup=True`` runs every missed day, oldest first; failed
+exports are retried (``default_args``); ``notify_failure`` is the hook point for your alerting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from typing import Any
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_aigw.compat import DAG, Param, task  # airflow.sdk on Airflow 3, fallbacks on 2.x
-from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator
+from airflow_provider_aigw.compat import (  # airflow.sdk on Airflow 3, fallbacks on 2.x
+    DAG,
+    Param,
+    TimeDeltaSensor,
+    task,
+)
+from airflow_provider_aigw.operators.ai_gateway import DEFAULT_SETTLE_LAG, AIGatewayExportLogsOperator
 
-POOL = "aigw_api"
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_EXPORTS = 2
+
+
+def notify_failure(context: Any) -> None:
+    """Called once a task has failed for good (after its retries): plug your alerting in here."""
+    ti = context["ti"]
+    log.error("AI Gateway export failed: %s.%s, run %s: %s", ti.dag_id, ti.task_id, ti.run_id, context.get("exception"))
+
+
+default_args = {
+    "retries": 3,
+    "retry_delay": dt.timedelta(minutes=10),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(hours=1),
+    "execution_timeout": dt.timedelta(hours=4),
+    "on_failure_callback": notify_failure,
+}
 
 with DAG(
     dag_id="aigw_multi_gateway_export",
-    description="Export several AI Gateways with mapped tasks sharing an API pool",
+    description="Export several AI Gateways with mapped tasks sharing the API budget",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
+    catchup=True,
     max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=20),
+    default_args=default_args,
+    on_failure_callback=notify_failure,
     params={
         "gateways": Param(["my-gateway"], type="array", description="gateway ids to export"),
         "destination": Param(os.environ.get("AIGW_ARCHIVE_URL", "file:///tmp/aigw-archive"), type="string"),
@@ -40,6 +75,15 @@ with DAG(
     tags=["cloudflare", "ai-gateway"],
     doc_md=__doc__,
 ) as dag:
+    # The exports refuse a window that ended less than the settle lag ago: wait for it first,
+    # without holding a worker slot.
+    settled = TimeDeltaSensor(
+        task_id="wait_for_window_to_settle",
+        delta=DEFAULT_SETTLE_LAG,
+        mode="reschedule",
+        poke_interval=60,
+        timeout=3600,
+    )
 
     @task
     def gateways(params: dict[str, Any]) -> list[str]:
@@ -49,7 +93,7 @@ with DAG(
     exports = AIGatewayExportLogsOperator.partial(
         task_id="export_gateway",
         destination="{{ params.destination }}",
-        pool=POOL,
+        max_active_tis_per_dagrun=MAX_PARALLEL_EXPORTS,
     ).expand(gateway_id=gateways())
 
     @task
@@ -62,4 +106,5 @@ with DAG(
             "bytes": sum(s["bytes"] for s in summaries),
         }
 
+    settled >> exports
     summarize(exports.output)

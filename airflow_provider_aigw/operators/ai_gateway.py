@@ -6,7 +6,6 @@ it validates its inputs before the first request, calls the hook, and pushes a s
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import json
 import math
@@ -45,6 +44,9 @@ from airflow_provider_aigw.filters import (
     validate_log_id,
     validate_window,
 )
+from airflow_provider_aigw.filters import (
+    parse_literal as _literal,
+)
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 
 if TYPE_CHECKING:
@@ -80,27 +82,6 @@ TimeArg = dt.datetime | str | None
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def _literal(value: Any, *, param: str) -> Any:
-    """Turn a rendered Jinja string holding a list or dict back into the object.
-
-    Without ``render_template_as_native_obj`` a template such as ``"{{ params.filters }}"``
-    renders to the object's text; JSON and Python literals are accepted.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text.startswith(("[", "{")):
-        return value
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise AIGatewayInputError(f"{param} looks like a list or dict but cannot be parsed: {text[:200]!r}") from None
 
 
 def _is_template(value: Any) -> bool:

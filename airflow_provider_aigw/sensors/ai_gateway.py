@@ -15,6 +15,7 @@ from airflow_provider_aigw.compat import (
     BaseSensorOperator,
     PokeReturnValue,
     conf,
+    first_reschedule_date,
 )
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.filters import Filter, TimeLike, parse_time
@@ -24,6 +25,7 @@ from airflow_provider_aigw.triggers.ai_gateway import (
     check_logs,
     is_transient,
     normalize_query,
+    outage_message,
     validate_max_matches,
     validate_min_count,
 )
@@ -51,14 +53,20 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     (checks once in the worker, then hands over to :class:`AIGatewayLogsTrigger` on the
     triggerer). ``timeout``, ``poke_interval``, ``exponential_backoff``, ``max_wait`` and
     ``soft_fail`` are honoured in all of them: on timeout the task fails, or is skipped
-    with ``soft_fail=True``. Transient API failures (429, 5xx, timeouts, dropped
-    connections that outlast the client's retries) only delay the next check; permanent
-    ones (400, 403, 404, a bad connection) fail the task at once, also with ``soft_fail``.
+    with ``soft_fail=True``. No check runs past ``timeout``: the client's retries and
+    request timeout are capped by the time left, the wait before the next check is cut at
+    the timeout, and a check at the timeout makes one attempt. Transient API failures (429,
+    5xx, timeouts, dropped connections that outlast the client's retries) only delay the
+    next check, unless the API is still failing when the time is up: then the task fails
+    (and is retried if it has ``retries``), also with ``soft_fail``, so that an outage is
+    never mistaken for a window without logs. Permanent failures (400, 403, 404, a bad
+    connection) fail the task at once, also with ``soft_fail``.
     Invalid input (filters, naive datetimes, ``end <= start``, ``min_count < 1``) raises
     :class:`~airflow_provider_aigw.exceptions.AIGatewayInputError` before any request.
 
     :param filters: filters in the API's shape, ``{"key", "operator", "value"}`` or a list
-        of them (templated).
+        of them (templated; a rendered string such as ``"{{ params.filters }}"`` holding
+        them as JSON or a Python literal is accepted, as in the operators).
     :param start: window start on ``created_at``, inclusive; aware datetime or ISO 8601
         string (templated).
     :param end: window end, exclusive (templated).
@@ -107,6 +115,8 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         if deferrable is None:
             deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.deferrable = bool(deferrable)
+        #: Epoch seconds when ``timeout`` runs out; set by :meth:`execute`.
+        self._deadline: float | None = None
 
     @staticmethod
     def _settle_seconds(value: Any) -> float:
@@ -138,6 +148,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """One check: ``is_done`` once ``min_count`` logs match (and the window has settled)."""
         filters, start, end, settled_at = self._query()
+        self._check_settles_in_time(settled_at)
         if settled_at is not None and time.time() < settled_at:
             self.log.info(
                 "Window ending %s settles in %.1fs (settle_lag=%ss); not checking yet",
@@ -155,27 +166,56 @@ class AIGatewayLogsSensor(BaseSensorOperator):
                 min_count=self.min_count,
                 max_matches=self.max_matches,
                 gateway_id=self.gateway_id,
+                time_left=self._time_left(),
             )
         except AIGatewayAPIError as err:
             if not is_transient(err):
                 raise
+            time_left = self._time_left()
+            if time_left is not None and time_left <= 0:
+                raise AIGatewayAPIError(
+                    outage_message(err), status=err.status, method=err.method, path=err.path
+                ) from err
             self.log.warning("Transient failure checking for logs; will check again: %s", err)
             return PokeReturnValue(is_done=False)
         self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
         return PokeReturnValue(is_done=result["count"] >= self.min_count, xcom_value=result)
 
+    def _time_left(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.time()
+
+    def _check_settles_in_time(self, settled_at: float | None) -> None:
+        """Refuse a window that settles only after the timeout: no check could ever be made."""
+        if settled_at is not None and self._deadline is not None and settled_at > self._deadline:
+            raise AIGatewayInputError(
+                f"the window settles (end + settle_lag) {settled_at - self._deadline:.0f}s after the sensor's "
+                f"timeout ({self.timeout:g}s) runs out, so it could never be checked: raise timeout"
+            )
+
+    def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
+        # Never wait past the timeout: the check at the deadline decides (one attempt).
+        interval = float(super()._get_next_poke_interval(started_at, run_duration, poke_count))
+        time_left = self._time_left()
+        return interval if time_left is None else max(0.0, min(interval, time_left))
+
     def execute(self, context: Context) -> Any:
+        started = time.time()
+        if self.reschedule and not self.deferrable:
+            # Reschedule mode counts the timeout from the first try, as BaseSensorOperator does.
+            first = parse_time(first_reschedule_date(self, context), param="first reschedule date")
+            if first is not None:
+                started = first.timestamp()
+        self._deadline = started + self.timeout
         if not self.deferrable:
             return super().execute(context)
-        started = time.time()
         try:
-            first = self.poke(context)  # validates input; often the logs are already there
+            first_check = self.poke(context)  # validates input; often the logs are already there
         except AIGatewayError as err:
             if getattr(self, "never_fail", False):
                 raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
             raise
-        if first.is_done:
-            return first.xcom_value
+        if first_check.is_done:
+            return first_check.xcom_value
         filters, start, end, settled_at = self._query()
         self.defer(
             trigger=AIGatewayLogsTrigger(
@@ -187,7 +227,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
                 min_count=self.min_count,
                 max_matches=self.max_matches,
                 poll_interval=self.poke_interval,
-                deadline=started + self.timeout,
+                deadline=self._deadline,
                 not_before=settled_at,
                 exponential_backoff=self.exponential_backoff,
                 max_interval=self.max_wait.total_seconds() if self.max_wait is not None else None,

@@ -14,14 +14,23 @@ reschedule and deferrable modes decide and report identically.
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import BaseTrigger, TriggerEvent
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.filters import Filter, TimeLike, format_time, normalize_filters, validate_window
+from airflow_provider_aigw.filters import (
+    Filter,
+    TimeLike,
+    format_time,
+    normalize_filters,
+    parse_literal,
+    validate_window,
+)
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 
 #: Upper bound of ``max_matches``: the newest matches come from one page (API max 50).
@@ -61,14 +70,38 @@ def validate_max_matches(max_matches: Any) -> int:
 def normalize_query(
     filters: Any, start: TimeLike | None, end: TimeLike | None
 ) -> tuple[list[Filter], str | None, str | None]:
-    """Validate filters and window; return them in JSON-serialisable form (ISO ``Z`` strings)."""
-    normalized = normalize_filters(filters)
+    """Validate filters and window; return them in JSON-serialisable form (ISO ``Z`` strings).
+
+    ``filters`` may also be a rendered template holding them as JSON or a Python literal
+    (``"{{ params.filters }}"`` without ``render_template_as_native_obj``), as in the operators.
+    """
+    normalized = normalize_filters(parse_literal(filters, param="filters"))
     start_dt, end_dt = validate_window(start, end)
     return (
         normalized,
         format_time(start_dt) if start_dt is not None else None,
         format_time(end_dt) if end_dt is not None else None,
     )
+
+
+def limited_client(client: AIGatewayClient, time_left: float | None) -> AIGatewayClient:
+    """``client`` itself, or with ``time_left`` given a copy whose call ends within it.
+
+    The client may retry a transient failure for up to ``retry_deadline`` (default 15
+    minutes): the copy's retries and request timeout are capped by the time left (at least
+    :data:`MIN_REQUEST_BUDGET`), and with no time left it makes a single attempt. A call
+    therefore ends by ``time_left`` plus at most one request's time. The copy shares the
+    session and the request budget.
+    """
+    if time_left is None:
+        return client
+    budget = max(MIN_REQUEST_BUDGET, time_left)
+    limited = copy.copy(client)
+    limited.retry_deadline = min(client.retry_deadline, budget)
+    limited.timeout = min(client.timeout, budget)
+    if time_left <= 0:
+        limited.max_retries = 0
+    return limited
 
 
 def check_logs(
@@ -80,15 +113,17 @@ def check_logs(
     min_count: int,
     max_matches: int,
     gateway_id: str | None = None,
+    time_left: float | None = None,
 ) -> dict[str, Any]:
     """Count the matching logs and fetch the newest ``max_matches`` of them in ONE request.
 
     Returns the sensor's XCom value: ``{"count", "min_count", "gateway_id", "start", "end",
     "matches"}`` where ``matches`` holds at most ``max_matches`` logs, newest first.
-    Blocking (HTTP); call it off the event loop from async code.
+    ``time_left`` (seconds before the caller's deadline) bounds the client's retries, see
+    :func:`limited_client`. Blocking (HTTP); call it off the event loop from async code.
     """
     client = hook.client
-    rows, total = client.list_page(
+    rows, total = limited_client(client, time_left).list_page(
         gateway_id,
         filters=filters,
         start=start,
@@ -107,6 +142,14 @@ def check_logs(
     }
 
 
+def outage_message(error: BaseException) -> str:
+    """Why a sensor whose API still failed at its timeout fails instead of timing out."""
+    return (
+        f"The AI Gateway API was still failing when the sensor's timeout ran out: {error}. "
+        "Failing rather than timing out, so that soft_fail never mistakes an outage for a window without logs"
+    )
+
+
 class AIGatewayLogsTrigger(BaseTrigger):
     """Poll the AI Gateway Logs API until at least ``min_count`` logs match, off the event loop.
 
@@ -123,7 +166,10 @@ class AIGatewayLogsTrigger(BaseTrigger):
     Transient failures (429, 5xx, timeouts, dropped connections) that persist past the
     client's own retries are retried at the next poll, backing off exponentially (honouring
     ``Retry-After``) up to ``max_interval``. The client's retry budget and request timeout
-    are capped by the time left before ``deadline``, so a poll cannot overrun it by much.
+    are capped by the time left before ``deadline``, so a poll ends by the deadline plus at
+    most one request's time. If the last poll before the deadline failed that way, the
+    event is an ``error`` (an outage), not a ``timeout``: the sensor then fails even with
+    ``soft_fail``.
 
     :param aigw_conn_id: Airflow connection id.
     :param gateway_id: gateway to watch; ``None`` means the connection's default.
@@ -169,7 +215,6 @@ class AIGatewayLogsTrigger(BaseTrigger):
         self.exponential_backoff = bool(exponential_backoff)
         self.max_interval = None if max_interval is None else self._seconds(max_interval, "max_interval")
         self._hook: AIGatewayHook | None = None
-        self._client_limits: tuple[float, float] | None = None
         # Injectable for tests (deterministic time); production uses wall clock + asyncio.sleep.
         self._clock: Callable[[], float] = time.time
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
@@ -212,17 +257,8 @@ class AIGatewayLogsTrigger(BaseTrigger):
     def _check(self, remaining: float | None) -> dict[str, Any]:
         """One poll; runs in a worker thread (connection lookup + HTTP with retries)."""
         if self._hook is None:
+            # The connection is fetched by the first check, here, off the event loop.
             self._hook = AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id)
-        client = self._hook.client  # the connection is fetched here, off the event loop
-        if self._client_limits is None:
-            self._client_limits = (client.retry_deadline, client.timeout)
-        retry_deadline, timeout = self._client_limits
-        if remaining is not None:
-            # The client may retry a transient failure for up to retry_deadline (default 15
-            # minutes): never let that, or one slow request, carry the poll far past our deadline.
-            budget = max(MIN_REQUEST_BUDGET, remaining)
-            retry_deadline, timeout = min(retry_deadline, budget), min(timeout, budget)
-        client.retry_deadline, client.timeout = retry_deadline, timeout
         return check_logs(
             self._hook,
             filters=self.filters,
@@ -231,6 +267,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
             min_count=self.min_count,
             max_matches=self.max_matches,
             gateway_id=self.gateway_id,
+            time_left=remaining,
         )
 
     # ---------------------------------------------------------------- the loop
@@ -270,6 +307,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
         """Poll until enough logs match (success), a permanent error, or the deadline."""
         polls = failures = 0
         last_count: int | None = None
+        last_failure: AIGatewayAPIError | None = None
         while True:
             if self.not_before is not None and self._clock() < self.not_before:
                 until = self.not_before if self.deadline is None else min(self.not_before, self.deadline)
@@ -287,6 +325,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
                     yield self._error_event(err)
                     return
                 failures += 1
+                last_failure = err
                 retry_after = err.retry_after
                 self.log.warning("Transient failure checking for logs (%d in a row): %s", failures, err)
             except Exception as err:  # bad connection or input, or a bug: never leave the task hanging
@@ -304,15 +343,20 @@ class AIGatewayLogsTrigger(BaseTrigger):
             remaining = self._remaining()
             if remaining is not None:
                 if remaining <= 0:
-                    yield self._timeout_event(last_count)
+                    if failures and last_failure is not None:
+                        # An outage is not "too few logs": fail, even with soft_fail.
+                        yield self._error_event(last_failure, outage_message(last_failure))
+                    else:
+                        yield self._timeout_event(last_count)
                     return
                 wait = min(wait, remaining)
             await self._sleep(wait)
 
     @staticmethod
-    def _error_event(err: BaseException) -> TriggerEvent:
+    def _error_event(err: BaseException, message: str | None = None) -> TriggerEvent:
         # Non-provider errors (e.g. an unknown connection id) get their type name prepended.
-        message = str(err) if isinstance(err, AIGatewayError) else f"{type(err).__name__}: {err}"
+        if message is None:
+            message = str(err) if isinstance(err, AIGatewayError) else f"{type(err).__name__}: {err}"
         return TriggerEvent(
             {
                 "status": "error",

@@ -297,9 +297,18 @@ def test_deferrable_defers_with_serialisable_trigger(emu):
 def test_deferrable_unsettled_window_defers_without_a_request(emu):
     end = datetime.now(timezone.utc) + timedelta(minutes=10)
     with pytest.raises(TaskDeferred) as info:
-        sensor(deferrable=True, start=T0, end=end, settle_lag=30).execute({})
+        sensor(deferrable=True, start=T0, end=end, settle_lag=30, timeout=3600).execute({})
     assert emu.stats["total"] == 0
     assert info.value.trigger.not_before == pytest.approx(end.timestamp() + 30)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_window_settling_after_the_timeout_is_refused_without_a_request(emu, deferrable):
+    end = datetime.now(timezone.utc) + timedelta(minutes=10)
+    task = sensor(deferrable=deferrable, start=T0, end=end, settle_lag=30, timeout=60, soft_fail=True)
+    with pytest.raises(AIGatewayInputError, match=r"settles .* after the sensor's timeout \(60s\)"):
+        task.execute({})
+    assert emu.stats["total"] == 0
 
 
 def test_execute_complete_success_returns_the_poke_xcom():
@@ -352,3 +361,130 @@ def test_client_list_page_one_request_with_total(emu):
         with pytest.raises(AIGatewayInputError):
             client.list_page(**bad)
     assert emu.stats["total"] == 2
+
+
+# ------------------------------------------------------------------ timeout parity with the trigger
+
+
+class VirtualTime:
+    """One fake clock for the sensor, BaseSensorOperator and the client: it moves only when they
+    sleep and by ``REQUEST_SECONDS`` per HTTP answer, so where each request falls is exact."""
+
+    REQUEST_SECONDS = 0.25
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+        self.request_times: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+    def utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.now, timezone.utc)
+
+    def answered(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        self.now += self.REQUEST_SECONDS
+        self.request_times.append(self.now)
+
+
+@pytest.fixture
+def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
+    import sys
+    import types
+
+    from airflow_provider_aigw.compat import BaseSensorOperator
+    from airflow_provider_aigw.sensors import ai_gateway as sensor_module
+
+    fake = VirtualTime()
+    base_module = sys.modules[BaseSensorOperator.__module__]
+    monkeypatch.setattr(sensor_module, "time", types.SimpleNamespace(time=fake.time))
+    monkeypatch.setattr(base_module, "time", types.SimpleNamespace(monotonic=fake.time, sleep=fake.sleep))
+    monkeypatch.setattr(base_module, "timezone", types.SimpleNamespace(utcnow=fake.utcnow))
+    return fake
+
+
+def on_virtual_time(task: AIGatewayLogsSensor, fake: VirtualTime) -> AIGatewayLogsSensor:
+    import random
+
+    client = task.hook.client
+    client._clock, client._sleep, client._random = fake.time, fake.sleep, random.Random(7)
+    client._session.hooks["response"].append(fake.answered)
+    return task
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_poke_mode_against_5xx_ends_within_timeout_plus_one_request(emu, virtual_time, monkeypatch, soft_fail):
+    # The connection's client would retry a 5xx for up to 15 minutes (10 retries, backoff 1 s doubling).
+    monkeypatch.setenv(ENV, emu.airflow_conn_json(GW, max_retries=10, retry_deadline=900, backoff_base=1))
+    emu.faults.update(error_rate=1.0)
+    task = on_virtual_time(sensor(mode="poke", timeout=3, poke_interval=1, soft_fail=soft_fail), virtual_time)
+    started = virtual_time.now
+
+    with pytest.raises(AIGatewayAPIError, match="still failing when the sensor's timeout ran out") as info:
+        task.execute({})
+
+    # An outage fails the task (retries apply), even with soft_fail: never a skip that loses the window.
+    assert info.value.status is not None and info.value.status >= 500
+    elapsed = virtual_time.now - started
+    assert elapsed <= 3 + VirtualTime.REQUEST_SECONDS
+    assert all(t - started <= 3 + VirtualTime.REQUEST_SECONDS for t in virtual_time.request_times)
+    assert emu.stats["served_5xx"] == emu.stats["list"] == emu.stats["total"] == len(virtual_time.request_times)
+    assert emu.stats["total"] >= 2  # the client did retry, within the time left
+
+
+@pytest.mark.skipif(AIRFLOW_VERSION.major < 3, reason="Airflow 2 looks the first reschedule up in the DB")
+def test_reschedule_mode_against_5xx_ends_within_timeout_plus_one_request(emu, virtual_time, monkeypatch):
+    monkeypatch.setenv(ENV, emu.airflow_conn_json(GW, max_retries=10, retry_deadline=900, backoff_base=1))
+    emu.faults.update(error_rate=1.0)
+    started = virtual_time.utcnow()
+    ti = mock.Mock()
+    ti.get_first_reschedule_date.return_value = None
+    tries = 0
+    while True:
+        tries += 1
+        task = on_virtual_time(sensor(mode="reschedule", timeout=3, poke_interval=2, soft_fail=True), virtual_time)
+        try:
+            task.execute({"ti": ti})
+        except AirflowRescheduleException as reschedule:
+            # The wait before the next try is cut at the timeout, never past it.
+            assert reschedule.reschedule_date <= started + timedelta(seconds=3)
+            virtual_time.now = max(virtual_time.now, reschedule.reschedule_date.timestamp())
+            ti.get_first_reschedule_date.return_value = started
+            continue
+        except AIGatewayAPIError as err:
+            assert "still failing when the sensor's timeout ran out" in str(err)
+            break
+        pytest.fail("the sensor succeeded against an API that only answers 5xx")
+    elapsed = virtual_time.now - started.timestamp()
+    assert elapsed <= 3 + VirtualTime.REQUEST_SECONDS
+    assert all(t - started.timestamp() <= 3 + VirtualTime.REQUEST_SECONDS for t in virtual_time.request_times)
+    assert tries >= 2 and emu.stats["served_5xx"] == emu.stats["total"] == len(virtual_time.request_times)
+
+
+def test_poke_mode_wait_is_cut_at_the_timeout_and_the_last_check_decides(emu, virtual_time):
+    # poke_interval far beyond the timeout: BaseSensorOperator alone would sleep 600 s, then check.
+    task = on_virtual_time(sensor(mode="poke", timeout=3, poke_interval=600, soft_fail=True), virtual_time)
+    started = virtual_time.now
+    with pytest.raises(AirflowSkipException):  # the API answered "no logs" at the deadline: a real timeout
+        task.execute({})
+    assert emu.stats["list"] == 2  # at the start and at the timeout
+    assert virtual_time.request_times == [started + 0.25, started + 3 + 0.25]
+
+
+def test_rendered_filters_string_is_accepted_as_in_the_operators(emu):
+    emu.add_logs(GW, logs(2) + logs(3, model="claude-3-5-haiku"))
+    task = sensor(
+        filters="{{ params.filters }}",
+        start=T0,
+        end=T1,
+        params={"filters": [{"key": "model", "operator": "eq", "value": ["claude-3-5-haiku"]}]},
+    )
+    task.render_template_fields({"params": task.params})
+    assert isinstance(task.filters, str)  # without render_template_as_native_obj
+    assert task.poke({}).xcom_value["count"] == 3
+    with pytest.raises(AIGatewayInputError, match="filters looks like a list or dict but cannot be parsed"):
+        sensor(filters="[{'key': 'model',", start=T0, end=T1).poke({})
+    assert emu.stats["total"] == 1

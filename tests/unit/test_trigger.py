@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError, AIGatewayRateLimitError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger, is_transient
@@ -316,14 +317,27 @@ async def test_transient_backoff_honours_retry_after_and_max_interval(monkeypatc
     assert fake.waits == [45, 10, 12, 12, 5]
 
 
-async def test_transient_failures_until_the_deadline_time_out(emu):
+async def test_transient_failures_until_the_deadline_are_an_error_not_a_timeout(emu):
     emu.faults.update(error_rate=1.0)
     fake = FakeTime()
     trigger = faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 10), fake)
     event = await first_event(trigger)
-    assert event["status"] == "timeout" and event["count"] is None
+    # An outage is not "too few logs": the sensor fails on it even with soft_fail.
+    assert event["status"] == "error" and event["http_status"] >= 500
+    assert event["message"].startswith("The AI Gateway API was still failing when the sensor's timeout ran out")
     assert fake.waits == [1, 2, 4, 3]  # the last wait is cut at the deadline
     assert emu.stats["list"] == 5
+
+
+async def test_a_clean_last_poll_after_failures_is_a_timeout(emu):
+    emu.faults.update(error_rate=1.0)
+    fake = FakeTime()
+    fake.on_sleep = lambda n: emu.faults.update(error_rate=0.0) if n == 3 else None
+    trigger = faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 10), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "timeout" and event["count"] == 0
+    assert fake.waits == [1, 2, 4, 1, 1, 1]
+    assert emu.stats["list"] == 7 and emu.stats["served_5xx"] == 3
 
 
 async def test_forbidden_yields_error_at_once(aigw_emulator_factory, monkeypatch):
@@ -410,19 +424,20 @@ async def test_connection_lookup_and_http_run_off_the_event_loop(emu, monkeypatc
 
 
 async def test_client_retry_budget_is_capped_by_the_deadline(emu, monkeypatch):
-    monkeypatch.setenv(ENV, emu.airflow_conn_json(GW, retry_deadline=900, timeout=30))
-    seen: list[tuple[float, float]] = []
-    real = AIGatewayLogsTrigger._check
+    monkeypatch.setenv(ENV, emu.airflow_conn_json(GW, retry_deadline=900, timeout=30, max_retries=10))
+    seen: list[tuple[float, float, int]] = []
+    real = AIGatewayClient.list_page
 
-    def spy(self, remaining):
-        result = real(self, remaining)
-        seen.append((self._hook.client.retry_deadline, self._hook.client.timeout))
-        return result
+    def spy(client, *args, **kwargs):
+        seen.append((client.retry_deadline, client.timeout, client.max_retries))
+        return real(client, *args, **kwargs)
 
-    monkeypatch.setattr(AIGatewayLogsTrigger, "_check", spy)
+    monkeypatch.setattr(AIGatewayClient, "list_page", spy)
     fake = FakeTime()
     trigger = faked(AIGatewayLogsTrigger(poll_interval=5, min_count=1, deadline=NOW + 12), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout"
-    # remaining 12, 7, 2, then 0 -> floor of 1 s
-    assert seen == [(12.0, 12.0), (7.0, 7.0), (2.0, 2.0), (1.0, 1.0)]
+    # remaining 12, 7, 2, then 0 -> floor of 1 s and a single attempt
+    assert seen == [(12.0, 12.0, 10), (7.0, 7.0, 10), (2.0, 2.0, 10), (1.0, 1.0, 0)]
+    # the connection's own client keeps its settings
+    assert (trigger._hook.client.retry_deadline, trigger._hook.client.timeout) == (900.0, 30.0)
