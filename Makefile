@@ -12,7 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: $(STAMP)
+# The shared-budget tests start a real redis-server on loopback: Debian's package, installed as
+# root on a fresh machine (CI runs as root); elsewhere install it yourself (apt/brew install redis).
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is needed by the tests: install it (Debian: apt-get install redis-server)" >&2; exit 1; fi; }
+
+test: $(STAMP) redis-server
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -33,7 +43,7 @@ bench: $(STAMP)
 # pyproject.toml is unchanged); prints a pass/fail table. AIRFLOW_VERSIONS="2.11.2" picks releases.
 AIRFLOW_VERSIONS ?= 2.11.2 3.0.6 3.1.8 3.3.2
 .PHONY: test-matrix
-test-matrix:
+test-matrix: redis-server
 	AIRFLOW_VERSIONS="$(AIRFLOW_VERSIONS)" PYTHON="$(PYTHON)" PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test_matrix.sh
 
 # Long reliability cases, not part of `make test` (tests/soak/, collected only with AIGW_SOAK=1):

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks import shared_budget
 from benchmarks.emulator import SEED, WINDOW_END, WINDOW_START, EmulatorProcess
 from benchmarks.worker import RESULT_MARKER
 
@@ -253,12 +254,18 @@ def scenario_emulator(b: Bench) -> dict[str, Any]:
     return out
 
 
+def scenario_shared(b: Bench) -> None:
+    """Shared budget: N worker processes through one Redis budget vs the rule's bound."""
+    b.results["shared"] = shared_budget.scenario(b.emu)
+
+
 SCENARIOS: dict[str, Callable[[Bench], Any]] = {
     "latency": scenario_latency,
     "sweep": scenario_sweep,
     "zero": scenario_zero,
     "budget": scenario_budget,
     "bodies": scenario_bodies,
+    "shared": scenario_shared,
 }
 
 
@@ -633,6 +640,28 @@ def report(
                 bound / t >= 0.9 and r429 == 0 and all(r["finished"] for r in bod),
             )
         )
+
+    # ---- shared budget
+    shared = res.get("shared", [])
+    if shared:
+        md += shared_budget.report(shared)
+        for r in shared:
+            if r["contender"] == "redis":
+                targets.append(
+                    Target(
+                        f"Shared budget: {r['workers']} processes via redis://, zero 429s, ≥ 90% of the bound",
+                        f"{r['served_429']} 429s, {r['share']:.0%} ({r['api_span_s']:.2f} s vs {r['bound_s']:.2f} s)",
+                        r["served_429"] == 0 and r["share"] >= 0.9,
+                    )
+                )
+            else:
+                targets.append(
+                    Target(
+                        f"Shared budget: {shared_budget.CONTENDERS[r['contender']]} (reported)",
+                        f"{r['served_429']} 429s, {r['share']:.0%} of the bound",
+                        None,
+                    )
+                )
 
     # ---- emulator
     emu = res.get("emulator", {})

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -56,15 +55,19 @@ def run_exports(server: Any, tmp_path: Path, **extra: Any) -> list[dict[str, Any
     """Export every gateway in its own process at once; their JSON results."""
     conn = json.loads(server.airflow_conn_json(GATEWAYS[0], budget_requests=RULE[0], budget_period=RULE[1], **extra))
     env = {**os.environ, CONN_ENV: json.dumps(conn)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(
-                {"gateway_id": gw, "destination": f"file://{tmp_path}", "start": iso(START), "end": iso(END)}
-            )],
-            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        for gw in GATEWAYS
-    ]
+    procs = []
+    for gw in GATEWAYS:
+        args = {"gateway_id": gw, "destination": f"file://{tmp_path}", "start": iso(START), "end": iso(END)}
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), json.dumps(args)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
     for proc in procs:  # imports take seconds on a busy machine: start the exports together
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     for proc in procs:

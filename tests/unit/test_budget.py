@@ -143,7 +143,7 @@ def test_the_call_deadline_covers_waiting_for_budget(requests_mock, fake):
     client = make_client(fake, budget, retry_deadline=60)
     requests_mock.get(LOGS, [EMPTY])
     client.count_logs()
-    with pytest.raises(AIGatewayBudgetTimeoutError, match="next request may go in 300.0s, 60.0s are left"):
+    with pytest.raises(AIGatewayBudgetTimeoutError, match=r"next request may go in 300\.0s, 60\.0s are left"):
         client.count_logs()
     assert requests_mock.call_count == 1 and fake.sleeps == []
 
