@@ -4,11 +4,13 @@ One mapped export task per gateway in ``params.gateways`` (all under one Cloudfl
 the ``cloudflare_ai_gateway_default`` connection), each writing its own
 ``gateway=<id>/...`` partitions under ``params.destination``, then one summary task.
 
-Cloudflare allows 1,200 API requests per 5 minutes per user, across every process. Inside one
-process the connection's request budget (``budget_requests`` / ``budget_period`` extras) is
-shared by all tasks; across workers the ``aigw_api`` pool caps how many exports run at once:
-create it with ``airflow pools set aigw_api 2 "Cloudflare AI Gateway API"`` and set
-``budget_requests`` to about 1000 / pool slots so the tasks together stay under the limit.
+Cloudflare allows 1,200 API requests per 5 minutes per user, across every process. Give the
+connection ``"budget_storage": "redis://<your redis>:6379/0"`` (``pip install
+'airflow-provider-aigw[redis]'``): every mapped export, on every worker, then draws on one
+request budget (``budget_requests`` per ``budget_period``) and none of them trips the lock-out.
+The ``aigw_api`` pool (``airflow pools set aigw_api 2 "Cloudflare AI Gateway API"``) only caps
+how many exports run at once. Without Redis (``memory://``, one budget per process), set
+``budget_requests`` to about 1000 / pool slots instead so the tasks together stay under the limit.
 The same pattern maps over time slices of one long window (``expand_kwargs`` with
 ``start``/``end`` pairs) to backfill one gateway.
 """
@@ -28,7 +30,7 @@ POOL = "aigw_api"
 
 with DAG(
     dag_id="aigw_multi_gateway_export",
-    description="Export several AI Gateways with mapped tasks sharing an API pool",
+    description="Export several AI Gateways with mapped tasks sharing one API budget",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
