@@ -292,6 +292,7 @@ class RedisRequestBudget:
         self.period = float(period)
         self.acquired = 0
         self.waited_seconds = 0.0
+        self._counters = threading.Lock()  # the counters only; Redis keeps the window
         self._where = f"budget_storage {redact_storage_url(url)!r} of {source}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         # One hash tag: both keys live in one slot of a Redis Cluster too.
@@ -365,13 +366,15 @@ class RedisRequestBudget:
                 deadline,
             )
             if wait_us == 0:
-                self.acquired += 1
+                with self._counters:
+                    self.acquired += 1
                 return ticket
             wait = wait_us / 1_000_000
             if deadline is not None and now + wait > deadline:
                 raise _no_room(wait, deadline - now, "shared")
             time.sleep(wait)
-            self.waited_seconds += time.monotonic() - now
+            with self._counters:
+                self.waited_seconds += time.monotonic() - now
 
     def answered(self, ticket: Hashable) -> None:
         """Re-score request ``ticket`` at the Redis server's time now (its answer has arrived)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -124,6 +125,7 @@ def main() -> int:
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     seeded = (today - timedelta(days=2), today)
 
+    passed = False
     stack = Stack(logs)
     redis = RedisServer(work).start()
     try:
@@ -217,11 +219,14 @@ def main() -> int:
             "select task_id, map_index, state, hostname, start_date, end_date from task_instance "
             "where run_id = 'celery-test' order by task_id, map_index",
         )
-        return report(emu, archive, window, state, tasks, run_s, time.monotonic() - started)
+        passed = report(emu, archive, window, state, tasks, run_s, time.monotonic() - started) == 0
+        return 0 if passed else 1
     finally:
         stack.stop()
         redis.kill()
         log(f"stopped everything; logs in {logs}")
+        if passed:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def report(
@@ -245,19 +250,26 @@ def report(
     if stats["served_429"]:
         failures.append(f"{stats['served_429']} x 429")
     split: dict[str, list[str]] = {}
-    for task_id, map_index, task_state, hostname, _start, _end in tasks:
-        log(f"  {task_id}[{map_index}] {task_state} on {hostname}")
+    spans: list[tuple[datetime, datetime]] = []
+    for task_id, map_index, task_state, hostname, task_start, task_end in tasks:
+        log(f"  {task_id}[{map_index}] {task_state} on {hostname}, {task_start} to {task_end}")
         if task_id == "export_gateway":
             split.setdefault(hostname or "?", []).append(GATEWAYS[map_index])
+            if task_start and task_end:
+                spans.append((parse_db_time(task_start), parse_db_time(task_end)))
     if sorted(split) != sorted(WORKERS):
         failures.append(f"exports did not run on both workers: {split}")
+    together = (min(e for _, e in spans) - max(s for s, _ in spans)).total_seconds() if spans else 0.0
+    log(f"all {len(spans)} exports ran at once for {together:.1f} s")
+    if len(spans) != len(GATEWAYS) or together <= 0:
+        failures.append("the four exports did not run at the same time")
     start, end = (w.isoformat().replace("+00:00", "Z") for w in window)
     for gateway in GATEWAYS:
         truth = set(emulator_admin(emu["url"], f"gateways/{gateway}/ids?start={start}&end={end}")["ids"])
         manifests = sorted((archive / f"gateway={gateway}" / "_manifests").glob("*.json"))
         exported: list[str] = []
         for manifest in manifests:
-            exported += [row["id"] for row in iter_manifest_records(manifest.as_uri(), verify=True)]
+            exported += [row["id"] for row in iter_manifest_records(f"file://{manifest}", verify=True)]
         exact = len(exported) == len(set(exported)) and set(exported) == truth
         log(f"  {gateway}: {len(exported):,} exported, {len(truth):,} in the emulator, exact id set: {exact}")
         if not exact or not truth:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -174,3 +175,21 @@ def test_redis_storage_without_the_extra_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "redis", None)
     with pytest.raises(AIGatewayConfigError, match=r"pip install 'airflow-provider-aigw\[redis\]'"):
         shared_budget("redis://127.0.0.1:1/0", "k", 10, 60)
+
+
+def test_the_hook_reads_budget_storage_from_the_connection(monkeypatch):
+    from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+
+    conn = {"conn_type": "cloudflare_ai_gateway", "password": "tok", "host": BASE, "extra": {"account_id": ACCOUNT}}
+    monkeypatch.setenv("AIRFLOW_CONN_AIGW_MEM", json.dumps({**conn, "extra": {**conn["extra"], "budget_requests": 7}}))
+    assert AIGatewayHook("aigw_mem").client.budget is RequestBudget.shared(f"{BASE}|{fingerprint('tok')}", 7, 300)
+    bad = {**conn, "extra": {**conn["extra"], "budget_storage": "redis:/no-host"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AIGW_BAD", json.dumps(bad))
+    with pytest.raises(AIGatewayConfigError, match="budget_storage in connection 'aigw_bad'"):
+        AIGatewayHook("aigw_bad").client  # noqa: B018
+
+
+def fingerprint(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
