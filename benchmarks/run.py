@@ -364,7 +364,7 @@ def contender_table(
 
 
 def report(
-    res: dict[str, Any], args: argparse.Namespace, started: datetime, duration_s: float
+    res: dict[str, Any], args: argparse.Namespace, started: datetime, duration_s: float, kept_from: str = ""
 ) -> tuple[list[Target], str]:
     targets: list[Target] = []
     md: list[str] = []
@@ -378,7 +378,9 @@ def report(
         "",
         f"- Command: `{cmd}` (same as `.venv/bin/python -m benchmarks --rounds {args.rounds}`)",
         f"- Run: {started.strftime('%Y-%m-%d %H:%M UTC')}, {duration_s / 60:.1f} min, {args.rounds} rounds, "
-        "contenders alternating (order rotated each round); medians with min–max over the rounds",
+        "contenders alternating (order rotated each round); medians with min–max over the rounds"
+        + (f" (scenarios re-run: {', '.join(args.only)})" if kept_from else ""),
+        *([f"- Other sections kept from the previous run ({kept_from})"] if kept_from else []),
         f"- Emulator: `python -m airflow_provider_aigw.emulator` subprocess on 127.0.0.1, seed {SEED}, "
         f"logs spread over [{WINDOW_START}, {WINDOW_END}); gateways "
         + ", ".join(f"{k}={v:,}" for k, v in GATEWAYS.items()),
@@ -795,7 +797,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     duration = time.monotonic() - t0
-    targets, text = report(results, args, started, duration)
+    kept_from = ""
+    previous = out_dir / "results.json"
+    if args.only and not args.no_write and previous.exists():
+        # `--only X` re-runs X and keeps every other section of the last full run.
+        old = (out_dir / "RESULTS.md").read_text(encoding="utf-8") if (out_dir / "RESULTS.md").exists() else ""
+        lines = old.splitlines()
+        kept = "- Other sections kept from the previous run ("
+        kept_from = next((line[len(kept) : -1] for line in lines if line.startswith(kept)), "") or next(
+            (line[len("- Run: ") :] for line in lines if line.startswith("- Run: ")), ""
+        )
+        results = {**json.loads(previous.read_text(encoding="utf-8")), **results}
+    targets, text = report(results, args, started, duration, kept_from)
     print()
     for t in targets:
         verdict = "PASS" if t.ok else "MISS" if t.ok is False else "INFO"
