@@ -13,11 +13,9 @@ import ipaddress
 import logging
 import math
 import random
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -25,6 +23,16 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_aigw import __version__
+
+# The budget lives in its own module; these names stay importable from here.
+from airflow_provider_aigw.budget import (
+    DEFAULT_BUDGET_PERIOD,
+    DEFAULT_BUDGET_REQUESTS,
+    DEFAULT_BUDGET_STORAGE,
+    Budget,
+    shared_budget,
+)
+from airflow_provider_aigw.budget import RequestBudget as RequestBudget
 from airflow_provider_aigw.exceptions import (
     AIGatewayAPIError,
     AIGatewayConfigError,
@@ -55,108 +63,10 @@ MAX_PER_PAGE = 50
 MAX_DELETE_LIMIT = 10_000
 LIST_ORDER_KEYS = frozenset({"created_at", "provider", "model", "model_type", "success", "cached"})
 DELETE_ORDER_KEYS = LIST_ORDER_KEYS | {"cost", "tokens_in", "tokens_out", "duration", "feedback"}
-#: Cloudflare: 1,200 requests per 5 minutes per user, shared with the dashboard and all
-#: other API use. The default leaves a sixth of it to everything else.
-DEFAULT_BUDGET_REQUESTS = 1000
-DEFAULT_BUDGET_PERIOD = 300.0
 #: Above this many logs sharing one ``created_at``, stop excluding them by id (the URL
 #: would grow) and walk that instant by page numbers instead.
 MAX_EXCLUDED_IDS = MAX_PER_PAGE
 _NOT_SET: Any = object()
-
-
-class RequestBudget:
-    """Client-side limit of ``max_requests`` per sliding ``period`` seconds.
-
-    A sliding-window log rather than a token bucket: it guarantees that no window of
-    ``period`` seconds ever holds more than ``max_requests`` requests (Cloudflare's rule)
-    while still allowing the full allowance. Thread-safe; share one instance between all
-    clients of one Cloudflare user (see :meth:`shared`). A 429 pauses it for everyone.
-
-    :param max_requests: requests allowed per period.
-    :param period: period in seconds.
-    :param clock: monotonic clock (injectable for tests).
-    :param sleep: sleep function (injectable for tests).
-    """
-
-    _registry: ClassVar[dict[tuple[str, int, float], RequestBudget]] = {}
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(
-        self,
-        max_requests: int = DEFAULT_BUDGET_REQUESTS,
-        period: float = DEFAULT_BUDGET_PERIOD,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if not isinstance(max_requests, int) or isinstance(max_requests, bool) or max_requests < 1:
-            raise AIGatewayInputError(f"budget_requests must be a positive integer, got {max_requests!r}")
-        if not isinstance(period, (int, float)) or isinstance(period, bool) or period <= 0:
-            raise AIGatewayInputError(f"budget_period must be a positive number of seconds, got {period!r}")
-        self.max_requests = max_requests
-        self.period = float(period)
-        self._clock = clock
-        self._sleep = sleep
-        self._sent: deque[float] = deque()
-        self._dropped = 0  # entries popped off the left of _sent so far (keeps tickets valid)
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-        self.acquired = 0
-        self.waited_seconds = 0.0
-
-    @classmethod
-    def shared(cls, key: str, max_requests: int, period: float) -> RequestBudget:
-        """The process-wide budget for ``key`` (one per Cloudflare user and limits)."""
-        with cls._registry_lock:
-            registry_key = (key, max_requests, float(period))
-            budget = cls._registry.get(registry_key)
-            if budget is None:
-                budget = cls._registry[registry_key] = cls(max_requests, period)
-            return budget
-
-    def acquire(self) -> int:
-        """Block until one more request fits in the budget, then record it; returns its ticket."""
-        with self._lock:
-            while True:
-                now = self._clock()
-                if self._paused_until > now:
-                    wait = self._paused_until - now
-                else:
-                    while self._sent and self._sent[0] <= now - self.period:
-                        self._sent.popleft()
-                        self._dropped += 1
-                    if len(self._sent) < self.max_requests:
-                        self._sent.append(now)
-                        self.acquired += 1
-                        return self._dropped + len(self._sent) - 1
-                    wait = self._sent[0] + self.period - now
-                self.waited_seconds += wait
-                self._sleep(wait)
-
-    def answered(self, ticket: int, at: float | None = None) -> None:
-        """Re-stamp request ``ticket`` (from :meth:`acquire`) with the time its answer arrived.
-
-        The API counts a request when it arrives, somewhere between sending and answering.
-        Stamped at sending, a request that took a little longer to arrive than the one that
-        takes its slot a period later lets the API see ``max_requests + 1`` in one period, and
-        a budget equal to the API's rule then trips the lock-out now and then (5 lock-outs in
-        400 requests against the emulator at 50 per 0.5 s). Stamped at the answer, the
-        client's window always ends after the API's. Stamps may then be out of order, which
-        only makes the window err on the safe side.
-        """
-        done = self._clock() if at is None else at
-        with self._lock:
-            index = ticket - self._dropped
-            if 0 <= index < len(self._sent) and self._sent[index] < done:
-                self._sent[index] = done
-
-    def pause_for(self, seconds: float) -> None:
-        """Hold back every request for ``seconds`` (the API answered 429 with ``Retry-After``)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-    def __repr__(self) -> str:
-        return f"RequestBudget(max_requests={self.max_requests}, period={self.period})"
 
 
 class _Transient(Exception):
@@ -193,10 +103,13 @@ class AIGatewayClient:
         of ``max_retries`` (Cloudflare's lock-out lasts up to 5 minutes).
     :param backoff_base: first backoff in seconds; doubles per retry, with jitter.
     :param backoff_max: cap of one backoff in seconds.
-    :param budget: request budget to use; by default the process-wide one shared by every
-        client with these credentials, base URL and limits.
+    :param budget: request budget to use; by default the one in ``budget_storage`` shared by
+        every client with these credentials and base URL.
     :param budget_requests: requests allowed per ``budget_period`` (when ``budget`` is not given).
     :param budget_period: budget period in seconds (when ``budget`` is not given).
+    :param budget_storage: where the budget lives (when ``budget`` is not given): ``memory://``
+        (one per process) or ``redis://host:port/db`` / ``rediss://...`` (one for every process
+        and worker using that Redis; needs the ``redis`` extra).
     :param verify_ssl: verify TLS certificates (turning it off logs a warning).
     :param source: where the settings came from, for error messages (e.g. a conn id).
     """
@@ -215,9 +128,10 @@ class AIGatewayClient:
         retry_deadline: float = 900.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         budget_requests: int = DEFAULT_BUDGET_REQUESTS,
         budget_period: float = DEFAULT_BUDGET_PERIOD,
+        budget_storage: str = DEFAULT_BUDGET_STORAGE,
         verify_ssl: bool = True,
         source: str = "the client settings",
         session: requests.Session | None = None,
@@ -261,7 +175,9 @@ class AIGatewayClient:
             log.warning("TLS certificate verification is OFF for %s (verify_ssl=false)", source)
         # Cloudflare limits per user; the credential fingerprint stands for the user.
         fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:16]
-        self.budget = budget or RequestBudget.shared(f"{self.base_url}|{fingerprint}", budget_requests, budget_period)
+        self.budget: Budget = budget or shared_budget(
+            budget_storage, f"{self.base_url}|{fingerprint}", budget_requests, budget_period, source=source
+        )
         self._sleep = sleep
         self._clock = clock
         self._random = random.Random()
@@ -332,7 +248,9 @@ class AIGatewayClient:
         started = self._clock()
 
         def attempt() -> requests.Response:
-            ticket = self.budget.acquire()
+            # Waiting for budget counts against the call's deadline (a trigger's, for one).
+            left = self.retry_deadline - (self._clock() - started)
+            ticket = self.budget.acquire(deadline=self.budget.clock() + left)
             self.requests_sent += 1
             try:
                 # Never follow a redirect: it would carry the credentials to another route or host.
@@ -380,9 +298,10 @@ class AIGatewayClient:
                 )
             error = self._error_for(response, method, path)
             if response.status_code == 429:
-                if error.retry_after:
-                    # Everyone sharing the budget waits too; never longer than a call may retry.
-                    self.budget.pause_for(min(error.retry_after, self.retry_deadline))
+                # Everyone sharing the budget waits too (a default pause without Retry-After),
+                # never longer than a call may retry.
+                pause = None if error.retry_after is None else min(error.retry_after, self.retry_deadline)
+                self.budget.pause_for(pause)
                 raise _Transient(error, error.retry_after)
             if response.status_code >= 500:
                 raise _Transient(error)

@@ -64,6 +64,21 @@ class AIGatewayRateLimitError(AIGatewayAPIError):
     """HTTP 429 persisted past the retry deadline (Cloudflare's lock-out lasts up to 5 minutes)."""
 
 
+class AIGatewayBudgetTimeoutError(AIGatewayRateLimitError):
+    """The client-side request budget has no room before the call's deadline (nothing was sent).
+
+    ``retry_after`` holds the seconds until the next request may go.
+    """
+
+
+class AIGatewayBudgetStorageError(AIGatewayError):
+    """The shared request budget's storage (``budget_storage``, Redis) is unreachable.
+
+    Raised when the budget is created and the server does not answer, or when it is lost
+    mid-run and does not come back before the call's deadline; never a silent fallback.
+    """
+
+
 class AIGatewayLateLogsError(AIGatewayError):
     """More logs match an exported window now than the export wrote: some arrived late.
 

@@ -67,6 +67,12 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Request budget period (s)",
         "schema": {"type": ["number", "null"], "minimum": 1, "default": 300},
     },
+    "budget_storage": {
+        "label": "Request budget storage",
+        "schema": {"type": ["string", "null"], "default": "memory://"},
+        "description": "memory:// (one budget per process) or redis://host:6379/0 (one budget for every "
+        "worker; pip install 'airflow-provider-aigw[redis]').",
+    },
     "verify_ssl": {
         "label": "Verify TLS certificates",
         "schema": {"type": ["boolean", "null"], "default": True},

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks import shared_budget
 from benchmarks.emulator import SEED, WINDOW_END, WINDOW_START, EmulatorProcess
 from benchmarks.worker import RESULT_MARKER
 
@@ -253,12 +254,18 @@ def scenario_emulator(b: Bench) -> dict[str, Any]:
     return out
 
 
+def scenario_shared(b: Bench) -> None:
+    """Shared budget: N worker processes through one Redis budget vs the rule's bound."""
+    b.results["shared"] = shared_budget.scenario(b.emu)
+
+
 SCENARIOS: dict[str, Callable[[Bench], Any]] = {
     "latency": scenario_latency,
     "sweep": scenario_sweep,
     "zero": scenario_zero,
     "budget": scenario_budget,
     "bodies": scenario_bodies,
+    "shared": scenario_shared,
 }
 
 
@@ -357,7 +364,7 @@ def contender_table(
 
 
 def report(
-    res: dict[str, Any], args: argparse.Namespace, started: datetime, duration_s: float
+    res: dict[str, Any], args: argparse.Namespace, started: datetime, duration_s: float, kept_from: str = ""
 ) -> tuple[list[Target], str]:
     targets: list[Target] = []
     md: list[str] = []
@@ -371,7 +378,9 @@ def report(
         "",
         f"- Command: `{cmd}` (same as `.venv/bin/python -m benchmarks --rounds {args.rounds}`)",
         f"- Run: {started.strftime('%Y-%m-%d %H:%M UTC')}, {duration_s / 60:.1f} min, {args.rounds} rounds, "
-        "contenders alternating (order rotated each round); medians with min–max over the rounds",
+        "contenders alternating (order rotated each round); medians with min–max over the rounds"
+        + (f" (scenarios re-run: {', '.join(args.only)})" if kept_from else ""),
+        *([f"- Other sections kept from the previous run ({kept_from})"] if kept_from else []),
         f"- Emulator: `python -m airflow_provider_aigw.emulator` subprocess on 127.0.0.1, seed {SEED}, "
         f"logs spread over [{WINDOW_START}, {WINDOW_END}); gateways "
         + ", ".join(f"{k}={v:,}" for k, v in GATEWAYS.items()),
@@ -634,6 +643,28 @@ def report(
             )
         )
 
+    # ---- shared budget
+    shared = res.get("shared", [])
+    if shared:
+        md += shared_budget.report(shared)
+        for r in shared:
+            if r["contender"] == "redis":
+                targets.append(
+                    Target(
+                        f"Shared budget: {r['workers']} processes via redis://, zero 429s, ≥ 90% of the bound",
+                        f"{r['served_429']} 429s, {r['share']:.0%} ({r['api_span_s']:.2f} s vs {r['bound_s']:.2f} s)",
+                        r["served_429"] == 0 and r["share"] >= 0.9,
+                    )
+                )
+            else:
+                targets.append(
+                    Target(
+                        f"Shared budget: {shared_budget.CONTENDERS[r['contender']]} (reported)",
+                        f"{r['served_429']} 429s, {r['share']:.0%} of the bound",
+                        None,
+                    )
+                )
+
     # ---- emulator
     emu = res.get("emulator", {})
     if emu:
@@ -766,7 +797,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     duration = time.monotonic() - t0
-    targets, text = report(results, args, started, duration)
+    kept_from = ""
+    previous = out_dir / "results.json"
+    if args.only and not args.no_write and previous.exists():
+        # `--only X` re-runs X and keeps every other section of the last full run.
+        old = (out_dir / "RESULTS.md").read_text(encoding="utf-8") if (out_dir / "RESULTS.md").exists() else ""
+        lines = old.splitlines()
+        kept = "- Other sections kept from the previous run ("
+        kept_from = next((line[len(kept) : -1] for line in lines if line.startswith(kept)), "") or next(
+            (line[len("- Run: ") :] for line in lines if line.startswith("- Run: ")), ""
+        )
+        results = {**json.loads(previous.read_text(encoding="utf-8")), **results}
+    targets, text = report(results, args, started, duration, kept_from)
     print()
     for t in targets:
         verdict = "PASS" if t.ok else "MISS" if t.ok is False else "INFO"

@@ -6,11 +6,14 @@ mapped export task per gateway in ``params.gateways`` (all under one Cloudflare 
 ``cloudflare_ai_gateway_default`` connection) writes its own ``gateway=<id>/...`` partitions
 under ``params.destination``; then one summary task adds them up.
 
-Cloudflare allows 1,200 API requests per 5 minutes per user, across every process. Inside one
-process the connection's request budget (``budget_requests`` / ``budget_period`` extras) is
-shared by all tasks; ``max_active_tis_per_dagrun`` caps how many exports of a run run at once,
-so set ``budget_requests`` to about 1000 / ``MAX_PARALLEL_EXPORTS``. No pool is needed, so a
-fresh Airflow runs this DAG with nothing created by hand. To cap exports across several DAGs,
+Cloudflare allows 1,200 API requests per 5 minutes per user, across every process. Give the
+connection ``"budget_storage": "redis://<your redis>:6379/0"`` (``pip install
+'airflow-provider-aigw[redis]'``): every mapped export, on every worker, then draws on one
+request budget (``budget_requests`` per ``budget_period``) and none of them trips the lock-out.
+Without Redis (``memory://``, one budget per process), set ``budget_requests`` to about
+1000 / ``MAX_PARALLEL_EXPORTS`` so the tasks together stay under the limit.
+``max_active_tis_per_dagrun`` caps how many exports of a run run at once. No pool is needed, so
+a fresh Airflow runs this DAG with nothing created by hand. To cap exports across several DAGs,
 create a pool first (``airflow pools set aigw_api 2 "Cloudflare AI Gateway API"``) and add
 ``pool="aigw_api"`` to the export: Airflow never schedules a task whose pool does not exist,
 and ``dagrun_timeout`` then fails the run (calling ``notify_failure``) instead of leaving it
@@ -60,7 +63,7 @@ default_args = {
 
 with DAG(
     dag_id="aigw_multi_gateway_export",
-    description="Export several AI Gateways with mapped tasks sharing the API budget",
+    description="Export several AI Gateways with mapped tasks sharing one API budget",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=True,

@@ -22,8 +22,10 @@ import pytest  # noqa: E402  (after the environment above, which must precede an
 @pytest.fixture(autouse=True)
 def _fresh_request_budgets():
     """Each test starts with empty process-wide budgets (a 429 pause must not leak)."""
-    from airflow_provider_aigw.client import RequestBudget
+    from airflow_provider_aigw.budget import RedisRequestBudget, RequestBudget
 
     RequestBudget._registry.clear()
+    RedisRequestBudget._registry.clear()
     yield
     RequestBudget._registry.clear()
+    RedisRequestBudget._registry.clear()

@@ -672,6 +672,7 @@ class _Handler(BaseHTTPRequestHandler):
             "headers": list(self.headers.keys()),
             "authorization": self.headers.get("Authorization"),
             "kind": kind,
+            "at": emu.clock(),  # arrival on the rate limiter's clock
         }
         emu.stats.record(kind, rec)
         emu._before_request()

@@ -6,12 +6,16 @@ import copy
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
+from airflow_provider_aigw.budget import (
+    DEFAULT_BUDGET_PERIOD,
+    DEFAULT_BUDGET_REQUESTS,
+    DEFAULT_BUDGET_STORAGE,
+)
 from airflow_provider_aigw.client import (
     _NOT_SET,
     DEFAULT_BASE_URL,
-    DEFAULT_BUDGET_PERIOD,
-    DEFAULT_BUDGET_REQUESTS,
     MAX_PER_PAGE,
     AIGatewayClient,
     clean_credential,
@@ -31,6 +35,7 @@ CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
     "backoff_max": (float, 60.0),
     "budget_requests": (int, DEFAULT_BUDGET_REQUESTS),
     "budget_period": (float, DEFAULT_BUDGET_PERIOD),
+    "budget_storage": (str, DEFAULT_BUDGET_STORAGE),
     "verify_ssl": (bool, True),
 }
 
@@ -43,7 +48,8 @@ class AIGatewayHook(BaseHook):
     Key. ``host`` optionally overrides the API base URL. ``extra`` holds ``account_id``
     (required), ``gateway_id`` (default gateway) and the tuning knobs ``timeout``,
     ``max_retries``, ``retry_deadline``, ``backoff_base``, ``backoff_max``,
-    ``budget_requests``, ``budget_period`` and ``verify_ssl``.
+    ``budget_requests``, ``budget_period``, ``budget_storage`` (``memory://`` or a
+    ``redis://`` URL for one budget across every worker) and ``verify_ssl``.
 
     Every method takes ``gateway_id=None`` meaning "the hook's, else the connection's".
 
@@ -146,6 +152,9 @@ class AIGatewayHook(BaseHook):
         if token:
             mask_secret(token)
             mask_secret(f"Bearer {token}")
+        storage_password = urlsplit(values["budget_storage"]).password
+        if storage_password:
+            mask_secret(storage_password)
         return AIGatewayClient(
             values["account_id"],
             api_token=None if login else token,
@@ -160,6 +169,7 @@ class AIGatewayHook(BaseHook):
             backoff_max=values["backoff_max"],
             budget_requests=values["budget_requests"],
             budget_period=values["budget_period"],
+            budget_storage=values["budget_storage"],
             verify_ssl=values["verify_ssl"],
             source=source,
         )

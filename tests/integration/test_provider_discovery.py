@@ -62,6 +62,7 @@ EXPECTED_FIELDS = {
     "backoff_max",
     "budget_requests",
     "budget_period",
+    "budget_storage",
     "verify_ssl",
 }
 
