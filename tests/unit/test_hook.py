@@ -206,7 +206,7 @@ def test_test_connection_does_not_retry_for_minutes(monkeypatch, requests_mock):
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ({"account_id": "not-an-account", "gateway_id": "gw"}, "account_id in this connection must be 32 lowercase hex"),
+        ({"account_id": "not-an-account", "gateway_id": "gw"}, "account_id in this connection must be 32"),
         ({"gateway_id": "gw"}, "account_id is missing: set 'account_id' in the extra of this connection"),
         ({"account_id": ACCOUNT, "gateway_id": "gw", "timeout": "soon"}, "extra 'timeout' of this connection must"),
     ],
