@@ -152,6 +152,7 @@ def browser_context() -> Iterator[Any]:
             headless=True,
             args=CHROMIUM_FLAGS,
             viewport={"width": 1200, "height": 900},
+            timezone_id="UTC",
         )
         context.set_default_timeout(60_000)
         try:
