@@ -52,12 +52,13 @@ def test_rest_api_data_interval_picks_the_day(airflow_server: Any, archive_dag: 
 
 def test_a_logical_date_alone_does_not_pick_the_day(airflow_server: Any, archive_dag: str) -> None:
     # Airflow 3 infers a manual run's data interval from the time it runs, not from its logical
-    # date: `airflow dags trigger --logical-date 2026-11-26...` archives the last complete day.
+    # date: `airflow dags trigger --logical-date 2026-11-20...` archives the last complete day.
+    # (Another date than the other tests': a DAG has one run per logical date.)
     airflow_server.cli(
-        "dags", "trigger", archive_dag, "--run-id", "trigger-2026-11-26", "--logical-date", "2026-11-26T00:00:00+00:00"
+        "dags", "trigger", archive_dag, "--run-id", "trigger-2026-11-20", "--logical-date", "2026-11-20T00:00:00+00:00"
     )
-    run = runs(airflow_server)["trigger-2026-11-26"]
-    assert utc(run["logical_date"]) == utc(DAY_START)
+    run = runs(airflow_server)["trigger-2026-11-20"]
+    assert utc(run["logical_date"]) == utc("2026-11-20T00:00:00Z")
     # The last complete day before now (run_after), whatever the logical date says.
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     assert (utc(run["data_interval_start"]), utc(run["data_interval_end"])) == (today - timedelta(days=1), today)
@@ -79,16 +80,29 @@ def test_backfill_create_runs_the_days_named(airflow_server: Any, archive_dag: s
     ]
 
 
+def pick_date_time(page: Any, dialog: Any, label: str, date: str, time: str) -> None:
+    """Set one of the trigger form's date-time pickers (a popover with Date and Time inputs)."""
+    field = dialog.locator("[data-scope=field][data-part=root]").filter(
+        has=page.locator("label").get_by_text(label, exact=True)
+    )
+    field.get_by_test_id("datetime-input").click()
+    popover = page.locator("[data-scope=popover][data-part=content][data-state=open]")
+    popover.get_by_placeholder("YYYY/MM/DD").fill(date)
+    popover.get_by_placeholder("HH:mm").fill(time)
+    page.keyboard.press("Escape")
+    popover.wait_for(state="detached")
+
+
 def test_ui_trigger_specify_manually_picks_the_day(
     page: Any, airflow_server: Any, archive_dag: str, screenshot: Any
 ) -> None:
     before = set(runs(airflow_server))
     page.goto(f"{airflow_server.url}/dags/{archive_dag}")
-    page.get_by_role("button", name="Trigger").first.click()
+    page.get_by_test_id("trigger-dag-button").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Specify Manually").click()
-    dialog.get_by_label("Start", exact=True).fill("2026-11-26T00:00")
-    dialog.get_by_label("End", exact=True).fill("2026-11-27T00:00")
+    pick_date_time(page, dialog, "Start", "2026/11/26", "00:00")
+    pick_date_time(page, dialog, "End", "2026/11/27", "00:00")
     screenshot(page, "07-trigger-specify-manually")
     dialog.get_by_test_id("trigger-dag-submit").click()
     page.get_by_text("Dag Run Triggered").wait_for()
