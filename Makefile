@@ -61,3 +61,19 @@ soak: $(STAMP)
 test-celery: $(STAMP) redis-server
 	@$(BIN)/python -c "import airflow.providers.celery.executors.celery_executor" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,test-celery]'
 	$(BIN)/python scripts/test_celery.py
+
+# Browser test of the connection form and its Test button (tests/ui/, collected only with AIGW_UI=1):
+# Airflow's api-server and the emulator on loopback, Debian's chromium driven headless by Playwright
+# (no browser download). Screenshots go to docs/screenshots/. Installs chromium with apt-get (root)
+# when /usr/bin/chromium is missing.
+.PHONY: test-ui
+test-ui: $(STAMP)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,ui-test]'
+	AIGW_UI=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/ui $(PYTEST_ARGS)
+
+# The README's install section, run verbatim in a fresh clone: a new venv, Airflow, the provider
+# from a built wheel, the example DAGs, the emulator and one archive run under `airflow dags test`.
+.PHONY: test-install
+test-install:
+	scripts/check_install.sh

@@ -71,6 +71,7 @@ _ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
 # The time of day followed by "Z" or an offset: strings without one are refused, not guessed.
 _AWARE_ISO_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _LOG_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def parse_literal(value: Any, *, param: str) -> Any:
@@ -207,6 +208,34 @@ def validate_window(
             "windows are half-open [start, end)"
         )
     return start_dt, end_dt
+
+
+def run_window(window: Any, default_start: TimeLike | None, default_end: TimeLike | None) -> tuple[str, str]:
+    """The ``[start, end)`` a run covers: ``window`` when set, else the default (the data interval).
+
+    ``window`` is a UTC day ``"2026-11-27"`` or an ISO 8601 interval ``"START/END"`` with
+    timezones; ``None`` or ``""`` keeps the default. Returns both bounds as ISO 8601 strings, so
+    it serves as a template macro (the archive example DAG's ``params.window``).
+    """
+    if window is None or (isinstance(window, str) and not window.strip()):
+        start, end = validate_window(default_start, default_end)
+    elif isinstance(window, str) and _DAY.fullmatch(window.strip()):
+        try:
+            day = dt.date.fromisoformat(window.strip())
+        except ValueError:
+            raise AIGatewayInputError(f"window {window!r} is not a calendar day") from None
+        start = pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+        end = start.add(days=1)
+    elif isinstance(window, str) and window.count("/") == 1:
+        first, second = window.split("/")
+        start, end = validate_window(first, second)
+    else:
+        raise AIGatewayInputError(
+            f"window must be a UTC day 'YYYY-MM-DD' or an ISO 8601 interval 'START/END', got {window!r}"
+        )
+    if start is None or end is None:
+        raise AIGatewayInputError("the run has no data interval: set window, e.g. '2026-11-27'")
+    return start.isoformat(), end.isoformat()
 
 
 def window_filters(start: TimeLike | None = None, end: TimeLike | None = None) -> list[Filter]:

@@ -7,6 +7,8 @@ from typing import Any
 from airflow_provider_aigw import __version__
 
 #: Connection form layout (Airflow 3.2+ reads it from here, 2.x from the hook classmethod).
+#: Airflow 3.2+ shows placeholders of the standard fields only; the extra fields' placeholders
+#: are for the Airflow 2.x / 3.0 / 3.1 form (3.3's form shows their description instead).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port"],
     "relabeling": {
@@ -24,59 +26,22 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 #: Extra fields of the connection form (JSON schema per field), Airflow 3.2+.
+#: Only the two settings every connection needs: Airflow 3.3's form writes every field it shows
+#: into the extra (``null`` when empty), so the tuning knobs (timeout, retries, backoff, request
+#: budget, verify_ssl; see ``CONNECTION_EXTRAS`` of the hook) are set in the Extra JSON instead,
+#: and unset ones keep following the provider's defaults. No ``default`` here for the same reason.
+#: ``account_id`` has no ``null`` type, which makes the form mark it required and refuse to save
+#: it empty; the form does not check ``pattern``, the hook does (before any request).
 CONN_FIELDS: dict[str, Any] = {
     "account_id": {
         "label": "Account ID",
-        "schema": {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"},
-        "description": "Cloudflare account id (required).",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$", "minLength": 32, "maxLength": 32},
+        "description": "32 hex characters: the id in your dashboard URL, dash.cloudflare.com/<account id>/.",
     },
     "gateway_id": {
         "label": "Default gateway ID",
         "schema": {"type": ["string", "null"]},
-        "description": "Gateway used when a task does not name one.",
-    },
-    "timeout": {
-        "label": "Request timeout (s)",
-        "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
-    },
-    "max_retries": {
-        "label": "Max retries",
-        "schema": {"type": ["integer", "null"], "minimum": 0, "default": 10},
-        "description": "Retries of 429, 5xx, timeouts and dropped connections.",
-    },
-    "retry_deadline": {
-        "label": "Retry deadline (s)",
-        "schema": {"type": ["number", "null"], "minimum": 1, "default": 900},
-        "description": "A call stops retrying after this long (a Cloudflare lock-out lasts up to 300 s).",
-    },
-    "backoff_base": {
-        "label": "First retry backoff (s)",
-        "schema": {"type": ["number", "null"], "minimum": 0, "default": 1},
-        "description": "Doubles per retry (with jitter) up to the backoff cap; 429s wait Retry-After instead.",
-    },
-    "backoff_max": {
-        "label": "Retry backoff cap (s)",
-        "schema": {"type": ["number", "null"], "minimum": 0, "default": 60},
-    },
-    "budget_requests": {
-        "label": "Request budget (requests per period)",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 1000},
-        "description": "Client-side limit; Cloudflare allows 1,200 requests per 5 minutes per user.",
-    },
-    "budget_period": {
-        "label": "Request budget period (s)",
-        "schema": {"type": ["number", "null"], "minimum": 1, "default": 300},
-    },
-    "budget_storage": {
-        "label": "Request budget storage",
-        "schema": {"type": ["string", "null"], "default": "memory://"},
-        "description": "memory:// (one budget per process) or redis://host:6379/0 (one budget for every "
-        "worker; pip install 'airflow-provider-aigw[redis]').",
-    },
-    "verify_ssl": {
-        "label": "Verify TLS certificates",
-        "schema": {"type": ["boolean", "null"], "default": True},
-        "description": "Turning this off logs a warning on every use.",
+        "description": "Gateway used when a task does not name one, e.g. my-gateway; the Test button needs it.",
     },
 }
 

@@ -18,8 +18,10 @@ Replace ``notify_failure`` with your alerting, and set ``START_DATE`` to the fir
 Settings: ``AIGW_ARCHIVE_URL`` (environment, read when the DAG is parsed) is the default
 destination, e.g. ``s3://aws_default@my-bucket/ai-gateway``; ``params.destination`` and
 ``params.format`` can be overridden per run (``airflow dags test aigw_archive_logs 2026-01-10
--c '{"destination": "file:///tmp/archive"}'``). Downstream DAGs can be scheduled on
-``ARCHIVE_ASSET``; its events carry the manifest summary in ``extra``.
+-c '{"destination": "file:///tmp/archive"}'``), and ``params.window`` archives another day than
+the data interval (``-c '{"window": "2026-11-27"}'``, or ``"START/END"`` in ISO 8601).
+Downstream DAGs can be scheduled on ``ARCHIVE_ASSET``; its events carry the manifest summary
+in ``extra``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_aigw.compat import DAG, Asset, Param  # airflow.sdk on Airflow 3, fallbacks on 2.x
+from airflow_provider_aigw.filters import run_window
 from airflow_provider_aigw.operators.ai_gateway import (
     DEFAULT_SETTLE_LAG,
     AIGatewayDeleteLogsOperator,
@@ -42,6 +45,9 @@ from airflow_provider_aigw.sensors.ai_gateway import AIGatewayLogsSensor
 log = logging.getLogger(__name__)
 
 ARCHIVE_URL = os.environ.get("AIGW_ARCHIVE_URL", "file:///tmp/aigw-archive")
+#: The run's window: ``params.window`` when set, else the data interval.
+WINDOW_START = "{{ aigw_window(params.window, data_interval_start, data_interval_end)[0] }}"
+WINDOW_END = "{{ aigw_window(params.window, data_interval_start, data_interval_end)[1] }}"
 #: What downstream DAGs schedule on (``schedule=[ARCHIVE_ASSET]``).
 ARCHIVE_ASSET = Asset("aigw_logs_archive")
 #: The first day to archive. With catchup=True, unpausing the DAG runs every day since.
@@ -79,7 +85,13 @@ with DAG(
     params={
         "destination": Param(ARCHIVE_URL, type="string", description="archive root URL"),
         "format": Param("jsonl.gz", enum=["jsonl", "jsonl.gz", "parquet"]),
+        "window": Param(
+            None,
+            type=["null", "string"],
+            description="archive this UTC day (YYYY-MM-DD) or START/END (ISO 8601) instead of the data interval",
+        ),
     },
+    user_defined_macros={"aigw_window": run_window},
     tags=["cloudflare", "ai-gateway"],
     doc_md=__doc__,
 ) as dag:
@@ -88,8 +100,8 @@ with DAG(
     # settled, so an empty answer 30 minutes later means an empty day: skip it.
     wait = AIGatewayLogsSensor(
         task_id="wait_for_logs",
-        start="{{ data_interval_start }}",
-        end="{{ data_interval_end }}",
+        start=WINDOW_START,
+        end=WINDOW_END,
         settle_lag=DEFAULT_SETTLE_LAG,
         max_matches=1,
         mode="reschedule",
@@ -101,6 +113,8 @@ with DAG(
         task_id="export_logs",
         destination="{{ params.destination }}",
         format="{{ params.format }}",
+        start=WINDOW_START,
+        end=WINDOW_END,
         outlets=[ARCHIVE_ASSET],
     )
     delete = AIGatewayDeleteLogsOperator(task_id="delete_exported_logs", manifest=export.output)

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import textwrap
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,12 +32,46 @@ def _rate(value: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"expected N/PERIOD_S, got {value!r}") from None
 
 
+#: The admin routes (unauthenticated, never faulted, never counted), as ``--help`` and the README
+#: list them: (method and path under http://HOST:PORT, what it does).
+ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET  /__emulator__/stats", "request counters: total, by kind (list/get/request/response/patch/delete), "
+     "429s and 5xx served, connections dropped, recent requests"),
+    ("POST /__emulator__/reset-stats", "zero the counters"),
+    ("GET  /__emulator__/faults", "the fault settings"),
+    ("POST /__emulator__/faults", "change fault settings, JSON body e.g. {\"error_rate\": 0.2, \"latency_ms\": 50, "
+     "\"rate_limit_requests\": 1200, \"rate_limit_period_s\": 300}; keys: latency_ms, latency_jitter_ms, "
+     "error_rate, drop_rate, rate_limit_requests, rate_limit_period_s, lockout_s, churn_insert_per_request, "
+     "capacity, seed"),
+    ("GET  /__emulator__/gateways", "gateways and their log counts: {\"gateways\": {ID: N}}"),
+    ("POST /__emulator__/gateways/ID/logs", "add logs: {\"count\": N, \"start\": ISO, \"end\": ISO[, \"seed\": S]} "
+     "seeds N realistic logs in [start, end); a JSON list of log objects adds those; creates the gateway"),
+    ("GET  /__emulator__/gateways/ID/ids?start=ISO&end=ISO", "ids of the stored logs (ground truth), "
+     "oldest first, optionally within [start, end)"),
+    ("POST /__emulator__/gateways/ID/late-logs", "logs that become visible only after more API requests: "
+     "{\"count\": N, \"start\": ISO, \"end\": ISO, \"after_requests\": K} or {\"logs\": [...], \"after_requests\": K}"),
+)
+
+
+def _admin_routes_help() -> str:
+    lines = ["admin routes (unauthenticated, never faulted or counted; JSON in and out):"]
+    for route, what in ADMIN_ROUTES:
+        lines.append(f"  {route}")
+        lines.extend(textwrap.wrap(what, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    lines.append("")
+    lines.append("Stops on SIGTERM / Ctrl-C. Prints (and writes to --ready-file) one JSON line: url, port,")
+    lines.append("account_id, token, read_only_token, gateways, start, end, pid.")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI argument parser."""
     p = argparse.ArgumentParser(
         prog="python -m airflow_provider_aigw.emulator",
         description="Serve a local emulator of the Cloudflare AI Gateway Logs API "
         "(base URL http://HOST:PORT/client/v4) seeded with realistic logs.",
+        epilog=_admin_routes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -86,9 +85,8 @@ class AIGatewayHook(BaseHook):
 
         return connection_form_widgets(CONN_FIELDS)
 
-    def _extras(self, extra: dict[str, Any]) -> dict[str, Any]:
+    def _extras(self, extra: dict[str, Any], source: str) -> dict[str, Any]:
         """Typed extras; URI-form connections deliver every extra as a string."""
-        source = f"connection {self.aigw_conn_id!r}"
         values: dict[str, Any] = {}
         for name, (kind, default) in CONNECTION_EXTRAS.items():
             raw = extra.get(name)
@@ -137,12 +135,15 @@ class AIGatewayHook(BaseHook):
     @cached_property
     def client(self) -> AIGatewayClient:
         """The API client built from the connection (fetched on first use)."""
+        return self._make_client(f"connection {self.aigw_conn_id!r}")
+
+    def _make_client(self, source: str) -> AIGatewayClient:
+        """Fetch the connection and build a client; ``source`` names it in error messages."""
         conn = self.get_connection(self.aigw_conn_id)
-        source = f"connection {self.aigw_conn_id!r}"
         extra = conn.extra_dejson
         if not isinstance(extra, dict):
             raise AIGatewayConfigError(f"the extra of {source} must be a JSON object")
-        values = self._extras(extra)
+        values = self._extras(extra, source)
         raw_token = conn.password or None
         if raw_token:
             mask_secret(raw_token)  # also as stored, e.g. with the newline of a file it was read from
@@ -179,20 +180,24 @@ class AIGatewayHook(BaseHook):
         return self.client
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check credentials, account and default gateway with one list call."""
+        """Check credentials, account and default gateway with one list call.
+
+        Messages say "this connection": the UI and the REST API test a copy of the connection
+        under a random id, which would only confuse.
+        """
         try:
-            client = self.client
+            client = self._make_client("this connection")
             if not client.gateway_id:
                 return (
                     False,
                     "Credentials look well-formed, but set 'gateway_id' in the extra to test them: "
                     "the Logs API has no account-level route to try",
                 )
-            # Someone is waiting on the UI/CLI: one retry at most, not the task's patience.
-            quick = copy.copy(client)
-            quick.max_retries = min(client.max_retries, 1)
-            quick.retry_deadline = min(client.retry_deadline, client.timeout)
-            count = quick.check_access()
+            # Someone is waiting on the UI/CLI: one retry at most, not the task's patience
+            # (a client of its own, so the tasks' client keeps its settings).
+            client.max_retries = min(client.max_retries, 1)
+            client.retry_deadline = min(client.retry_deadline, client.timeout)
+            count = client.check_access()
         except AIGatewayError as err:
             return False, str(err)
         except Exception as err:  # the UI shows any failure as a message

@@ -81,6 +81,33 @@ def test_archive_exports_the_window_exactly_then_deletes_it(load_dag: Any, emu: 
     assert emu.stats["total"] == 1 + 1 + 6 + (1 + 6 + 3 + 1 + 1) and emu.stats["delete"] == 2
 
 
+def test_archive_window_param_overrides_the_data_interval(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    # Airflow 3 takes a manual run's data interval from the current time; params.window picks the day.
+    day_before = START - timedelta(days=1)
+    truth = emu.ids(GW, day_before, START)
+    others = emu.ids(GW, START)
+    run = dag_test(
+        load_dag("aigw_archive_logs"),
+        logical_date=LOGICAL,
+        run_conf={"destination": f"file://{tmp_path}", "window": day_before.date().isoformat()},
+    )
+    assert states(run) == dict.fromkeys(ARCHIVE_TASKS, "success")
+    tag = "20260108T000000Z-20260109T000000Z"
+    manifest = read_manifest(f"file://{tmp_path}/gateway={GW}/_manifests/{tag}.json")
+    assert [r["id"] for r in iter_manifest_records(manifest, verify=True)] == truth and len(truth) == 40
+    assert emu.ids(GW) == others  # that day deleted, the data interval and later untouched
+
+
+def test_archive_bad_window_param_fails_before_any_request(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+    run = dag_test(
+        load_dag("aigw_archive_logs"),
+        logical_date=LOGICAL,
+        run_conf={"destination": f"file://{tmp_path}", "window": "yesterday"},
+    )
+    assert states(run)["wait_for_logs"] == "failed"
+    assert emu.stats["total"] == 0 and not list(tmp_path.iterdir())
+
+
 def test_archive_rerun_leaves_the_same_files(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
     assert set(states(archive(load_dag, f"file://{tmp_path}", skip_delete=True)).values()) == {"success"}
     first = files_of(tmp_path)

@@ -168,3 +168,27 @@ def test_conn_uri_parses_in_airflow(aigw_emulator: EmulatorServer) -> None:
     assert conn_type == "cloudflare_ai_gateway"
     assert host == aigw_emulator.url and password == aigw_emulator.token
     assert extra == {"account_id": aigw_emulator.account_id, "gateway_id": "my-gateway"}
+
+
+def test_every_admin_route_in_the_help_answers(aigw_emulator: EmulatorServer) -> None:
+    from airflow_provider_aigw.emulator.__main__ import ADMIN_ROUTES, build_parser
+
+    help_text = build_parser().format_help()
+    bodies = {
+        "/__emulator__/faults": {"latency_ms": 0},
+        "/__emulator__/gateways/ID/logs": {"count": 3, "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
+        "/__emulator__/gateways/ID/late-logs": {
+            "count": 1,
+            "start": "2026-01-01T00:00:00Z",
+            "end": "2026-01-02T00:00:00Z",
+            "after_requests": 1,
+        },
+    }
+    for route, _ in ADMIN_ROUTES:
+        assert route in help_text
+        method, path = route.split()
+        url = aigw_emulator.base_url + path.replace("ID", "my-gateway").replace("=ISO", "=2026-01-01T00:00:00Z")
+        resp = requests.request(method, url, json=bodies.get(path.split("?")[0]), timeout=10)
+        assert resp.status_code == 200, (route, resp.text)
+    # and nothing else answers
+    assert requests.get(aigw_emulator.base_url + "/__emulator__/nope", timeout=10).status_code == 404

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pendulum
 import pytest
@@ -13,6 +14,7 @@ from airflow_provider_aigw.filters import (
     normalize_filters,
     parse_created_at,
     parse_time,
+    run_window,
     validate_gateway_id,
     validate_log_id,
     validate_window,
@@ -133,3 +135,43 @@ def test_invalid_log_ids(log_id):
 @pytest.mark.parametrize("log_id", ["01JABCDXYZ0123456789ABCDEF", "0193a7c2-5e1f-7abc-8def-0123456789ab"])
 def test_valid_log_ids(log_id):
     assert validate_log_id(log_id) == log_id
+
+
+# --------------------------------------------------------------------------- run_window
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        (None, ("2026-01-09T00:00:00+00:00", "2026-01-10T00:00:00+00:00")),
+        ("", ("2026-01-09T00:00:00+00:00", "2026-01-10T00:00:00+00:00")),
+        ("2026-11-27", ("2026-11-27T00:00:00+00:00", "2026-11-28T00:00:00+00:00")),
+        ("2026-02-28", ("2026-02-28T00:00:00+00:00", "2026-03-01T00:00:00+00:00")),
+        (
+            "2026-11-27T06:00:00Z/2026-11-27T08:00:00+01:00",
+            ("2026-11-27T06:00:00+00:00", "2026-11-27T07:00:00+00:00"),
+        ),
+    ],
+)
+def test_run_window(window, expected):
+    assert run_window(window, "2026-01-09T00:00:00+00:00", "2026-01-10T00:00:00+00:00") == expected
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        ("yesterday", "window must be a UTC day 'YYYY-MM-DD' or an ISO 8601 interval"),
+        ("2026-13-01", "window '2026-13-01' is not a calendar day"),
+        ("2026-11-27T06:00:00/2026-11-27T08:00:00Z", "start has no timezone"),
+        ("2026-11-28T00:00:00Z/2026-11-27T00:00:00Z", "must be after start"),
+        (20261127, "window must be a UTC day"),
+    ],
+)
+def test_run_window_refuses_bad_input(window, message):
+    with pytest.raises(AIGatewayInputError, match=re.escape(message)):
+        run_window(window, "2026-01-09T00:00:00+00:00", "2026-01-10T00:00:00+00:00")
+
+
+def test_run_window_needs_a_window_without_a_data_interval():
+    with pytest.raises(AIGatewayInputError, match="no data interval: set window"):
+        run_window(None, None, None)

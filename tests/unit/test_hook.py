@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from airflow_provider_aigw.client import DEFAULT_BASE_URL
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayInputError
 from airflow_provider_aigw.get_provider_info import get_provider_info
-from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.hooks.ai_gateway import CONNECTION_EXTRAS, AIGatewayHook
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "hook-TOKEN-7f3a9c1e"
@@ -179,15 +180,17 @@ def test_ui_metadata_for_airflow_2_and_3():
     assert {k: v for k, v in conn_type["ui-field-behaviour"].items() if k != "hidden-fields"} == {
         k: v for k, v in behaviour.items() if k != "hidden_fields"
     }
-    assert {
-        "account_id",
-        "gateway_id",
-        "timeout",
-        "max_retries",
-        "budget_requests",
-        "budget_period",
-        "verify_ssl",
-    } <= set(conn_type["conn-fields"])
+    # The form shows the two settings every connection needs; tuning knobs go in the Extra JSON.
+    fields = conn_type["conn-fields"]
+    assert set(fields) == {"account_id", "gateway_id"}
+    # Airflow 3.3 marks a field required when its type does not allow null, and writes a field's
+    # default into the extra: account_id is required, nothing has a default.
+    assert fields["account_id"]["schema"]["type"] == "string"
+    assert fields["gateway_id"]["schema"]["type"] == ["string", "null"]
+    assert not [name for name, field in fields.items() if "default" in field["schema"]]
+    assert re.fullmatch(fields["account_id"]["schema"]["pattern"], ACCOUNT)
+    assert not re.fullmatch(fields["account_id"]["schema"]["pattern"], "not-an-account")
+    assert set(fields) <= set(CONNECTION_EXTRAS)
 
 
 def test_test_connection_does_not_retry_for_minutes(monkeypatch, requests_mock):
@@ -198,3 +201,20 @@ def test_test_connection_does_not_retry_for_minutes(monkeypatch, requests_mock):
     assert not ok and "HTTP 503" in message
     assert requests_mock.call_count == 2
     assert hook.client.max_retries == 10  # the tasks' client keeps its patience
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"account_id": "not-an-account", "gateway_id": "gw"}, "account_id in this connection must be 32"),
+        ({"gateway_id": "gw"}, "account_id is missing: set 'account_id' in the extra of this connection"),
+        ({"account_id": ACCOUNT, "gateway_id": "gw", "timeout": "soon"}, "extra 'timeout' of this connection must"),
+    ],
+)
+def test_test_connection_names_no_throwaway_conn_id(monkeypatch, requests_mock, extra, expected):
+    # The UI and the REST API test a copy stored under a random id (e.g. 'qx5qDZql'): naming it
+    # would point the user at a connection that does not exist.
+    set_conn(monkeypatch, conn_id="qx5qDZql", extra=extra)
+    ok, message = AIGatewayHook(aigw_conn_id="qx5qDZql").test_connection()
+    assert not ok and message.startswith(expected) and "qx5qDZql" not in message
+    assert requests_mock.call_count == 0  # refused before any request
