@@ -69,3 +69,11 @@ class AIGatewayLateLogsError(AIGatewayError):
 
     Raised by the delete operator before deleting anything (or as soon as it notices).
     """
+
+
+class AIGatewayExportConflictError(AIGatewayError):
+    """Another export of the same window and format holds its lock, or committed meanwhile.
+
+    Raised before anything is written (lock held, overlapping window) or before the commit
+    (the committed export changed while this one ran); the committed export stays as it was.
+    """
