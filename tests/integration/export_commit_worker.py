@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from airflow_provider_aigw.exceptions import AIGatewayExportConflictError  # noqa: E402
-from airflow_provider_aigw.export import _commit, export_logs  # noqa: E402
-from tests.unit.test_export import END, START, spread_logs  # noqa: E402
+from airflow_provider_aigw.exceptions import AIGatewayExportConflictError
+from airflow_provider_aigw.export import _commit, export_logs
+from tests.unit.test_export import END, START, spread_logs
 
 
 def main() -> int:
