@@ -4,8 +4,8 @@ One export of a window and format (an *attempt*) goes through these steps:
 
 1. **Lock.** Create ``_manifests/<tag>.<format>.lock`` with an exclusive create (``O_EXCL`` on
    ``file://``, ``If-None-Match: *`` on S3, a process-wide lock on ``memory://``). If it exists,
-   the export is refused, unless the lock's lease has expired or it belongs to an earlier try of
-   the same job (``owner``): then it is taken over.
+   the export is refused, unless its lease has run out (the holder renews it while it runs) or
+   it belongs to an earlier try of the same job (``owner``): then it is taken over.
 2. **Read what is committed.** The window's current manifest of this format, and the manifests of
    windows of the same filters and format that lie inside this window (an earlier export with a
    shortened ``end``) are the *previous* manifests; their locks are taken too. A window that
@@ -50,8 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST_DIR = "_manifests"
-#: A lock older than this is taken to be left by a killed export and may be taken over.
-DEFAULT_LOCK_LEASE = timedelta(hours=24)
+#: A lock not renewed for this long was left by a killed export and may be taken over. The
+#: holder renews it every third of the lease from a background thread, whatever the walk does.
+DEFAULT_LOCK_LEASE = timedelta(minutes=5)
 
 _TS = r"\d{8}T\d{6}(?:\.\d{6})?Z"
 _TAG = rf"(?P<start>{_TS})-(?P<end>{_TS})(?P<filters>-f[0-9a-f]{{10}})?"
@@ -117,6 +118,8 @@ class WindowLock:
     owner: str | None
     lease: timedelta
     held: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _renewer: threading.Thread | None = None
 
     def _body(self) -> bytes:
         now = datetime.now(timezone.utc)
@@ -162,6 +165,30 @@ class WindowLock:
             "Retry when it has finished; if no export is running (a killed worker), delete that lock object"
         )
 
+    def keep_alive(self) -> None:
+        """Renew the held locks every third of the lease until :meth:`release`."""
+        if self._renewer is not None:
+            return
+        interval = self.lease.total_seconds() / 3
+        self._renewer = threading.Thread(
+            target=self._renew_loop, args=(interval,), name=f"aigw-export-lock-{self.attempt}", daemon=True
+        )
+        self._renewer.start()
+
+    def _renew_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.renew()
+
+    def renew(self) -> None:
+        """Push the lease of every held lock that is still this attempt's."""
+        for rel in list(self.held):
+            try:
+                current = self._read(rel)
+                if current is not None and current.get("attempt") == self.attempt:
+                    self.dest.write_bytes(rel, self._body())
+            except AIGatewayError as err:  # the next renewal tries again; the commit re-checks
+                log.warning("could not renew lock %s: %s", self.dest.uri(rel), err)
+
     def _may_take_over(self, current: Mapping[str, Any]) -> bool:
         if self.owner is not None and current.get("owner") == self.owner:
             return True
@@ -192,7 +219,11 @@ class WindowLock:
                 )
 
     def release(self) -> None:
-        """Delete the locks that are still this attempt's."""
+        """Stop renewing, then delete the locks that are still this attempt's."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
         for rel in reversed(self.held):
             try:
                 current = self._read(rel)

@@ -369,7 +369,8 @@ def export_logs(
         when it archived logs that are gone from the gateway (they leave the archive).
     :param owner: identity of the job (e.g. the Airflow task instance); a lock left by a killed
         earlier try of the same owner is taken over instead of refused.
-    :param lock_lease: a lock older than this is taken over (default 24 hours).
+    :param lock_lease: a lock not renewed for this long is taken over (default 5 minutes; the
+        holder renews it every third of that).
     :param on_progress: called with the number of logs written so far, every 10,000 logs and
         once at the end.
     :raises AIGatewayInputError: invalid argument, unusable or unwritable destination, or a log
@@ -407,6 +408,7 @@ def export_logs(
     attempt = _commit.new_attempt_id()
     lock = WindowLock(dest, attempt, owner, lock_lease)
     lock.acquire(_commit.lock_rel(gw_dir, tag, fmt))
+    lock.keep_alive()
     x = _Attempt(dest, tag, attempt, fmt, rows_per_part, bytes_per_part, {})
     streams: list[_PartStream] = []
     try:

@@ -43,7 +43,6 @@ from airflow_provider_aigw.export import (
     resolve_destination,
     validate_format,
 )
-from airflow_provider_aigw.export._commit import DEFAULT_LOCK_LEASE
 from airflow_provider_aigw.filters import (
     format_time,
     normalize_filters,
@@ -544,7 +543,6 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             bytes_per_part=self.bytes_per_part,
             overwrite_smaller=self.overwrite_smaller,
             owner=self._owner(context),
-            lock_lease=self._lock_lease(),
         )
         progress.report()
         summary = result.summary()
@@ -580,13 +578,6 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         run_id = context.get("run_id") or getattr(ti, "run_id", None)
         map_index = getattr(ti, "map_index", -1)
         return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
-
-    def _lock_lease(self) -> dt.timedelta:
-        """How long a lock of this task counts as held: its execution timeout (plus a margin)."""
-        timeout = self.execution_timeout
-        if isinstance(timeout, dt.timedelta) and timeout > dt.timedelta(0):
-            return timeout + dt.timedelta(minutes=5)
-        return DEFAULT_LOCK_LEASE
 
     def _with_bodies(
         self, logs: Iterable[dict[str, Any]], gateway: str, failures: list[str]

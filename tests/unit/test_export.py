@@ -675,9 +675,9 @@ def test_bad_arguments_fail_before_anything_is_written(dest: Dest, kwargs: dict,
 def test_unregistered_scheme_is_a_clear_error() -> None:
     tracking = Tracking(spread_logs(5))
     with pytest.raises(AIGatewayInputError) as err:
-        export_logs(tracking, "s3://aws_default@my-bucket/aigw", gateway_id="gw", start=START, end=END)
+        export_logs(tracking, "abfs://azure_default@container/aigw", gateway_id="gw", start=START, end=END)
     msg = str(err.value)
-    assert "destination" in msg and "'s3'" in msg and "apache-airflow-providers-amazon[s3fs]" in msg
+    assert "destination" in msg and "'abfs'" in msg and "apache-airflow-providers-microsoft-azure" in msg
     assert tracking.consumed == 0
     with pytest.raises(AIGatewayInputError, match="gcsfs"):
         resolve_destination("gs://bucket/prefix")

@@ -423,3 +423,37 @@ def test_errors_name_the_lock_and_nothing_is_lost(dest: Dest) -> None:
     assert_exact_manifest_only(result.manifest_uri, spread_logs(4))
     with pytest.raises(AIGatewayError):
         read_manifest(f"{dest.url}/{lock_path()}")
+
+
+def test_the_holder_renews_its_lock_while_the_walk_stalls(dest: Dest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_aigw.export._commit import WindowLock
+
+    renewed = threading.Event()
+    original = WindowLock.renew
+
+    def renew(self: WindowLock) -> None:
+        original(self)
+        renewed.set()
+
+    monkeypatch.setattr(WindowLock, "renew", renew)
+    gate = Gate(spread_logs(10), after=5)
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: outcome.setdefault(
+            "result",
+            export_logs(gate, dest.url, gateway_id="gw-1", start=START, end=END, lock_lease=timedelta(seconds=0.3)),
+        )
+    )
+    thread.start()
+    assert gate.reached.wait(60)
+    first = json.loads(dest.fs.cat_file(f"{dest.root}/{lock_path()}"))
+    renewed.clear()
+    assert renewed.wait(60), "the lock is renewed while the walk waits"
+    second = json.loads(dest.fs.cat_file(f"{dest.root}/{lock_path()}"))
+    assert second["attempt"] == first["attempt"] and second["expires_at"] > first["expires_at"]
+    # A renewed lock is not taken over by another job.
+    with pytest.raises(AIGatewayExportConflictError):
+        run(spread_logs(3), dest, lock_lease=timedelta(seconds=0.3))
+    gate.go.set()
+    thread.join(60)
+    assert_exact(outcome["result"], spread_logs(10), dest)
