@@ -244,6 +244,8 @@ class _PartStream:
         self.export = export
         self.files: list[dict[str, Any]] = []
         self.rows = 0
+        #: Mergeable per-window statistics of the rows of this stream (see ``_window_stats``).
+        self.body_stats: dict[str, dict[str, int]] = {}
         self._current: _OpenPart | None = None
         self._dir = ""
 
@@ -263,6 +265,12 @@ class _PartStream:
             self._dir = part_dir
         current.write(item, dt)
         self.rows += 1
+        for status_field in BODY_STATUS_FIELDS:
+            if status_field in item:
+                status = item[status_field]
+                counts = self.body_stats.setdefault(status_field, {})
+                label = "null" if status is None else str(status)
+                counts[label] = counts.get(label, 0) + 1
 
     def close(self) -> None:
         if self._current is not None:
@@ -317,11 +325,19 @@ def _iter_part_ids(dest: Destination, rel: str) -> Iterator[Any]:
                 yield record.get("id")
 
 
-def _merge_counts(into: dict[str, dict[str, int]], other: Mapping[str, Mapping[str, int]]) -> None:
-    for name, counts in other.items():
-        target = into.setdefault(name, {})
-        for label, n in counts.items():
-            target[label] = target.get(label, 0) + int(n)
+def _window_stats(streams: list[_PartStream], kept: list[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Statistics of the committed rows: those of ``streams`` plus those of the ``kept`` manifests.
+
+    The union of a re-run merges what each side counted, so every per-window summary of the
+    manifest has to be mergeable this way (counts add up).
+    """
+    merged: dict[str, dict[str, int]] = {}
+    for other in [*(s.body_stats for s in streams), *(m.get("body_stats", {}) for m in kept)]:
+        for name, counts in other.items():
+            target = merged.setdefault(name, {})
+            for label, n in counts.items():
+                target[label] = target.get(label, 0) + int(n)
+    return merged
 
 
 def export_logs(
@@ -420,7 +436,6 @@ def export_logs(
         archived = _archived_ids(dest, previous)
         fresh, again = _PartStream(x), _PartStream(x)
         streams = [fresh, again]
-        body_stats: dict[str, dict[str, int]] = {}
         outside = 0
         hourly = partition_by == "hour"
         for item in logs:
@@ -436,13 +451,6 @@ def export_logs(
             stream.write(item, dt, part_dir)
             if not s <= dt < e:
                 outside += 1
-            if stream is fresh:
-                for status_field in BODY_STATUS_FIELDS:
-                    if status_field in item:
-                        status = item[status_field]
-                        counts = body_stats.setdefault(status_field, {})
-                        label = "null" if status is None else str(status)
-                        counts[label] = counts.get(label, 0) + 1
             walked = fresh.rows + again.rows
             if on_progress is not None and walked % PROGRESS_EVERY == 0:
                 on_progress(walked)
@@ -457,13 +465,13 @@ def export_logs(
         if overwrite_smaller or archived.all_seen:
             mode = "replace" if previous else "create"
             files, kept = fresh.files + again.files, 0
+            body_stats = _window_stats([fresh, again], [])
             if again.files and fresh.files:
                 files.sort(key=lambda f: f["path"])
         else:
             mode = "union"
             files = [dict(f) for c in previous for f in c.manifest.get("files", [])] + fresh.files
-            for c in previous:
-                _merge_counts(body_stats, c.manifest.get("body_stats", {}))
+            body_stats = _window_stats([fresh], [c.manifest for c in previous])
             log.warning(
                 "%d of the %d archived logs of this window are gone from the gateway: keeping the archived "
                 "files and adding the %d logs not archived yet (pass overwrite_smaller=True to drop them)",

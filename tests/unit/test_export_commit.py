@@ -457,3 +457,21 @@ def test_the_holder_renews_its_lock_while_the_walk_stalls(dest: Dest, monkeypatc
     gate.go.set()
     thread.join(60)
     assert_exact(outcome["result"], spread_logs(10), dest)
+
+
+def test_body_stats_cover_the_committed_rows_in_replace_and_union(dest: Dest) -> None:
+    def with_status(logs: list[dict], status: str) -> list[dict]:
+        return [dict(log, request_body_status=status, response_body_status="collected") for log in logs]
+
+    first = with_status(spread_logs(6), "collected")
+    run(first, dest)
+    replaced = run(first, dest).manifest
+    assert replaced["commit"]["mode"] == "replace"
+    assert replaced["body_stats"] == {"request_body_status": {"collected": 6}, "response_body_status": {"collected": 6}}
+    late = with_status([make_log(700 + i, START + timedelta(hours=i)) for i in range(3)], "failed")
+    union = run(late, dest).manifest
+    assert union["commit"]["mode"] == "union"
+    assert union["body_stats"] == {
+        "request_body_status": {"collected": 6, "failed": 3},
+        "response_body_status": {"collected": 9},
+    }
