@@ -140,7 +140,7 @@ class WindowLock:
             self.held.append(rel)
             return
         current = self._read(rel)
-        if current is not None and self._may_take_over(current):
+        if current is not None and self._may_take_over(current, rel):
             # Another taker may race us here; only one exclusive create wins, and the loser is
             # refused. A holder checks the lock is still its own before it commits.
             self.dest.remove(rel)
@@ -169,7 +169,7 @@ class WindowLock:
         """Renew the held locks every third of the lease until :meth:`release`."""
         if self._renewer is not None:
             return
-        interval = self.lease.total_seconds() / 3
+        interval = max(self.lease.total_seconds() / 3, 0.1)
         self._renewer = threading.Thread(
             target=self._renew_loop, args=(interval,), name=f"aigw-export-lock-{self.attempt}", daemon=True
         )
@@ -189,13 +189,19 @@ class WindowLock:
             except AIGatewayError as err:  # the next renewal tries again; the commit re-checks
                 log.warning("could not renew lock %s: %s", self.dest.uri(rel), err)
 
-    def _may_take_over(self, current: Mapping[str, Any]) -> bool:
+    def _may_take_over(self, current: Mapping[str, Any], rel: str) -> bool:
         if self.owner is not None and current.get("owner") == self.owner:
             return True
         try:
             expires = parse_created_at(current["expires_at"])
-        except Exception:
-            return False
+        except Exception:  # unreadable (a writer died creating it): judged by its age
+            try:
+                modified = self.dest.fs.modified(self.dest.full(rel))
+            except Exception:
+                return False
+            if modified.tzinfo is None:
+                modified = modified.replace(tzinfo=timezone.utc)
+            expires = modified + self.lease
         return expires <= datetime.now(timezone.utc)
 
     def _read(self, rel: str) -> dict[str, Any] | None:
