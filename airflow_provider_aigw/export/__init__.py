@@ -17,6 +17,7 @@ Public API::
 from __future__ import annotations
 
 from airflow_provider_aigw.export._storage import resolve_destination
+from airflow_provider_aigw.export._window import window_tag
 from airflow_provider_aigw.export.formats import (
     DEFAULT_FORMAT,
     FORMATS,
@@ -40,7 +41,6 @@ from airflow_provider_aigw.export.writer import (
     PARTITION_BY,
     ExportResult,
     export_logs,
-    window_tag,
 )
 
 __all__ = [

@@ -14,10 +14,8 @@ followed by ``-f<hash>`` when filters are given. Each attempt writes parts under
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,6 +25,12 @@ from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import _commit
 from airflow_provider_aigw.export._commit import MANIFEST_DIR, Committed, IdIndex, WindowLock
 from airflow_provider_aigw.export._storage import Destination, _AtomicWriter, _open_destination
+from airflow_provider_aigw.export._window import (
+    check_datetime,
+    check_filters,
+    check_gateway_id,
+    window_tag,
+)
 from airflow_provider_aigw.export.formats import (
     SCHEMA_VERSION,
     RecordWriter,
@@ -54,93 +58,6 @@ SUMMARY_MAX_PATHS = 100
 PROGRESS_EVERY = 10_000
 BODY_STATUS_FIELDS: tuple[str, ...] = ("request_body_status", "response_body_status")
 FILE_KEYS = ("path", "uri", "rows", "bytes", "sha256", "min_created_at", "max_created_at", "attempt")
-
-_GATEWAY_ID_RE = re.compile(r"^[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*$")
-
-
-# --- validation helpers ------------------------------------------------------------------------
-
-
-def _check_datetime(name: str, value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise AIGatewayInputError(f"{name} must be a timezone-aware datetime, got {value!r}") from exc
-    if not isinstance(value, datetime):
-        raise AIGatewayInputError(f"{name} must be a timezone-aware datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise AIGatewayInputError(
-            f"{name} must be timezone-aware (got naive {value.isoformat()}); e.g. use "
-            "datetime(..., tzinfo=timezone.utc) or pendulum.datetime(...)"
-        )
-    u = value.astimezone(timezone.utc)
-    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=timezone.utc)
-
-
-def _check_gateway_id(gateway_id: Any) -> str:
-    if not isinstance(gateway_id, str) or not gateway_id or len(gateway_id) > 64:
-        raise AIGatewayInputError(
-            f"gateway_id must be a non-empty string of at most 64 chars, got {gateway_id!r}"
-        )
-    if not _GATEWAY_ID_RE.match(gateway_id):
-        raise AIGatewayInputError(
-            f"gateway_id {gateway_id!r} is not a valid AI Gateway id (letters, digits, '_' and single '-')"
-        )
-    return gateway_id
-
-
-def _check_filters(filters: Any) -> list[dict[str, Any]]:
-    if filters is None:
-        return []
-    if isinstance(filters, Mapping):
-        filters = [filters]
-    if not isinstance(filters, (list, tuple)):
-        raise AIGatewayInputError(f"filters must be a list of filter dicts, got {type(filters).__name__}")
-    result: list[dict[str, Any]] = []
-    for item in filters:
-        if not isinstance(item, Mapping):
-            raise AIGatewayInputError(f"filters must be a list of filter dicts, got item {item!r}")
-        result.append(dict(item))
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise AIGatewayInputError(f"filters must be JSON-serialisable: {exc}") from exc
-    return result
-
-
-def _filters_hash(filters: list[dict[str, Any]]) -> str:
-    canon = []
-    for f in filters:
-        item = dict(f)
-        if "value" in item and not isinstance(item["value"], list):
-            item["value"] = [item["value"]]
-        canon.append(json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
-    digest = hashlib.sha256("\n".join(sorted(canon)).encode("utf-8")).hexdigest()
-    return digest[:10]
-
-
-def _compact_ts(dt: datetime) -> str:
-    text = dt.strftime("%Y%m%dT%H%M%S")
-    if dt.microsecond:
-        text += f".{dt.microsecond:06d}"
-    return text + "Z"
-
-
-def window_tag(start: datetime, end: datetime, filters: list[dict[str, Any]] | None = None) -> str:
-    """Deterministic tag of an export window, e.g. ``20261126T000000Z-20261127T000000Z[-f<hash>]``.
-
-    The optional ``-f<hash>`` is a short stable hash of the filters (their order and a scalar
-    versus one-item ``value`` do not matter).
-    """
-    s = _check_datetime("start", start)
-    e = _check_datetime("end", end)
-    tag = f"{_compact_ts(s)}-{_compact_ts(e)}"
-    flt = _check_filters(filters)
-    if flt:
-        tag += f"-f{_filters_hash(flt)}"
-    return tag
-
 
 # --- result --------------------------------------------------------------------------------------
 
@@ -405,12 +322,12 @@ def export_logs(
             raise AIGatewayInputError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(lock_lease, timedelta) or lock_lease <= timedelta(0):
         raise AIGatewayInputError(f"lock_lease must be a positive timedelta, got {lock_lease!r}")
-    gw = _check_gateway_id(gateway_id)
-    s = _check_datetime("start", start)
-    e = _check_datetime("end", end)
+    gw = check_gateway_id(gateway_id)
+    s = check_datetime("start", start)
+    e = check_datetime("end", end)
     if not s < e:
         raise AIGatewayInputError(f"start ({format_ts(s)}) must be before end ({format_ts(e)})")
-    flt = _check_filters(filters)
+    flt = check_filters(filters)
     if on_progress is not None and not callable(on_progress):
         raise AIGatewayInputError("on_progress must be callable")
 
