@@ -94,3 +94,11 @@ class AIGatewayUnsafeDeleteError(AIGatewayError):
 class AIGatewayBodyError(AIGatewayError):
     """Request/response bodies of an export could not be fetched (see ``on_body_error``), or
     bodies of logs a delete was asked to remove were never archived."""
+
+
+class AIGatewayExportConflictError(AIGatewayError):
+    """Another export of the same window and format holds its lock, or committed meanwhile.
+
+    Raised before anything is written (lock held, overlapping window) or before the commit
+    (the committed export changed while this one ran); the committed export stays as it was.
+    """

@@ -143,7 +143,7 @@ def main() -> int:
             DEMO / "dags-test.log",
         )
         manifest = read_manifest(
-            f"{OUTPUT.as_uri()}/gateway={GATEWAY}/_manifests/{window_tag(start, end)}.json"
+            f"{OUTPUT.as_uri()}/gateway={GATEWAY}/_manifests/{window_tag(start, end)}.jsonl.gz.json"
         )
         in_window_after = client.count_logs(start=start, end=end)
         total_after = client.count_logs()
@@ -155,7 +155,7 @@ def main() -> int:
         ("window", f"[{manifest['window']['start']}, {manifest['window']['end']})"),
         ("logs in window (emulator)", f"{in_window_before:,}"),
         ("logs exported", f"{manifest['count']:,}"),
-        ("files", f"{len(manifest['files']):,} ({manifest['format']}, hive partitions by hour) + manifest"),
+        ("files", f"{len(manifest['files']):,} ({manifest['format']}, hive partitions by day) + manifest"),
         ("bytes", f"{manifest['bytes']:,}"),
         ("logs deleted", f"{total_before - total_after:,} ({in_window_after} left in the window)"),
         ("logs outside the window kept", f"{total_after:,}"),

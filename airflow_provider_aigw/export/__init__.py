@@ -8,7 +8,8 @@ Public API::
     validate_format(format) -> str
     resolve_destination(destination) -> ObjectStoragePath
     export_logs(logs, destination, *, gateway_id, start, end, filters=None, format="jsonl.gz",
-                partition_by="hour", rows_per_part=100_000, on_progress=None) -> ExportResult
+                partition_by="day", rows_per_part=1_000_000, bytes_per_part=128 MiB,
+                overwrite_smaller=False, owner=None, lock_lease=24h, on_progress=None) -> ExportResult
     read_manifest(uri_or_path) -> dict
     iter_manifest_records(manifest, *, verify=False) -> Iterator[dict]
 """
@@ -16,6 +17,7 @@ Public API::
 from __future__ import annotations
 
 from airflow_provider_aigw.export._storage import resolve_destination
+from airflow_provider_aigw.export._window import window_tag
 from airflow_provider_aigw.export.formats import (
     DEFAULT_FORMAT,
     FORMATS,
@@ -25,26 +27,33 @@ from airflow_provider_aigw.export.formats import (
     read_parquet_records,
     validate_format,
 )
-from airflow_provider_aigw.export.writer import (
-    DEFAULT_ROWS_PER_PART,
-    PARTITION_BY,
-    ExportResult,
-    export_logs,
+from airflow_provider_aigw.export.reader import (
+    file_uri,
     iter_file_records,
     iter_manifest_records,
     read_manifest,
     verify_file,
-    window_tag,
+)
+from airflow_provider_aigw.export.writer import (
+    DEFAULT_BYTES_PER_PART,
+    DEFAULT_PARTITION_BY,
+    DEFAULT_ROWS_PER_PART,
+    PARTITION_BY,
+    ExportResult,
+    export_logs,
 )
 
 __all__ = [
+    "DEFAULT_BYTES_PER_PART",
     "DEFAULT_FORMAT",
+    "DEFAULT_PARTITION_BY",
     "DEFAULT_ROWS_PER_PART",
     "FORMATS",
     "PARTITION_BY",
     "SCHEMA_VERSION",
     "ExportResult",
     "export_logs",
+    "file_uri",
     "iter_file_records",
     "iter_manifest_records",
     "normalize_record",

@@ -194,6 +194,15 @@ class Destination:
         """URL of ``rel`` as the user would write it (keeps the conn id)."""
         return f"{self.uri_root}/{rel}"
 
+    @property
+    def plain_root(self) -> str:
+        """URL of the root without the Airflow connection id (``s3://bucket/prefix``)."""
+        return strip_userinfo(self.uri_root)
+
+    def plain_uri(self, rel: str) -> str:
+        """URL of ``rel`` that readers outside Airflow can open (no connection id)."""
+        return f"{self.plain_root}/{rel}"
+
     def norm(self, path: str) -> str:
         """Normalise a path the filesystem returned for comparisons."""
         return str(self.fs._strip_protocol(path)).rstrip("/")
@@ -260,6 +269,60 @@ class Destination:
 
         result: list[str] = self._wrap("list", rel_dir, _find)
         return result
+
+    def listdir(self, rel_dir: str) -> list[str]:
+        """Files directly in ``rel_dir`` (filesystem paths), empty when it does not exist."""
+        full = self.full(rel_dir)
+
+        def _ls() -> list[str]:
+            try:
+                entries = self.fs.ls(full, detail=True)
+            except FileNotFoundError:
+                return []
+            return [str(e["name"]) for e in entries if e.get("type") != "directory"]
+
+        self.fs.invalidate_cache(full)
+        result: list[str] = self._wrap("list", rel_dir, _ls)
+        return result
+
+    def read_bytes_or_none(self, rel: str) -> bytes | None:
+        """Whole content of ``rel``, ``None`` when it does not exist."""
+
+        def _cat() -> bytes | None:
+            try:
+                data: bytes = self.fs.cat_file(self.full(rel))
+            except FileNotFoundError:
+                return None
+            return data
+
+        result: bytes | None = self._wrap("read", rel, _cat)
+        return result
+
+    def create_exclusive(self, rel: str, data: bytes) -> bool:
+        """Create ``rel`` holding ``data`` only if it does not exist; ``False`` when it does.
+
+        Atomic where the store has a conditional create: ``O_EXCL`` on local filesystems and
+        ``If-None-Match: *`` on S3 (s3fs mode ``xb``); on ``memory://`` a process-wide lock.
+        """
+        head = rel.rpartition("/")[0]
+        if head:
+            self.makedirs(head)
+        full = self.full(rel)
+
+        def _create() -> bool:
+            try:
+                with self.fs.open(full, "xb") as f:
+                    f.write(data)
+            except FileExistsError:
+                return False
+            return True
+
+        if "memory" in self.protocols:
+            from airflow_provider_aigw.export._commit import memory_lock
+
+            with memory_lock():
+                return bool(self._wrap("create", rel, _create))
+        return bool(self._wrap("create", rel, _create))
 
     def read_bytes(self, rel: str) -> bytes:
         """Whole content of ``rel``."""
@@ -360,6 +423,15 @@ class _AtomicWriter:
                 raw.close()
         with contextlib.suppress(Exception):
             self.dest.fs.rm_file(self.target)
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without a ``user@`` part (the Airflow connection id of ``s3://conn@bucket``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def iter_lines(raw: IO[bytes]) -> Iterator[bytes]:

@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 
 #: Rows buffered per Parquet row group (also bounded by :data:`PARQUET_ROW_GROUP_BYTES`).
 PARQUET_ROW_GROUP_ROWS = 10_000
-#: Approximate bytes of string data buffered before a Parquet row group is flushed.
+#: UTF-8 bytes of string data buffered before a Parquet row group is flushed.
 PARQUET_ROW_GROUP_BYTES = 64 * 1024 * 1024
 
 _PARQUET_HINT = "format='parquet' needs the 'parquet' extra: pip install 'airflow-provider-aigw[parquet]'"
@@ -340,7 +340,8 @@ class ParquetRecordWriter(RecordWriter):
             value = row[name]
             cols[name].append(value)
             if isinstance(value, str):
-                size += len(value)
+                # UTF-8 bytes, not characters (CJK/emoji take 3-4 bytes); isascii() is O(1)
+                size += len(value) if value.isascii() else len(value.encode("utf-8"))
         self._rows += 1
         self._bytes += size
         if self._rows >= self._row_group_rows or self._bytes >= self._row_group_bytes:

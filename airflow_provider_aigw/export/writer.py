@@ -2,29 +2,36 @@
 
 Layout under the destination (hive-style, partitioned by ``created_at`` in UTC)::
 
-    gateway=<gateway_id>/date=YYYY-MM-DD/hour=HH/part-<WINDOWTAG>-00000.jsonl.gz
-    gateway=<gateway_id>/_manifests/<WINDOWTAG>.json
+    gateway=<gateway_id>/date=YYYY-MM-DD/[hour=HH/]part-<WINDOWTAG>-a<ATTEMPT>-00000.<ext>
+    gateway=<gateway_id>/_manifests/<WINDOWTAG>.<format>.json
+    gateway=<gateway_id>/_manifests/<WINDOWTAG>.<format>.lock     (while an export runs)
 
 ``WINDOWTAG`` is ``<start>-<end>`` in compact UTC (``20261126T000000Z-20261127T000000Z``),
-followed by ``-f<hash>`` when filters are given, so equal inputs give equal names: a retry or a
-re-run overwrites instead of duplicating. The manifest is written last and is the commit point.
+followed by ``-f<hash>`` when filters are given. Each attempt writes parts under its own
+``ATTEMPT`` id and commits by writing the manifest, which is the only thing readers trust; see
+:mod:`airflow_provider_aigw.export._commit` for the protocol.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.export import _commit
+from airflow_provider_aigw.export._commit import MANIFEST_DIR, Committed, IdIndex, WindowLock
 from airflow_provider_aigw.export._storage import Destination, _AtomicWriter, _open_destination
+from airflow_provider_aigw.export._window import (
+    check_datetime,
+    check_filters,
+    check_gateway_id,
+    window_tag,
+)
 from airflow_provider_aigw.export.formats import (
-    EXTENSIONS,
     SCHEMA_VERSION,
     RecordWriter,
     format_of,
@@ -32,7 +39,6 @@ from airflow_provider_aigw.export.formats import (
     make_writer,
     parse_created_at,
     read_jsonl_records,
-    read_parquet_records,
     validate_format,
 )
 
@@ -42,105 +48,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PARTITION_BY: tuple[str, ...] = ("hour", "day")
-DEFAULT_ROWS_PER_PART = 100_000
+PARTITION_BY: tuple[str, ...] = ("day", "hour")
+DEFAULT_PARTITION_BY = "day"
+DEFAULT_ROWS_PER_PART = 1_000_000
+#: A part rolls over once this many (compressed) bytes are written.
+DEFAULT_BYTES_PER_PART = 128 * 1024 * 1024
 #: ``summary()`` lists file URIs only up to this many files.
 SUMMARY_MAX_PATHS = 100
 PROGRESS_EVERY = 10_000
-MANIFEST_DIR = "_manifests"
 BODY_STATUS_FIELDS: tuple[str, ...] = ("request_body_status", "response_body_status")
-
-_GATEWAY_ID_RE = re.compile(r"^[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*$")
-
-
-# --- validation helpers ------------------------------------------------------------------------
-
-
-def _check_datetime(name: str, value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise AIGatewayInputError(f"{name} must be a timezone-aware datetime, got {value!r}") from exc
-    if not isinstance(value, datetime):
-        raise AIGatewayInputError(f"{name} must be a timezone-aware datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise AIGatewayInputError(
-            f"{name} must be timezone-aware (got naive {value.isoformat()}); e.g. use "
-            "datetime(..., tzinfo=timezone.utc) or pendulum.datetime(...)"
-        )
-    u = value.astimezone(timezone.utc)
-    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=timezone.utc)
-
-
-def _check_gateway_id(gateway_id: Any) -> str:
-    if not isinstance(gateway_id, str) or not gateway_id or len(gateway_id) > 64:
-        raise AIGatewayInputError(
-            f"gateway_id must be a non-empty string of at most 64 chars, got {gateway_id!r}"
-        )
-    if not _GATEWAY_ID_RE.match(gateway_id):
-        raise AIGatewayInputError(
-            f"gateway_id {gateway_id!r} is not a valid AI Gateway id (letters, digits, '_' and single '-')"
-        )
-    return gateway_id
-
-
-def _check_filters(filters: Any) -> list[dict[str, Any]]:
-    if filters is None:
-        return []
-    if isinstance(filters, Mapping):
-        filters = [filters]
-    if not isinstance(filters, (list, tuple)):
-        raise AIGatewayInputError(f"filters must be a list of filter dicts, got {type(filters).__name__}")
-    result: list[dict[str, Any]] = []
-    for item in filters:
-        if not isinstance(item, Mapping):
-            raise AIGatewayInputError(f"filters must be a list of filter dicts, got item {item!r}")
-        result.append(dict(item))
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise AIGatewayInputError(f"filters must be JSON-serialisable: {exc}") from exc
-    return result
-
-
-def _filters_hash(filters: list[dict[str, Any]]) -> str:
-    canon = []
-    for f in filters:
-        item = dict(f)
-        if "value" in item and not isinstance(item["value"], list):
-            item["value"] = [item["value"]]
-        canon.append(json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
-    digest = hashlib.sha256("\n".join(sorted(canon)).encode("utf-8")).hexdigest()
-    return digest[:10]
-
-
-def _compact_ts(dt: datetime) -> str:
-    text = dt.strftime("%Y%m%dT%H%M%S")
-    if dt.microsecond:
-        text += f".{dt.microsecond:06d}"
-    return text + "Z"
-
-
-def window_tag(start: datetime, end: datetime, filters: list[dict[str, Any]] | None = None) -> str:
-    """Deterministic tag of an export window, e.g. ``20261126T000000Z-20261127T000000Z[-f<hash>]``.
-
-    The optional ``-f<hash>`` is a short stable hash of the filters (their order and a scalar
-    versus one-item ``value`` do not matter).
-    """
-    s = _check_datetime("start", start)
-    e = _check_datetime("end", end)
-    tag = f"{_compact_ts(s)}-{_compact_ts(e)}"
-    flt = _check_filters(filters)
-    if flt:
-        tag += f"-f{_filters_hash(flt)}"
-    return tag
-
-
-def _part_name_re(tag: str) -> re.Pattern[str]:
-    exts = "|".join(re.escape(ext) for ext in sorted(set(EXTENSIONS.values()), key=len, reverse=True))
-    return re.compile(rf"^\.?part-{re.escape(tag)}-\d{{5,}}\.(?:{exts})(?:\.tmp)?$")
-
+FILE_KEYS = ("path", "uri", "rows", "bytes", "sha256", "min_created_at", "max_created_at", "attempt")
 
 # --- result --------------------------------------------------------------------------------------
 
@@ -154,8 +71,13 @@ class ExportResult:
 
     @property
     def count(self) -> int:
-        """Number of logs exported."""
+        """Number of logs in the committed export (earlier attempts' rows included)."""
         return int(self.manifest["count"])
+
+    @property
+    def written(self) -> int:
+        """Number of logs this attempt read from ``logs``."""
+        return int(self.manifest["commit"]["walked"])
 
     def summary(self) -> dict[str, Any]:
         """Small JSON-serialisable dict for XCom (file URIs only when there are at most 100 files)."""
@@ -171,6 +93,7 @@ class ExportResult:
             "count": m["count"],
             "files": len(files),
             "bytes": m["bytes"],
+            "commit": {k: m["commit"][k] for k in ("mode", "added", "kept")},
         }
         if len(files) <= SUMMARY_MAX_PATHS:
             out["paths"] = [f["uri"] for f in files]
@@ -183,8 +106,9 @@ class ExportResult:
 class _OpenPart:
     """One part file being written."""
 
-    def __init__(self, dest: Destination, rel: str, format: str) -> None:
+    def __init__(self, dest: Destination, rel: str, format: str, attempt: str) -> None:
         self.rel = rel
+        self.attempt = attempt
         self._ctx = _AtomicWriter(dest, rel)
         self._hw: HashingWriter = self._ctx.__enter__()
         try:
@@ -195,6 +119,10 @@ class _OpenPart:
         self.rows = 0
         self.min_dt: datetime | None = None
         self.max_dt: datetime | None = None
+
+    @property
+    def bytes_written(self) -> int:
+        return self._hw.bytes_written
 
     def write(self, item: Mapping[str, Any], dt: datetime) -> None:
         self._writer.write(item, dt)
@@ -219,10 +147,114 @@ class _OpenPart:
             "sha256": self._hw.sha256,
             "min_created_at": format_ts(self.min_dt),
             "max_created_at": format_ts(self.max_dt),
+            "attempt": self.attempt,
         }
 
     def abort(self, exc: BaseException) -> None:
         self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+
+
+class _PartStream:
+    """Rolls parts of one kind of rows: one open part at a time, a new one per partition or when full."""
+
+    def __init__(self, export: _Attempt) -> None:
+        self.export = export
+        self.files: list[dict[str, Any]] = []
+        self.rows = 0
+        #: Mergeable per-window statistics of the rows of this stream (see ``_window_stats``).
+        self.body_stats: dict[str, dict[str, int]] = {}
+        self._current: _OpenPart | None = None
+        self._dir = ""
+
+    def write(self, item: Mapping[str, Any], dt: datetime, part_dir: str) -> None:
+        current = self._current
+        x = self.export
+        if current is not None and (
+            part_dir != self._dir or current.rows >= x.rows_per_part or current.bytes_written >= x.bytes_per_part
+        ):
+            self.files.append(current.finish())
+            current = self._current = None
+        if current is None:
+            index = x.part_counts.get(part_dir, 0)
+            x.part_counts[part_dir] = index + 1
+            rel = f"{part_dir}/{_commit.part_name(x.tag, x.attempt, index, x.fmt)}"
+            current = self._current = _OpenPart(x.dest, rel, x.fmt, x.attempt)
+            self._dir = part_dir
+        current.write(item, dt)
+        self.rows += 1
+        for status_field in BODY_STATUS_FIELDS:
+            if status_field in item:
+                status = item[status_field]
+                counts = self.body_stats.setdefault(status_field, {})
+                label = "null" if status is None else str(status)
+                counts[label] = counts.get(label, 0) + 1
+
+    def close(self) -> None:
+        if self._current is not None:
+            self.files.append(self._current.finish())
+            self._current = None
+
+    def abort(self, exc: BaseException) -> None:
+        if self._current is not None:
+            self._current.abort(exc)
+            self._current = None
+
+
+@dataclass
+class _Attempt:
+    """Settings and state of one export attempt shared by its part streams."""
+
+    dest: Destination
+    tag: str
+    attempt: str
+    fmt: str
+    rows_per_part: int
+    bytes_per_part: int
+    part_counts: dict[str, int]
+
+
+def _archived_ids(dest: Destination, previous: list[Committed]) -> IdIndex:
+    """Index of the ids named by the previous manifests (reads their parts once)."""
+
+    def ids() -> Iterator[Any]:
+        for c in previous:
+            for f in c.manifest.get("files", []):
+                yield from _iter_part_ids(dest, f["path"])
+
+    return IdIndex(ids())
+
+
+def _iter_part_ids(dest: Destination, rel: str) -> Iterator[Any]:
+    full = dest.full(rel)
+    fmt = format_of(rel)
+    try:
+        raw = dest.fs.open(full, "rb")
+    except FileNotFoundError as exc:
+        raise AIGatewayError(f"{dest.uri(rel)} is named by the committed manifest but does not exist") from exc
+    with raw:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(raw).iter_batches(columns=["id"]):
+                yield from batch.column(0).to_pylist()
+        else:
+            for record in read_jsonl_records(raw, gzipped=fmt == "jsonl.gz"):
+                yield record.get("id")
+
+
+def _window_stats(streams: list[_PartStream], kept: list[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Statistics of the committed rows: those of ``streams`` plus those of the ``kept`` manifests.
+
+    The union of a re-run merges what each side counted, so every per-window summary of the
+    manifest has to be mergeable this way (counts add up).
+    """
+    merged: dict[str, dict[str, int]] = {}
+    for other in [*(s.body_stats for s in streams), *(m.get("body_stats", {}) for m in kept)]:
+        for name, counts in other.items():
+            target = merged.setdefault(name, {})
+            for label, n in counts.items():
+                target[label] = target.get(label, 0) + int(n)
+    return merged
 
 
 def export_logs(
@@ -235,20 +267,26 @@ def export_logs(
     filters: list[dict[str, Any]] | None = None,
     account_id: str | None = None,
     format: str = "jsonl.gz",
-    partition_by: str = "hour",
+    partition_by: str = DEFAULT_PARTITION_BY,
     rows_per_part: int = DEFAULT_ROWS_PER_PART,
+    bytes_per_part: int = DEFAULT_BYTES_PER_PART,
+    overwrite_smaller: bool = False,
+    owner: str | None = None,
+    lock_lease: timedelta = _commit.DEFAULT_LOCK_LEASE,
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    """Stream ``logs`` into partitioned part files under ``destination`` and write a manifest last.
+    """Stream ``logs`` into partitioned part files under ``destination`` and commit a manifest.
 
-    Every argument is validated and the destination's filesystem resolved and probed for
-    writability before the first log is consumed. ``logs`` is consumed once; at most one part
-    file is open at a time. Logs should arrive in ascending ``created_at`` (de-duplicated by
-    ``id``); an out-of-order log is written to a new part in its own partition.
+    Every argument is validated, the destination probed and the window's lock taken before the
+    first log is consumed. ``logs`` is consumed once; at most two part files are open at a time.
+    Logs should arrive in ascending ``created_at``, de-duplicated by ``id``.
 
-    Re-running with the same gateway, window and filters rewrites the same paths: the old
-    manifest of the window is deleted first, part files of the window that this run did not
-    write are deleted after the last part, then the manifest is written.
+    The commit (see :mod:`~airflow_provider_aigw.export._commit`): this attempt's parts get their
+    own names, the previous manifest stays valid until the new one is written, superseded parts
+    are deleted afterwards. A concurrent export of the same window and format is refused. When an
+    export of the window (or of windows inside it) is committed already, the new manifest
+    replaces it if every log it archived was read again; otherwise it keeps those files and adds
+    the logs not archived yet (``commit.mode`` ``"union"``), so the archive never shrinks.
 
     :param logs: log dicts as the API returns them; every field is kept.
     :param destination: ``ObjectStoragePath`` or URL (``file://``, ``s3://conn@bucket/prefix``,
@@ -260,12 +298,21 @@ def export_logs(
     :param account_id: the Cloudflare account the logs come from (recorded; a delete with the
         manifest refuses another account).
     :param format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (needs the ``parquet`` extra).
-    :param partition_by: ``hour`` (default) or ``day``.
-    :param rows_per_part: a partition rolls to a new part file after this many rows.
+    :param partition_by: ``day`` (default) or ``hour``.
+    :param rows_per_part: a part rolls over after this many rows (default 1,000,000).
+    :param bytes_per_part: ... or once this many bytes are written (default 128 MiB).
+    :param overwrite_smaller: replace the committed export with exactly the logs read now, even
+        when it archived logs that are gone from the gateway (they leave the archive).
+    :param owner: identity of the job (e.g. the Airflow task instance); a lock left by a killed
+        earlier try of the same owner is taken over instead of refused.
+    :param lock_lease: a lock not renewed for this long is taken over (default 5 minutes; the
+        holder renews it every third of that).
     :param on_progress: called with the number of logs written so far, every 10,000 logs and
         once at the end.
     :raises AIGatewayInputError: invalid argument, unusable or unwritable destination, or a log
         without a parseable ``created_at``.
+    :raises AIGatewayExportConflictError: another export of the window runs or committed meanwhile,
+        or the window overlaps an exported one without containing it.
     :raises AIGatewayError: a write to the destination failed.
     """
     fmt = validate_format(format)
@@ -273,38 +320,44 @@ def export_logs(
         raise AIGatewayInputError(
             f"partition_by must be one of {', '.join(PARTITION_BY)}; got {partition_by!r}"
         )
-    if isinstance(rows_per_part, bool) or not isinstance(rows_per_part, int) or rows_per_part < 1:
-        raise AIGatewayInputError(f"rows_per_part must be a positive integer, got {rows_per_part!r}")
-    gw = _check_gateway_id(gateway_id)
-    s = _check_datetime("start", start)
-    e = _check_datetime("end", end)
+    for name, value in (("rows_per_part", rows_per_part), ("bytes_per_part", bytes_per_part)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AIGatewayInputError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(lock_lease, timedelta) or lock_lease <= timedelta(0):
+        raise AIGatewayInputError(f"lock_lease must be a positive timedelta, got {lock_lease!r}")
+    gw = check_gateway_id(gateway_id)
+    s = check_datetime("start", start)
+    e = check_datetime("end", end)
     if not s < e:
         raise AIGatewayInputError(f"start ({format_ts(s)}) must be before end ({format_ts(e)})")
-    flt = _check_filters(filters)
+    flt = check_filters(filters)
     if on_progress is not None and not callable(on_progress):
         raise AIGatewayInputError("on_progress must be callable")
 
     dest = _open_destination(destination)
     tag = window_tag(s, e, flt)
+    filters_suffix = tag[len(window_tag(s, e)) :]
     gw_dir = f"gateway={gw}"
-    manifest_rel = f"{gw_dir}/{MANIFEST_DIR}/{tag}.json"
-
+    manifest_rel = _commit.manifest_rel(gw_dir, tag, fmt)
     dest.check_writable(f"{gw_dir}/{MANIFEST_DIR}")
-    # No reader may see the old manifest next to new parts.
-    dest.remove(manifest_rel)
 
-    ext = EXTENSIONS[fmt]
-    files: list[dict[str, Any]] = []
-    part_counts: dict[str, int] = {}
-    body_stats: dict[str, dict[str, int]] = {}
-    count = 0
-    outside = 0
-    current: _OpenPart | None = None
-    current_key: tuple[int, int, int, int] | None = None
-    current_dir = ""
-    hourly = partition_by == "hour"
-
+    attempt = _commit.new_attempt_id()
+    lock = WindowLock(dest, attempt, owner, lock_lease)
+    lock.acquire(_commit.lock_rel(gw_dir, tag, fmt))
+    lock.keep_alive()
+    x = _Attempt(dest, tag, attempt, fmt, rows_per_part, bytes_per_part, {})
+    streams: list[_PartStream] = []
     try:
+        previous = _commit.list_committed(dest, gw_dir, fmt, filters_suffix, s, e)
+        _commit.check_overlaps(previous, s, e, dest.uri)
+        for c in previous:
+            if c.tag != tag:
+                lock.acquire(_commit.lock_rel(gw_dir, c.tag, fmt))
+        archived = _archived_ids(dest, previous)
+        fresh, again = _PartStream(x), _PartStream(x)
+        streams = [fresh, again]
+        outside = 0
+        hourly = partition_by == "hour"
         for item in logs:
             if not isinstance(item, Mapping):
                 raise AIGatewayInputError(f"each log must be a mapping, got {type(item).__name__}")
@@ -313,184 +366,114 @@ def export_logs(
             except KeyError:
                 raise AIGatewayInputError(f"log {item.get('id')!r} has no created_at") from None
             dt = parse_created_at(created)
-            key = (dt.year, dt.month, dt.day, dt.hour if hourly else 0)
-            if key != current_key:
-                current_key = key
-                current_dir = f"{gw_dir}/date={key[0]:04d}-{key[1]:02d}-{key[2]:02d}"
-                if hourly:
-                    current_dir += f"/hour={key[3]:02d}"
-                if current is not None:
-                    files.append(current.finish())
-                    current = None
-            elif current is not None and current.rows >= rows_per_part:
-                files.append(current.finish())
-                current = None
-            if current is None:
-                index = part_counts.get(current_dir, 0)
-                part_counts[current_dir] = index + 1
-                current = _OpenPart(dest, f"{current_dir}/part-{tag}-{index:05d}.{ext}", fmt)
-            current.write(item, dt)
-            count += 1
+            part_dir = f"{gw_dir}/date={dt:%Y-%m-%d}" + (f"/hour={dt.hour:02d}" if hourly else "")
+            stream = again if archived.mark(item.get("id")) else fresh
+            stream.write(item, dt, part_dir)
             if not s <= dt < e:
                 outside += 1
-            for status_field in BODY_STATUS_FIELDS:
-                if status_field in item:
-                    status = item[status_field]
-                    counts = body_stats.setdefault(status_field, {})
-                    label = "null" if status is None else str(status)
-                    counts[label] = counts.get(label, 0) + 1
-            if on_progress is not None and count % PROGRESS_EVERY == 0:
-                on_progress(count)
-        if current is not None:
-            files.append(current.finish())
-            current = None
+            walked = fresh.rows + again.rows
+            if on_progress is not None and walked % PROGRESS_EVERY == 0:
+                on_progress(walked)
+        for stream in streams:
+            stream.close()
+        walked = fresh.rows + again.rows
+        if outside:
+            log.warning("%d of %d logs lie outside the window [%s, %s)", outside, walked, format_ts(s), format_ts(e))
+
+        # -- commit: nothing committed has been touched so far.
+        kept = sum(int(c.manifest.get("count", 0)) for c in previous)
+        if overwrite_smaller or archived.all_seen:
+            mode = "replace" if previous else "create"
+            files, kept = fresh.files + again.files, 0
+            body_stats = _window_stats([fresh, again], [])
+            if again.files and fresh.files:
+                files.sort(key=lambda f: f["path"])
+        else:
+            mode = "union"
+            files = [dict(f) for c in previous for f in c.manifest.get("files", [])] + fresh.files
+            body_stats = _window_stats([fresh], [c.manifest for c in previous])
+            log.warning(
+                "%d of the %d archived logs of this window are gone from the gateway: keeping the archived "
+                "files and adding the %d logs not archived yet (pass overwrite_smaller=True to drop them)",
+                len(archived) - archived.seen,
+                len(archived),
+                fresh.rows,
+            )
+        count = sum(int(f["rows"]) for f in files)
+        for f in files:
+            f["uri"] = dest.plain_uri(f["path"])
+            f.setdefault("attempt", None)
+        from airflow_provider_aigw import __version__
+
+        manifest: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "provider_version": __version__,
+            "account_id": account_id,
+            "gateway_id": gw,
+            "window": {"start": format_ts(s), "end": format_ts(e)},
+            "window_tag": tag,
+            "filters": flt,
+            "format": fmt,
+            "partition_by": partition_by,
+            "rows_per_part": rows_per_part,
+            "bytes_per_part": bytes_per_part,
+            "root": dest.plain_root,
+            "count": count,
+            "bytes": sum(int(f["bytes"]) for f in files),
+            "files": [{k: f[k] for k in FILE_KEYS} for f in files],
+            "attempt": attempt,
+            "commit": {
+                "mode": mode,
+                "walked": walked,
+                "added": fresh.rows if mode == "union" else walked,
+                "kept": kept if mode == "union" else 0,
+                "replaced": [c.manifest.get("attempt") for c in previous],
+            },
+        }
+        if body_stats:
+            manifest["body_stats"] = body_stats
+        if outside:
+            manifest["outside_window"] = outside
+        manifest["created_at"] = format_ts(datetime.now(timezone.utc))
+        manifest["complete"] = True
+
+        _commit.check_unchanged(dest, previous, _commit.list_committed(dest, gw_dir, fmt, filters_suffix, s, e))
+        if not overwrite_smaller and count < len(archived):  # the shrink guard, against the committed ids
+            raise AIGatewayError(
+                f"refusing to commit {count} logs over an export of {len(archived)} ({manifest_rel}); "
+                "pass overwrite_smaller=True to replace it anyway"
+            )
+        lock.check_held()
+        dest.write_bytes(manifest_rel, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     except BaseException as exc:
-        if current is not None:
-            current.abort(exc)
+        for stream in streams:
+            stream.abort(exc)
+        _discard(dest, [f["path"] for stream in streams for f in stream.files])
+        lock.release()
         raise
 
-    if outside:
-        log.warning(
-            "%d of %d logs lie outside the window [%s, %s)", outside, count, format_ts(s), format_ts(e)
-        )
-
-    # Remove what an earlier attempt of this window wrote and this one did not.
-    written = {dest.norm(dest.full(f["path"])) for f in files}
-    pattern = _part_name_re(tag)
-    manifests_prefix = dest.norm(dest.full(f"{gw_dir}/{MANIFEST_DIR}")) + "/"
-    removed = 0
-    for found in dest.find(gw_dir):
-        norm = dest.norm(found)
-        if norm in written or norm.startswith(manifests_prefix):
-            continue
-        if pattern.match(norm.rsplit("/", 1)[-1]):
-            dest.remove_full(found)
-            dest.prune_empty_dirs(found, gw_dir)
-            removed += 1
-    if removed:
-        log.info("removed %d stale part file(s) of window %s", removed, tag)
-
-    for f in files:
-        f["uri"] = dest.uri(f["path"])
-    total_bytes = sum(f["bytes"] for f in files)
-
-    from airflow_provider_aigw import __version__
-
-    manifest: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "provider_version": __version__,
-        "account_id": account_id,
-        "gateway_id": gw,
-        "window": {"start": format_ts(s), "end": format_ts(e)},
-        "window_tag": tag,
-        "filters": flt,
-        "format": fmt,
-        "partition_by": partition_by,
-        "rows_per_part": rows_per_part,
-        "count": count,
-        "bytes": total_bytes,
-        "files": [
-            {k: f[k] for k in ("path", "uri", "rows", "bytes", "sha256", "min_created_at", "max_created_at")}
-            for f in files
-        ],
-    }
-    if body_stats:
-        manifest["body_stats"] = body_stats
-    if outside:
-        manifest["outside_window"] = outside
-    manifest["created_at"] = format_ts(datetime.now(timezone.utc))
-    manifest["complete"] = True
-
-    body = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    dest.write_bytes(manifest_rel, body.encode("utf-8"))
+    # -- collect: the new manifest is live; what it does not name is garbage.
+    try:
+        for c in previous:
+            if c.rel != manifest_rel:
+                dest.remove(c.rel)
+        keep = {f["path"] for f in manifest["files"]}
+        removed = _commit.collect(dest, gw_dir, {tag, *(c.tag for c in previous)}, fmt, keep, s, e)
+        if removed:
+            log.info("removed %d superseded part file(s) of window %s (%s)", removed, tag, fmt)
+    except AIGatewayError as err:  # committed already: leftovers are collected by the next export
+        log.warning("export committed, but removing superseded files failed: %s", err)
+    finally:
+        lock.release()
     if on_progress is not None:
-        on_progress(count)
+        on_progress(walked)
     return ExportResult(manifest=manifest, manifest_uri=dest.uri(manifest_rel))
 
 
-# --- reading back -------------------------------------------------------------------------------
-
-
-def _read_uri_bytes(uri: str | ObjectStoragePath) -> bytes:
-    dest = _open_destination(uri)
-    try:
-        data: bytes = dest.fs.cat_file(dest.root)
-    except FileNotFoundError as exc:
-        raise AIGatewayError(f"{dest.uri_root!r} does not exist") from exc
-    except Exception as exc:
-        raise AIGatewayError(f"cannot read {dest.uri_root!r}: {type(exc).__name__}: {exc}") from exc
-    return data
-
-
-def read_manifest(uri_or_path: str | ObjectStoragePath | Mapping[str, Any]) -> dict[str, Any]:
-    """Load an export manifest.
-
-    :param uri_or_path: the manifest URL / ``ObjectStoragePath``, or the export's XCom summary
-        (a dict with ``manifest_uri``), or an already loaded manifest (returned as a copy).
-    :raises AIGatewayError: the manifest is missing, unreadable or not a complete manifest.
-    """
-    if isinstance(uri_or_path, Mapping):
-        if "files" in uri_or_path and "complete" in uri_or_path:
-            return dict(uri_or_path)
-        uri = uri_or_path.get("manifest_uri")
-        if not uri:
-            raise AIGatewayInputError("manifest dict has neither 'manifest_uri' nor manifest content")
-        return read_manifest(uri)
-    data = _read_uri_bytes(uri_or_path)
-    try:
-        manifest = json.loads(data)
-    except ValueError as exc:
-        raise AIGatewayError(f"manifest {str(uri_or_path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("complete") is not True:
-        raise AIGatewayError(f"{str(uri_or_path)!r} is not a complete export manifest")
-    return manifest
-
-
-def iter_file_records(uri: str | ObjectStoragePath) -> Iterator[dict[str, Any]]:
-    """Yield the log dicts of one exported part file (format taken from its name).
-
-    Parquet rows come back as described in :func:`~.formats.parquet_row_to_record`.
-    """
-    dest = _open_destination(uri)
-    fmt = format_of(dest.root)
-    try:
-        raw = dest.fs.open(dest.root, "rb")
-    except FileNotFoundError as exc:
-        raise AIGatewayError(f"{dest.uri_root!r} does not exist") from exc
-    with raw:
-        if fmt == "parquet":
-            yield from read_parquet_records(raw)
-        else:
-            yield from read_jsonl_records(raw, gzipped=fmt == "jsonl.gz")
-
-
-def iter_manifest_records(
-    manifest: str | ObjectStoragePath | Mapping[str, Any], *, verify: bool = False
-) -> Iterator[dict[str, Any]]:
-    """Yield every log of an export, file by file in manifest order.
-
-    :param manifest: as accepted by :func:`read_manifest`.
-    :param verify: check each file's sha256 and byte count against the manifest first (reads
-        each file twice).
-    """
-    m = read_manifest(manifest)
-    for f in m["files"]:
-        if verify:
-            verify_file(f)
-        yield from iter_file_records(f["uri"])
-
-
-def verify_file(entry: Mapping[str, Any]) -> None:
-    """Check one manifest file entry's byte count and sha256 against the stored object."""
-    dest = _open_destination(entry["uri"])
-    sha = hashlib.sha256()
-    size = 0
-    with dest.fs.open(dest.root, "rb") as raw:
-        while chunk := raw.read(1024 * 1024):
-            sha.update(chunk)
-            size += len(chunk)
-    if size != entry["bytes"] or sha.hexdigest() != entry["sha256"]:
-        raise AIGatewayError(
-            f"{entry['uri']!r} does not match its manifest entry "
-            f"(bytes {size} vs {entry['bytes']}, sha256 {sha.hexdigest()} vs {entry['sha256']})"
-        )
+def _discard(dest: Destination, rels: list[str]) -> None:
+    """Best-effort removal of the parts of an attempt that did not commit."""
+    for rel in rels:
+        try:
+            dest.remove(rel)
+        except AIGatewayError as err:
+            log.warning("could not remove uncommitted part %s: %s", dest.uri(rel), err)

@@ -27,15 +27,15 @@ from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_aigw.deletion import delete_exported, delete_listed
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import (
+    DEFAULT_BYTES_PER_PART,
+    DEFAULT_PARTITION_BY,
     DEFAULT_ROWS_PER_PART,
     PARTITION_BY,
     export_logs,
     read_manifest,
     resolve_destination,
     validate_format,
-    window_tag,
 )
-from airflow_provider_aigw.export.writer import MANIFEST_DIR
 from airflow_provider_aigw.filters import (
     check_delete_filter_keys,
     format_time,
@@ -320,12 +320,16 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     """Export the logs of a ``[start, end)`` window to object storage, streaming.
 
     Pages flow straight into the writer (memory stays flat). Files are partitioned hive-style
-    (``gateway=<id>/date=YYYY-MM-DD/hour=HH/``), rolled every ``rows_per_part`` rows and named
-    deterministically from the window and filters, so a retry or re-run overwrites them and
-    removes parts it no longer writes; the manifest
-    (``gateway=<id>/_manifests/<window>.json``) is written last. Returns the manifest summary:
+    (``gateway=<id>/date=YYYY-MM-DD/`` or ``.../hour=HH/``) and rolled by rows and bytes. Each
+    attempt writes parts under its own names and commits by writing the manifest
+    (``gateway=<id>/_manifests/<window>.<format>.json``) last; the previous manifest stays valid
+    until then, and superseded parts are removed afterwards. A concurrent export of the same
+    window and format is refused (a lock object, created with a conditional write); a killed
+    earlier try of the same task instance is taken over. A re-run over a window whose archived
+    logs are gone from the gateway (exported and deleted) keeps them and adds the logs not
+    archived yet (the union): the archive never shrinks. Returns the manifest summary:
     ``manifest_uri``, ``gateway_id``, ``start``, ``end``, ``filters``, ``format``, ``count``,
-    ``files``, ``bytes`` (and ``paths`` for up to 100 files).
+    ``files``, ``bytes``, ``commit`` (``mode``, ``added``, ``kept``) and ``paths`` (up to 100 files).
 
     The window defaults to the run's data interval. Logs arrive late, so an ``end`` later than
     ``now - settle_lag`` is refused, or with ``clamp_end=True`` moved back with a warning.
@@ -350,15 +354,16 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         writing every file and the manifest; ``warn``: only log a warning. Either way a delete
         with this manifest never deletes a log whose body fetch failed.
     :param body_concurrency: parallel body requests (1-32, default 4).
-    :param partition_by: ``hour`` (default) or ``day``.
-    :param rows_per_part: rows per part file before it rolls (default 100,000).
+    :param partition_by: ``day`` (default) or ``hour`` (for windows of more than about a
+        million logs a day; see the README).
+    :param rows_per_part: rows per part file before it rolls (default 1,000,000).
+    :param bytes_per_part: bytes per part file before it rolls (default 128 MiB).
     :param settle_lag: how long ago the window must end (timedelta or seconds; default 5 min).
     :param clamp_end: move a too-recent ``end`` back to ``now - settle_lag`` (warning) instead
         of failing.
-    :param overwrite_smaller: replace an existing export of the same window that holds more
-        logs than match now. By default that is refused: it happens when the window's logs
-        were deleted after the first export (e.g. a cleared archive run), and re-exporting
-        would replace the archive with less.
+    :param overwrite_smaller: replace the committed export of the window with exactly the logs
+        that match now, dropping archived logs that are gone from the gateway. By default those
+        are kept (union).
     :param gateway_id: gateway; default the connection's. Templated.
     :param aigw_conn_id: Airflow connection id.
     """
@@ -378,8 +383,9 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         include_bodies: bool = False,
         on_body_error: str = "fail",
         body_concurrency: int = 4,
-        partition_by: str = "hour",
+        partition_by: str = DEFAULT_PARTITION_BY,
         rows_per_part: int = DEFAULT_ROWS_PER_PART,
+        bytes_per_part: int = DEFAULT_BYTES_PER_PART,
         settle_lag: dt.timedelta | float = DEFAULT_SETTLE_LAG,
         clamp_end: bool = False,
         overwrite_smaller: bool = False,
@@ -402,6 +408,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.body_concurrency = _positive_int(body_concurrency, param="body_concurrency", maximum=MAX_CONCURRENCY)
         self.partition_by = _choice(partition_by, PARTITION_BY, param="partition_by")
         self.rows_per_part = _positive_int(rows_per_part, param="rows_per_part")
+        self.bytes_per_part = _positive_int(bytes_per_part, param="bytes_per_part")
         self.settle_lag = _seconds(settle_lag, param="settle_lag")
         self.clamp_end = bool(clamp_end)
         self.overwrite_smaller = bool(overwrite_smaller)
@@ -477,7 +484,6 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             fmt,
             _strip_userinfo(str(destination)),
         )
-        self._check_existing(destination, gateway, start, end, filters, expected)
         logs: Iterable[dict[str, Any]] = self.hook.iter_logs(
             filters=filters, start=start, end=end, gateway_id=gateway
         )
@@ -502,15 +508,18 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             format=fmt,
             partition_by=self.partition_by,
             rows_per_part=self.rows_per_part,
+            bytes_per_part=self.bytes_per_part,
+            overwrite_smaller=self.overwrite_smaller,
+            owner=self._owner(context),
         )
         progress.report()
         summary = result.summary()
-        if result.count != expected:
+        if result.written != expected:
             self.log.warning(
-                "%d logs matched when the export started, %d were exported: the gateway changed during "
+                "%d logs matched when the export started, %d were read: the gateway changed during "
                 "the export (late arrivals or automatic deletion of old logs)",
                 expected,
-                result.count,
+                result.written,
             )
         if bodies is not None:
             summary["body_stats"] = result.manifest.get("body_stats", {})
@@ -534,32 +543,12 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             self.log.warning("%s; their rows are exported with body status 'failed'", bodies.summary())
         return summary
 
-    def _check_existing(
-        self,
-        destination: ObjectStoragePath,
-        gateway: str,
-        start: dt.datetime,
-        end: dt.datetime,
-        filters: list[dict[str, Any]],
-        expected: int,
-    ) -> None:
-        """Refuse to replace a committed export of this window with a smaller one."""
-        if self.overwrite_smaller:
-            return
-        tag = window_tag(start, end, filters or None)
-        uri = f"{str(destination).rstrip('/')}/gateway={gateway}/{MANIFEST_DIR}/{tag}.json"
-        try:
-            previous = read_manifest(uri)
-        except AIGatewayError as err:
-            if isinstance(err.__cause__, FileNotFoundError):
-                return
-            raise
-        if int(previous.get("count", 0)) > expected:
-            raise AIGatewayError(
-                f"{uri} already holds an export of this window with {previous['count']} logs, but only "
-                f"{expected} match now (were they deleted after that export?). Refusing to replace it with "
-                "a smaller export; pass overwrite_smaller=True to replace it anyway"
-            )
+    def _owner(self, context: Context) -> str:
+        """The task instance: a lock left by a killed earlier try of it is taken over on retry."""
+        ti = context.get("ti") or context.get("task_instance")
+        run_id = context.get("run_id") or getattr(ti, "run_id", None)
+        map_index = getattr(ti, "map_index", -1)
+        return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
     def _record_outlets(self, context: Context, summary: dict[str, Any]) -> None:
         """Attach the summary (without file paths) to the events of this task's outlet assets."""

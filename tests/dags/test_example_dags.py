@@ -7,6 +7,7 @@ read back through the manifest.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -50,8 +51,13 @@ def files_of(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def manifest_uri(root: Path | str, gateway: str = GW) -> str:
-    return f"{str(root).rstrip('/')}/gateway={gateway}/_manifests/{TAG}.json"
+def manifest_uri(root: Path | str, gateway: str = GW, fmt: str = "jsonl.gz") -> str:
+    return f"{str(root).rstrip('/')}/gateway={gateway}/_manifests/{TAG}.{fmt}.json"
+
+
+def plain(name: str) -> str:
+    """A part name without its attempt id (each export attempt writes its own names)."""
+    return re.sub(r"-a[0-9a-f]{12}-", "-", name)
 
 
 def archive(load_dag: Any, dest: str, *, fmt: str = "jsonl.gz", skip_delete: bool = False) -> Any:
@@ -108,27 +114,50 @@ def test_archive_bad_window_param_fails_before_any_request(load_dag: Any, emu: E
     assert emu.stats["total"] == 0 and not list(tmp_path.iterdir())
 
 
-def test_archive_rerun_leaves_the_same_files(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
+def test_archive_rerun_leaves_the_same_content(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
     assert set(states(archive(load_dag, f"file://{tmp_path}", skip_delete=True)).values()) == {"success"}
     first = files_of(tmp_path)
     assert set(states(archive(load_dag, f"file://{tmp_path}", skip_delete=True)).values()) == {"success"}
     second = files_of(tmp_path)
-    manifest_name = f"gateway={GW}/_manifests/{TAG}.json"
-    assert set(first) == set(second)
-    assert {k: v for k, v in first.items() if k != manifest_name} == {
-        k: v for k, v in second.items() if k != manifest_name
-    }
+    manifest_name = f"gateway={GW}/_manifests/{TAG}.jsonl.gz.json"
+    parts = {plain(k): v for k, v in first.items() if k != manifest_name}
+    assert parts == {plain(k): v for k, v in second.items() if k != manifest_name}
+    assert not set(first) & set(second) - {manifest_name}, "the re-run wrote its own names, the old ones are gone"
+
+    def content(manifest: dict[str, Any]) -> dict[str, Any]:
+        files = [{k: v for k, v in f.items() if k not in ("path", "uri", "attempt")} for f in manifest["files"]]
+        rest = {k: v for k, v in manifest.items() if k not in ("created_at", "attempt", "commit", "files")}
+        return {**rest, "files": files}
+
     m1, m2 = json.loads(first[manifest_name]), json.loads(second[manifest_name])
-    assert {k: v for k, v in m1.items() if k != "created_at"} == {k: v for k, v in m2.items() if k != "created_at"}
+    assert content(m1) == content(m2)
+    assert m2["commit"]["mode"] == "replace" and m2["commit"]["replaced"] == [m1["attempt"]]
 
 
-def test_archive_rerun_after_delete_keeps_the_archive(load_dag: Any, emu: EmulatorServer, tmp_path: Path) -> None:
-    archive(load_dag, f"file://{tmp_path}")
+def test_archive_rerun_after_delete_adds_late_logs_and_deletes_exactly_them(
+    load_dag: Any, emu: EmulatorServer, tmp_path: Path
+) -> None:
+    """Issue 12: 50 late logs arrive in a day that was archived and deleted; the re-run archives
+    them as extra parts, publishes the union, and its delete removes exactly those 50."""
+    archived = emu.ids(GW, START, END)
+    outside = emu.ids(GW, None, START) + emu.ids(GW, END)
+    assert set(states(archive(load_dag, f"file://{tmp_path}")).values()) == {"success"}
     kept = files_of(tmp_path)
-    emu.add_logs(GW, [{"created_at": (START + timedelta(hours=1)).isoformat()}])  # so the sensor passes
+    late = emu.add_logs(GW, [{"created_at": (START + timedelta(minutes=25 * i + 3)).isoformat()} for i in range(50)])
     run = archive(load_dag, f"file://{tmp_path}")
-    assert states(run)["export_logs"] == "failed" and states(run)["delete_exported_logs"] == "upstream_failed"
-    assert files_of(tmp_path) == kept
+    assert states(run) == dict.fromkeys(ARCHIVE_TASKS, "success")
+    summary = get_xcom(run, "export_logs")
+    assert summary["commit"] == {"mode": "union", "added": 50, "kept": IN_WINDOW}
+    assert summary["count"] == IN_WINDOW + 50
+    manifest = read_manifest(manifest_uri(f"file://{tmp_path}"))
+    ids = [r["id"] for r in iter_manifest_records(manifest, verify=True)]
+    assert sorted(ids) == sorted([*archived, *late]) and len(ids) == len(set(ids))
+    now = files_of(tmp_path)
+    assert {k: v for k, v in now.items() if k in kept and "/_manifests/" not in k} == {
+        k: v for k, v in kept.items() if "/_manifests/" not in k
+    }, "the archived parts are kept as they were"
+    assert get_xcom(run, "delete_exported_logs") == 50
+    assert emu.ids(GW, START, END) == [] and emu.ids(GW) == outside
 
 
 def test_export_failing_midway_then_retried_leaves_exact_data(
@@ -144,13 +173,14 @@ def test_export_failing_midway_then_retried_leaves_exact_data(
     failed = archive(load_dag, f"file://{retried_root}", skip_delete=True)
     assert states(failed)["export_logs"] == "failed"
     assert not Path(manifest_uri(retried_root)).exists()
-    assert list(retried_root.rglob("part-*"))  # partial parts, never committed by a manifest
+    # The failed attempt removed what it wrote and released the window's lock.
+    assert not [p for p in retried_root.rglob("*") if p.is_file()]
     emu.faults.reset()
     emu.reset_stats()
     retried = archive(load_dag, f"file://{retried_root}", skip_delete=True)
     assert states(retried)["export_logs"] == "success"
     archive(load_dag, f"file://{clean_root}", skip_delete=True)
-    assert set(files_of(retried_root)) == set(files_of(clean_root))
+    assert {plain(k) for k in files_of(retried_root)} == {plain(k) for k in files_of(clean_root)}
     manifest = read_manifest(manifest_uri(f"file://{retried_root}"))
     ids = [r["id"] for r in iter_manifest_records(manifest, verify=True)]
     assert ids == truth and len(set(ids)) == len(ids)
@@ -175,7 +205,7 @@ def test_parquet_and_jsonl_round_trip_to_the_same_records(load_dag: Any, emu: Em
     for fmt in ("parquet", "jsonl"):
         root = tmp_path / fmt.replace(".", "_")
         assert states(archive(load_dag, f"file://{root}", fmt=fmt, skip_delete=True))["export_logs"] == "success"
-        manifest = read_manifest(manifest_uri(f"file://{root}"))
+        manifest = read_manifest(manifest_uri(f"file://{root}", fmt=fmt))
         assert manifest["format"] == fmt and all(f["path"].endswith(f".{fmt}") for f in manifest["files"])
         records[fmt] = list(iter_manifest_records(manifest))
     # JSONL keeps every log exactly as the API returned it; Parquet reads back the documented
@@ -190,7 +220,7 @@ def test_memory_destination(load_dag: Any, emu: EmulatorServer) -> None:
     run = archive(load_dag, dest)
     assert set(states(run).values()) == {"success"}
     manifest = read_manifest(manifest_uri(dest))
-    assert manifest["files"][0]["uri"].startswith(f"{dest}/gateway={GW}/date=2026-01-09/hour=")
+    assert manifest["files"][0]["uri"].startswith(f"{dest}/gateway={GW}/date=2026-01-09/part-")
     assert manifest["count"] == IN_WINDOW and emu.ids(GW, START, END) == []
 
 

@@ -7,6 +7,7 @@ Every case asserts exact outcomes against the emulator's ground truth (``server.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -87,18 +88,27 @@ def files_of(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def plain(name: str) -> str:
+    """A part name without its attempt id (each export attempt writes its own names)."""
+    return re.sub(r"-a[0-9a-f]{12}-", "-", name)
+
+
 def comparable(files: dict[str, bytes]) -> dict[str, Any]:
-    """Files with each manifest's creation time and file URLs dropped (all else must be equal)."""
+    """Files by name without attempt ids, with each manifest's creation time, attempt ids and
+    file URLs dropped (all else must be equal)."""
     out: dict[str, Any] = {}
     for name, data in files.items():
-        if "/_manifests/" in name:
+        if "/_manifests/" in name and name.endswith(".json"):
             manifest = json.loads(data)
-            manifest.pop("created_at", None)
+            for key in ("created_at", "attempt", "commit"):
+                manifest.pop(key, None)
             for entry in manifest.get("files", []):
                 entry.pop("uri", None)  # holds the destination root
+                entry.pop("attempt", None)
+                entry["path"] = plain(entry["path"])
             out[name] = manifest
         else:
-            out[name] = data
+            out[plain(name)] = data
     return out
 
 

@@ -7,6 +7,7 @@ then produces exactly the files of a clean export: no stale part, no temp file.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator
 
-from .conftest import END, GW, START, assert_exact, comparable, exported_ids, files_of
+from .conftest import END, GW, START, assert_exact, comparable, exported_ids, files_of, plain
 
 pytestmark = [pytest.mark.integration, pytest.mark.dags]
 
@@ -98,6 +99,7 @@ def test_worker_killed_mid_export_then_retried(emu, tmp_path, previous):
     manifest_name = next(name for name in reference if "/_manifests/" in name)
     if previous != "fresh":
         clean_export(dest)  # a committed export of the same window is being redone
+    committed = files_of(dest)
     log = tmp_path / "worker.log"
 
     emu.faults.update(latency_ms=50)
@@ -108,15 +110,31 @@ def test_worker_killed_mid_export_then_retried(emu, tmp_path, previous):
     assert pages_served < 40, "the export finished before the kill"
 
     left = files_of(dest)
-    assert manifest_name not in left, "a manifest is visible after the worker died mid-export"
+    if previous == "fresh":
+        assert manifest_name not in left, "a manifest is visible after the worker died mid-export"
+    else:
+        assert left[manifest_name] == committed[manifest_name], "the committed manifest stays valid"
+        assert_exact(exported_ids(f"file://{dest}/{manifest_name}"), truth)
+    left.pop(manifest_name, None)
+    reference_parts = comparable(reference)
     for name, data in left.items():
         if Path(name).name.startswith("part-"):
             # complete: exactly the bytes of the same part of a clean export
-            assert data == reference[name], f"{name} is a partial part under a final name"
+            assert data == reference_parts[plain(name)], f"{name} is a partial part under a final name"
+        elif name.endswith(".lock"):
+            assert "/_manifests/" in name  # the killed attempt's window lock; its retry takes it over
         else:
             assert name.endswith(".tmp") and Path(name).name.startswith("."), f"unexpected file {name}"
 
     emu.faults.update(latency_ms=0)
+    # Another run of the window is refused while the killed worker's lock lease lasts ...
+    refused = start_worker(dest, log)
+    assert refused.wait(timeout=WAIT_S) != 0
+    assert "another export of this window and format is running" in log.read_text()
+    assert files_of(dest) == {**left, **({manifest_name: committed[manifest_name]} if previous != "fresh" else {})}
+    # ... which nobody renews: moved into the past here instead of waiting the 5 minutes out.
+    (lock,) = dest.rglob("*.lock")
+    lock.write_text(json.dumps({**json.loads(lock.read_text()), "expires_at": "2000-01-01T00:00:00Z"}))
     retry = start_worker(dest, log)
     assert retry.wait(timeout=WAIT_S) == 0, log.read_text()[-3000:]
     assert comparable(files_of(dest)) == comparable(reference)  # no stale part, no temp file

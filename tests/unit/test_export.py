@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -120,6 +121,19 @@ def fdest(tmp_path: Any) -> Dest:
     return Dest("file", tmp_path)
 
 
+def plain(path: str) -> str:
+    """A part path without its attempt id (``-a<12 hex>``), to compare with fixed names."""
+    return re.sub(r"-a[0-9a-f]{12}-", "-", path)
+
+
+def paths(result: ExportResult) -> list[str]:
+    return [plain(f["path"]) for f in result.manifest["files"]]
+
+
+def manifest_path(fmt: str = "jsonl.gz", tag: str = TAG) -> str:
+    return f"gateway=gw-1/_manifests/{tag}.{fmt}.json"
+
+
 def read_records(uri: str) -> list[dict]:
     return list(iter_file_records(uri))
 
@@ -176,7 +190,7 @@ def test_partition_paths_hourly_exact(dest: Dest) -> None:
         datetime(2026, 11, 27, 13, 5, tzinfo=UTC),
     ]
     logs = [make_log(i, t) for i, t in enumerate(times)]
-    result = run(logs, dest, format="jsonl")
+    result = run(logs, dest, format="jsonl", partition_by="hour")
     expected = [
         f"gateway=gw-1/date=2026-11-26/hour=00/part-{TAG}-00000.jsonl",
         f"gateway=gw-1/date=2026-11-26/hour=01/part-{TAG}-00000.jsonl",
@@ -184,11 +198,14 @@ def test_partition_paths_hourly_exact(dest: Dest) -> None:
         f"gateway=gw-1/date=2026-11-27/hour=00/part-{TAG}-00000.jsonl",
         f"gateway=gw-1/date=2026-11-27/hour=13/part-{TAG}-00000.jsonl",
     ]
-    assert [f["path"] for f in result.manifest["files"]] == expected
+    assert paths(result) == expected
     assert [f["rows"] for f in result.manifest["files"]] == [2, 1, 1, 1, 1]
-    assert sorted(dest.files()) == sorted([*expected, f"gateway=gw-1/_manifests/{TAG}.json"])
-    assert result.manifest_uri == f"{dest.url}/gateway=gw-1/_manifests/{TAG}.json"
-    assert result.manifest["files"][0]["uri"] == f"{dest.url}/{expected[0]}"
+    assert sorted(plain(p) for p in dest.files()) == sorted([*expected, manifest_path("jsonl")])
+    assert result.manifest_uri == f"{dest.url}/{manifest_path('jsonl')}"
+    assert result.manifest["files"][0]["uri"] == f"{dest.url}/{result.manifest['files'][0]['path']}"
+    attempt = result.manifest["attempt"]
+    assert re.fullmatch(r"[0-9a-f]{12}", attempt)
+    assert all(f"-a{attempt}-" in f["path"] and f["attempt"] == attempt for f in result.manifest["files"])
     first = result.manifest["files"][0]
     assert first["min_created_at"] == "2026-11-26T00:00:00Z"
     assert first["max_created_at"] == "2026-11-26T00:59:59.999Z"
@@ -196,8 +213,8 @@ def test_partition_paths_hourly_exact(dest: Dest) -> None:
 
 def test_partition_by_day(dest: Dest) -> None:
     logs = spread_logs(200, step=timedelta(minutes=13))  # ~43 hours: two days
-    result = run(logs, dest, format="jsonl.gz", partition_by="day")
-    assert [f["path"] for f in result.manifest["files"]] == [
+    result = run(logs, dest, format="jsonl.gz")  # the default
+    assert paths(result) == [
         f"gateway=gw-1/date=2026-11-26/part-{TAG}-00000.jsonl.gz",
         f"gateway=gw-1/date=2026-11-27/part-{TAG}-00000.jsonl.gz",
     ]
@@ -211,8 +228,8 @@ def test_rows_per_part_rolling(dest: Dest, fmt: str) -> None:
     logs = spread_logs(25, step=timedelta(seconds=10))  # all in hour 00
     result = run(logs, dest, format=fmt, rows_per_part=10)
     ext = {"jsonl": "jsonl", "jsonl.gz": "jsonl.gz", "parquet": "parquet"}[fmt]
-    assert [(f["path"], f["rows"]) for f in result.manifest["files"]] == [
-        (f"gateway=gw-1/date=2026-11-26/hour=00/part-{TAG}-{i:05d}.{ext}", rows)
+    assert [(plain(f["path"]), f["rows"]) for f in result.manifest["files"]] == [
+        (f"gateway=gw-1/date=2026-11-26/part-{TAG}-{i:05d}.{ext}", rows)
         for i, rows in enumerate([10, 10, 5])
     ]
     # Order is kept within and across parts.
@@ -238,11 +255,11 @@ def test_jsonl_gz_is_valid_gzip(fdest: Dest) -> None:
 def test_out_of_order_log_goes_to_new_part_of_its_partition(dest: Dest) -> None:
     logs = spread_logs(20, step=timedelta(minutes=20))  # hours 00..06
     late = make_log(999, START + timedelta(minutes=5))  # belongs to hour 00, arrives last
-    result = run([*logs, late], dest, format="jsonl")
-    paths = [f["path"] for f in result.manifest["files"]]
-    assert paths[-1] == f"gateway=gw-1/date=2026-11-26/hour=00/part-{TAG}-00001.jsonl"
-    assert paths[0] == f"gateway=gw-1/date=2026-11-26/hour=00/part-{TAG}-00000.jsonl"
-    assert len(paths) == len(set(paths))
+    result = run([*logs, late], dest, format="jsonl", partition_by="hour")
+    names = paths(result)
+    assert names[-1] == f"gateway=gw-1/date=2026-11-26/hour=00/part-{TAG}-00001.jsonl"
+    assert names[0] == f"gateway=gw-1/date=2026-11-26/hour=00/part-{TAG}-00000.jsonl"
+    assert len(names) == len(set(names))
     assert sorted(all_ids(result)) == sorted(log["id"] for log in [*logs, late])
 
 
@@ -253,27 +270,32 @@ def test_out_of_order_log_goes_to_new_part_of_its_partition(dest: Dest) -> None:
 def test_rerun_same_input_same_files_and_checksums(dest: Dest, fmt: str) -> None:
     logs = spread_logs(120)
     first = run(logs, dest, format=fmt, rows_per_part=9)
-    content1 = dest.parts()
+    content1 = {plain(k): v for k, v in dest.parts().items()}
     second = run(logs, dest, format=fmt, rows_per_part=9)
-    content2 = dest.parts()
+    content2 = {plain(k): v for k, v in dest.parts().items()}
+    # Each attempt writes its own names; the content is byte-identical and the first attempt's
+    # parts are gone.
     assert content1 == content2
-    assert [(f["path"], f["sha256"], f["bytes"]) for f in first.manifest["files"]] == [
-        (f["path"], f["sha256"], f["bytes"]) for f in second.manifest["files"]
+    assert set(dest.parts()) == {f["path"] for f in second.manifest["files"]}
+    assert first.manifest["attempt"] != second.manifest["attempt"]
+    assert [(plain(f["path"]), f["sha256"], f["bytes"]) for f in first.manifest["files"]] == [
+        (plain(f["path"]), f["sha256"], f["bytes"]) for f in second.manifest["files"]
     ]
     assert first.manifest_uri == second.manifest_uri
+    assert second.manifest["commit"]["mode"] == "replace"
 
 
 def test_rerun_with_fewer_logs_removes_stale_parts(dest: Dest) -> None:
     logs = spread_logs(150)  # ~32 hours
-    first = run(logs, dest, format="jsonl.gz", rows_per_part=3)
+    first = run(logs, dest, format="jsonl.gz", rows_per_part=3, partition_by="hour")
     assert len(first.manifest["files"]) > 20
     fewer = logs[:10]
-    second = run(fewer, dest, format="jsonl.gz", rows_per_part=3)
+    second = run(fewer, dest, format="jsonl.gz", rows_per_part=3, partition_by="hour", overwrite_smaller=True)
     parts = dest.parts()
     assert set(parts) == {f["path"] for f in second.manifest["files"]}
     assert sorted(all_ids(second)) == sorted(log["id"] for log in fewer)
     manifests = [k for k in dest.files() if "/_manifests/" in k]
-    assert manifests == [f"gateway=gw-1/_manifests/{TAG}.json"]
+    assert manifests == [manifest_path()]
     # emptied partition directories are pruned where directories exist
     hours = {k.rsplit("/", 1)[0] for k in parts}
     assert set(dest.fs.ls(f"{dest.root}/gateway=gw-1/date=2026-11-26", detail=False)) == {
@@ -282,18 +304,24 @@ def test_rerun_with_fewer_logs_removes_stale_parts(dest: Dest) -> None:
     assert not dest.fs.exists(f"{dest.root}/gateway=gw-1/date=2026-11-27")
 
 
-def test_format_change_replaces_parts_of_same_window(dest: Dest) -> None:
+def test_formats_side_by_side_keep_both(dest: Dest) -> None:
     logs = spread_logs(40)
-    run(logs, dest, format="jsonl")
-    second = run(logs, dest, format="parquet")
-    assert set(dest.parts()) == {f["path"] for f in second.manifest["files"]}
-    assert all(p.endswith(".parquet") for p in dest.parts())
+    first = run(logs, dest, format="jsonl.gz", rows_per_part=7)
+    second = run(logs, dest, format="parquet", rows_per_part=7)
+    again = run(logs, dest, format="jsonl.gz", rows_per_part=7)  # re-run of one format leaves the other
+    assert first.manifest_uri != second.manifest_uri == read_manifest(second.manifest_uri)["manifest_uri"]
+    assert set(dest.parts()) == {f["path"] for r in (second, again) for f in r.manifest["files"]}
+    for result in (second, again):
+        assert sorted(r["id"] for r in iter_manifest_records(result.manifest_uri, verify=True)) == sorted(
+            log["id"] for log in logs
+        )
+    assert {k for k in dest.files() if "/_manifests/" in k} == {manifest_path("jsonl.gz"), manifest_path("parquet")}
 
 
 def test_other_windows_are_left_alone(dest: Dest) -> None:
     logs = spread_logs(30)
     a = run(logs, dest, format="jsonl")
-    b = run(logs[:5], dest, format="jsonl", end=END + timedelta(days=1))
+    b = run(logs[:5], dest, format="jsonl", start=END, end=END + timedelta(days=1))
     files = dest.parts()
     assert {f["path"] for f in a.manifest["files"]} <= set(files)
     assert {f["path"] for f in b.manifest["files"]} <= set(files)
@@ -310,15 +338,17 @@ def test_crash_mid_export_leaves_no_manifest_then_rerun_is_exact(dest: Dest, fmt
     assert earlier.manifest["count"] == 201
 
     crashing = Tracking(logs, fail_after=77)
+    committed = dest.files()
     with pytest.raises(RuntimeError, match="simulated crash"):
         export_logs(crashing, dest.url, gateway_id="gw-1", start=START, end=END, format=fmt, rows_per_part=4)
     assert crashing.consumed == 77
-    assert not [k for k in dest.files() if "/_manifests/" in k], "no manifest after a crash"
-    assert all("/." not in k for k in dest.files()), "no temp files left by the crash"
-    with pytest.raises(AIGatewayError):
-        read_manifest(earlier.manifest_uri)
+    # The committed export is untouched: same manifest, same files, no lock, no temp files.
+    assert dest.files() == committed
+    assert sorted(r["id"] for r in iter_manifest_records(earlier.manifest_uri, verify=True)) == sorted(
+        log["id"] for log in [*logs, make_log(5000, END - timedelta(minutes=1))]
+    )
 
-    final = run(logs, dest, format=fmt, rows_per_part=4)
+    final = run(logs, dest, format=fmt, rows_per_part=4, overwrite_smaller=True)
     assert final.manifest["count"] == 200
     assert set(dest.parts()) == {f["path"] for f in final.manifest["files"]}
     assert all("/." not in k for k in dest.files()), "no temp files left"
@@ -351,7 +381,7 @@ def test_empty_export_writes_manifest_only(dest: Dest) -> None:
 def test_empty_rerun_removes_earlier_parts(dest: Dest) -> None:
     run(spread_logs(20), dest)
     assert dest.parts()
-    result = run([], dest)
+    result = run([], dest, overwrite_smaller=True)
     assert dest.parts() == {}
     assert result.manifest["count"] == 0
 
@@ -405,6 +435,7 @@ def test_manifest_contents(dest: Dest) -> None:
     progress: list[int] = []
     result = run(logs, dest, filters=filters, format="jsonl.gz", rows_per_part=8, on_progress=progress.append)
     m = read_manifest(result.manifest_uri)
+    assert m.pop("manifest_uri") == result.manifest_uri
     assert m == json.loads(json.dumps(result.manifest))
     from airflow_provider_aigw import __version__
 
@@ -414,8 +445,10 @@ def test_manifest_contents(dest: Dest) -> None:
     assert m["window"] == {"start": "2026-11-26T00:00:00Z", "end": "2026-11-28T00:00:00Z"}
     assert m["filters"] == filters
     assert m["format"] == "jsonl.gz"
-    assert m["partition_by"] == "hour"
+    assert m["partition_by"] == "day"
     assert m["count"] == 60
+    assert m["root"] == dest.url
+    assert m["commit"] == {"mode": "create", "walked": 60, "added": 60, "kept": 0, "replaced": []}
     assert m["complete"] is True
     assert datetime.fromisoformat(m["created_at"].replace("Z", "+00:00")).tzinfo is not None
     assert m["body_stats"] == {
@@ -457,8 +490,10 @@ def test_summary_shape_and_json(dest: Dest) -> None:
         "count",
         "files",
         "bytes",
+        "commit",
         "paths",
     }
+    assert s["commit"] == {"mode": "create", "added": 30, "kept": 0}
     assert s["count"] == 30
     assert s["files"] == len(result.manifest["files"]) == len(s["paths"])
     assert s["start"] == "2026-11-26T00:00:00Z" and s["end"] == "2026-11-28T00:00:00Z"
@@ -640,9 +675,9 @@ def test_bad_arguments_fail_before_anything_is_written(dest: Dest, kwargs: dict,
 def test_unregistered_scheme_is_a_clear_error() -> None:
     tracking = Tracking(spread_logs(5))
     with pytest.raises(AIGatewayInputError) as err:
-        export_logs(tracking, "s3://aws_default@my-bucket/aigw", gateway_id="gw", start=START, end=END)
+        export_logs(tracking, "abfs://azure_default@container/aigw", gateway_id="gw", start=START, end=END)
     msg = str(err.value)
-    assert "destination" in msg and "'s3'" in msg and "apache-airflow-providers-amazon[s3fs]" in msg
+    assert "destination" in msg and "'abfs'" in msg and "apache-airflow-providers-microsoft-azure" in msg
     assert tracking.consumed == 0
     with pytest.raises(AIGatewayInputError, match="gcsfs"):
         resolve_destination("gs://bucket/prefix")
@@ -691,7 +726,7 @@ def test_naive_created_at_is_taken_as_utc_and_offsets_are_converted(fdest: Dest)
         make_log(1, START, created_at="2026-11-26T05:10:00"),
         make_log(2, START, created_at="2026-11-26T08:30:00+02:00"),  # 06:30Z
     ]
-    result = run(logs, fdest, format="jsonl")
+    result = run(logs, fdest, format="jsonl", partition_by="hour")
     assert [f["path"].split("/")[2] for f in result.manifest["files"]] == ["hour=05", "hour=06"]
 
 

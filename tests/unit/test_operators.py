@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -176,12 +177,18 @@ def test_export_data_interval_exact_ids_and_requests(
     assert len(json.dumps(summary)) < 20_000
 
 
-def test_export_rerun_rewrites_the_same_files(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_export_rerun_rewrites_the_same_content_under_new_names(emu: EmulatorServer, tmp_path: Path) -> None:
+    def plain(path: Path) -> str:
+        return re.sub(r"-a[0-9a-f]{12}-", "-", str(path))
+
     first = export(f"file://{tmp_path}", rows_per_part=25)
-    before = {p: p.read_bytes() for p in tmp_path.rglob("part-*")}
+    before = {plain(p): p.read_bytes() for p in tmp_path.rglob("part-*")}
     second = export(f"file://{tmp_path}", rows_per_part=25)
-    after = {p: p.read_bytes() for p in tmp_path.rglob("part-*")}
-    assert before == after and first["paths"] == second["paths"]
+    after = {plain(p): p.read_bytes() for p in tmp_path.rglob("part-*")}
+    assert before == after and [plain(p) for p in first["paths"]] == [plain(p) for p in second["paths"]]
+    assert second["commit"] == {"mode": "replace", "added": IN_WINDOW, "kept": 0}
+    on_disk = sorted(str(p) for p in tmp_path.rglob("part-*"))
+    assert on_disk == sorted(u.removeprefix("file://") for u in second["paths"])
 
 
 def test_export_memory_destination(emu: EmulatorServer, tmp_path: Path) -> None:
@@ -297,14 +304,42 @@ def test_export_include_bodies_records_status_per_log(
     assert "1 body fetch(es) failed" in rec.text("warning")
 
 
-def test_export_refuses_to_replace_a_larger_export(emu: EmulatorServer, tmp_path: Path) -> None:
+def test_export_after_archive_and_delete_adds_late_logs_and_delete_removes_exactly_them(
+    emu: EmulatorServer, tmp_path: Path
+) -> None:
+    archived = emu.ids(GW, START, END)
     first = export(f"file://{tmp_path}")
     AIGatewayDeleteLogsOperator(task_id="d", manifest=first).execute({})
-    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    with pytest.raises(AIGatewayError, match="already holds an export of this window with 120 logs, but only 0"):
-        export(f"file://{tmp_path}")
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+    files = {p: p.read_bytes() for p in tmp_path.rglob("part-*")}
+    late = emu.add_logs(GW, [{"created_at": (START + timedelta(hours=h, minutes=7)).isoformat()} for h in range(5)])
+    second = export(f"file://{tmp_path}")
+    assert second["commit"] == {"mode": "union", "added": 5, "kept": IN_WINDOW}
+    assert second["count"] == IN_WINDOW + 5
+    assert sorted(exported_ids(second)) == sorted([*archived, *late])
+    assert {p: p.read_bytes() for p in tmp_path.rglob("part-*") if p in files} == files, "archived files kept"
+    outside = emu.ids(GW, END)
+    assert AIGatewayDeleteLogsOperator(task_id="d", manifest=second).execute({}) == 5
+    assert emu.ids(GW, START, END) == [] and emu.ids(GW, END) == outside
+    # overwrite_smaller replaces the archive with what matches now: nothing.
     assert export(f"file://{tmp_path}", overwrite_smaller=True)["count"] == 0
+
+
+def test_export_shrink_guard_when_the_walk_yields_fewer_than_counted(
+    emu: EmulatorServer, tmp_path: Path, rec: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = export(f"file://{tmp_path}")
+    oldest = emu.ids(GW, START, END)[0]
+    original = AIGatewayHook.iter_logs
+
+    def retention_during_walk(self: AIGatewayHook, **kwargs: Any) -> Any:
+        # The gateway drops its oldest log after count_logs, before the walk reaches it.
+        return (log for log in original(self, **kwargs) if log["id"] != oldest)
+
+    monkeypatch.setattr(AIGatewayHook, "iter_logs", retention_during_walk)
+    second = export(f"file://{tmp_path}")
+    assert second["count"] == IN_WINDOW and second["commit"]["mode"] == "union"
+    assert sorted(exported_ids(second)) == sorted(exported_ids(first))
+    assert "120 logs matched when the export started, 119 were read" in rec.text("warning")
 
 
 # ----------------------------------------------------------------------------------- delete
