@@ -39,7 +39,7 @@ assert "site-packages" in airflow_provider_aigw.__file__, airflow_provider_aigw.
 admin = "http://127.0.0.1:$PORT/__emulator__/gateways"
 left = json.load(urllib.request.urlopen(admin))["gateways"]["my-gateway"]
 in_day = json.load(urllib.request.urlopen(admin + "/my-gateway/ids?start=2026-11-26T00:00:00Z&end=2026-11-27T00:00:00Z"))["ids"]
-manifest = read_manifest(f"file://{Path.cwd()}/archive/gateway=my-gateway/_manifests/20261126T000000Z-20261127T000000Z.json")
+manifest = read_manifest(f"file://{Path.cwd()}/archive/gateway=my-gateway/_manifests/20261126T000000Z-20261127T000000Z.jsonl.gz.json")
 rows = list(iter_manifest_records(manifest, verify=True))
 ids = {r["id"] for r in rows}
 assert rows and len(ids) == len(rows) == manifest["count"], "exported ids are not unique"

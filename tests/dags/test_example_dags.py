@@ -99,7 +99,7 @@ def test_archive_window_param_overrides_the_data_interval(load_dag: Any, emu: Em
     )
     assert states(run) == dict.fromkeys(ARCHIVE_TASKS, "success")
     tag = "20260108T000000Z-20260109T000000Z"
-    manifest = read_manifest(f"file://{tmp_path}/gateway={GW}/_manifests/{tag}.json")
+    manifest = read_manifest(f"file://{tmp_path}/gateway={GW}/_manifests/{tag}.jsonl.gz.json")
     assert [r["id"] for r in iter_manifest_records(manifest, verify=True)] == truth and len(truth) == 40
     assert emu.ids(GW) == others  # that day deleted, the data interval and later untouched
 

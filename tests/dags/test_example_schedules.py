@@ -112,7 +112,7 @@ def tries(run: Any, task_id: str) -> int:
 
 def manifest_uri(root: Path, start: datetime, end: datetime, gateway: str = GW) -> str:
     tag = f"{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}"
-    return f"file://{root}/gateway={gateway}/_manifests/{tag}.json"
+    return f"file://{root}/gateway={gateway}/_manifests/{tag}.jsonl.gz.json"
 
 
 def iso(moment: datetime) -> str:
