@@ -338,7 +338,7 @@ def test_token_read_from_a_file_with_a_trailing_newline_works(make_emulator, mon
 
 def test_a_damaged_archive_is_refused_before_any_delete(make_emulator, tmp_path):
     server = make_emulator(in_window=200)
-    summary = export(tmp_path, format="jsonl")
+    summary = export(tmp_path, format="jsonl", partition_by="hour", rows_per_part=20)
     part = sorted((tmp_path / f"gateway={GW}").rglob("part-*.jsonl"))[3]
     lines = part.read_bytes().splitlines(keepends=True)
     part.write_bytes(b"".join(lines[1:]))  # one exported row lost from the archive
