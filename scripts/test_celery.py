@@ -7,9 +7,9 @@ Starts everything on loopback in a throwaway Airflow home and stops it again:
 * Airflow (SQLite): ``api-server`` (execution API), ``dag-processor``, ``scheduler`` with the
   CeleryExecutor, and two ``celery worker`` processes (two slots each);
 
-then triggers the DAG for the four gateways (pool ``aigw_api`` with four slots, so all four
-mapped exports run at once on both workers) and checks: the run succeeded, zero 429s, the
-exported id set of every gateway equals the emulator's, both workers ran exports. Prints the
+then triggers the DAG for the four gateways (mapped exports, as many at once as the DAG allows,
+on both workers) and checks: the run succeeded, zero 429s, the exported id set of every gateway
+equals the emulator's, both workers ran exports, and exports overlapped. Prints the
 per-worker split, the combined rate at the API against the rule, and the timings. Airflow 3 only.
 """
 
@@ -259,10 +259,11 @@ def report(
                 spans.append((parse_db_time(task_start), parse_db_time(task_end)))
     if sorted(split) != sorted(WORKERS):
         failures.append(f"exports did not run on both workers: {split}")
-    together = (min(e for _, e in spans) - max(s for s, _ in spans)).total_seconds() if spans else 0.0
-    log(f"all {len(spans)} exports ran at once for {together:.1f} s")
-    if len(spans) != len(GATEWAYS) or together <= 0:
-        failures.append("the four exports did not run at the same time")
+    # The DAG caps a run's parallel exports (max_active_tis_per_dagrun): at least two must overlap.
+    most = max((sum(1 for s, e in spans if s <= at < e) for at, _ in spans), default=0)
+    log(f"{len(spans)} exports, at most {most} at once")
+    if len(spans) != len(GATEWAYS) or most < 2:
+        failures.append("the exports did not run at the same time")
     start, end = (w.isoformat().replace("+00:00", "Z") for w in window)
     for gateway in GATEWAYS:
         truth = set(emulator_admin(emu["url"], f"gateways/{gateway}/ids?start={start}&end={end}")["ids"])
