@@ -100,7 +100,7 @@ def comparable(files: dict[str, bytes]) -> dict[str, Any]:
     for name, data in files.items():
         if "/_manifests/" in name and name.endswith(".json"):
             manifest = json.loads(data)
-            for key in ("created_at", "attempt", "commit"):
+            for key in ("created_at", "attempt", "commit", "root"):
                 manifest.pop(key, None)
             for entry in manifest.get("files", []):
                 entry.pop("uri", None)  # holds the destination root

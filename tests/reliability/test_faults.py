@@ -6,7 +6,6 @@ and the delete removes nothing that was not exported.
 
 from __future__ import annotations
 
-import gzip
 import json
 import socket
 from datetime import timedelta
@@ -124,10 +123,8 @@ def test_lockout_beyond_the_deadline_fails_cleanly_and_a_retry_completes(make_em
     assert failure.value.status == 429 and failure.value.retry_after == 30
     assert server.stats["served_429"] == 1  # no hammering during the lock-out
     assert not list((dest / f"gateway={GW}" / "_manifests").glob("*.json"))  # nothing committed
-    parts = [p for p in dest.rglob("part-*") if not p.name.endswith(".tmp")]
-    assert parts, "the failure should come after some parts were finished"
-    for part in parts:  # what is there under a final name is complete, never a torn file
-        assert gzip.decompress(part.read_bytes()).endswith(b"\n")
+    # A failed attempt removes the parts it wrote and releases the window's lock.
+    assert not [p for p in dest.rglob("*") if p.is_file()]
 
     server.reset_stats()  # the lock-out is over
     server.faults.update(rate_limit_requests=None)
