@@ -27,6 +27,7 @@ from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_aigw.deletion import delete_exported, delete_listed
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import (
+    COLUMNS,
     DEFAULT_BYTES_PER_PART,
     DEFAULT_PARTITION_BY,
     DEFAULT_ROWS_PER_PART,
@@ -551,18 +552,31 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
     def _record_outlets(self, context: Context, summary: dict[str, Any]) -> None:
-        """Attach the summary (without file paths) to the events of this task's outlet assets."""
+        """Attach the summary to the events of this task's outlet assets.
+
+        Without file paths, and of the usage only the totals, so the event stays small.
+        """
         events = context.get("outlet_events")
         if events is None:
             return
-        extra = {k: v for k, v in summary.items() if k != "paths"}
+        extra = {k: v for k, v in summary.items() if k not in ("paths", "usage")}
+        if "usage" in summary:
+            extra["usage"] = summary["usage"]["totals"]
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 events[outlet].extra.update(extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the gateway's logs as input, the destination as output."""
-        from airflow.providers.common.compat.openlineage.facet import Dataset
+        """OpenLineage: the gateway's logs as input, the destination as output.
+
+        Both datasets carry a schema facet built from the export's one schema
+        (:data:`~airflow_provider_aigw.export.schema.COLUMNS`).
+        """
+        from airflow.providers.common.compat.openlineage.facet import (
+            Dataset,
+            SchemaDatasetFacet,
+            SchemaDatasetFacetFields,
+        )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         if self._lineage is None:
@@ -570,9 +584,20 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         account_id, gateway, url = self._lineage
         parts = urlsplit(url)
         namespace = f"{parts.scheme}://{parts.netloc}" if parts.netloc else parts.scheme
+        schema = SchemaDatasetFacet(
+            fields=[SchemaDatasetFacetFields(name=c.name, type=c.type, description=c.notes or None) for c in COLUMNS]
+        )
+        # OpenLineage naming: object stores name keys without a leading slash, file:// the absolute path.
+        path = (parts.path.lstrip("/") or "/") if parts.netloc else (parts.path or "/")
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"cloudflare-ai-gateway://{account_id}", name=f"gateways/{gateway}/logs")],
-            outputs=[Dataset(namespace=namespace, name=parts.path or "/")],
+            inputs=[
+                Dataset(
+                    namespace=f"cloudflare-ai-gateway://{account_id}",
+                    name=f"gateways/{gateway}/logs",
+                    facets={"schema": schema},
+                )
+            ],
+            outputs=[Dataset(namespace=namespace, name=path, facets={"schema": schema})],
         )
 
 
