@@ -12,7 +12,7 @@ Public API::
                 overwrite_smaller=False, owner=None, lock_lease=24h, on_progress=None) -> ExportResult
     read_manifest(uri_or_path) -> dict
     iter_manifest_records(manifest, *, verify=False) -> Iterator[dict]
-    COLUMNS, SCHEMA_VERSION, arrow_schema(), duckdb_columns(), duckdb_hive_types(), manifest_schema()
+    COLUMNS, SCHEMA_VERSION, arrow_schema(), arrow_partitioning(), duckdb_columns(), duckdb_hive_types(), manifest_schema()
     UsageSummary, merge_usage(usages) -> dict
 """
 
@@ -38,6 +38,7 @@ from airflow_provider_aigw.export.reader import (
 from airflow_provider_aigw.export.schema import (
     COLUMNS,
     SCHEMA_VERSION,
+    arrow_partitioning,
     arrow_schema,
     duckdb_columns,
     duckdb_hive_types,
@@ -64,6 +65,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ExportResult",
     "UsageSummary",
+    "arrow_partitioning",
     "arrow_schema",
     "duckdb_columns",
     "duckdb_hive_types",

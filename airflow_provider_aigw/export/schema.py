@@ -147,8 +147,18 @@ def duckdb_columns() -> dict[str, str]:
 
 
 def duckdb_hive_types(partition_by: str = "hour") -> dict[str, str]:
-    """Partition column -> DuckDB type, for ``hive_types=`` (DuckDB reads ``hour=07`` as text)."""
+    """Partition column -> DuckDB type, for ``hive_types=`` (DuckDB guesses ``hour=07`` as text)."""
     return {name: duck for name, _arrow, duck in PARTITIONS[partition_by] if name != "gateway"}
+
+
+def arrow_partitioning(partition_by: str = "hour") -> Any:
+    """The pyarrow ``partitioning=`` of the hive layout (pyarrow guesses ``date`` as a string)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    types = {"string": pa.string(), "date32": pa.date32(), "int32": pa.int32()}
+    fields = [(name, types[arrow]) for name, arrow, _duck in PARTITIONS[partition_by]]
+    return ds.partitioning(pa.schema(fields), flavor="hive")
 
 
 def manifest_schema(partition_by: str = "hour") -> dict[str, Any]:

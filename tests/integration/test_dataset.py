@@ -13,11 +13,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.export import (
     SCHEMA_VERSION,
+    arrow_partitioning,
     duckdb_columns,
     duckdb_hive_types,
     iter_manifest_records,
@@ -27,8 +29,6 @@ from airflow_provider_aigw.export import (
 )
 from airflow_provider_aigw.export.usage import RELATIVE_ACCURACY, UsageSummary
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator, AIGatewayPatchLogOperator
-
-duckdb = pytest.importorskip("duckdb")
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,7 @@ class Archive:
                 destination=f"file://{root / fmt}",
                 format=fmt,
                 include_bodies=True,
+                partition_by="hour",
                 start=START,
                 end=END,
             )
@@ -138,6 +139,23 @@ def test_both_formats_read_back_as_the_same_typed_table(archive: Archive, con: A
     for summary in archive.summaries.values():
         schema = read_manifest(summary)["schema"]
         assert schema == manifest_schema("hour") and schema["version"] == SCHEMA_VERSION
+
+
+def test_pyarrow_and_duckdb_agree_on_the_partition_columns(archive: Archive, con: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    root = archive.root / "parquet"
+    table = ds.dataset(root, format="parquet", partitioning=arrow_partitioning("hour")).to_table()
+    assert table.schema.field("date").type == pa.date32() and table.schema.field("hour").type == pa.int32()
+    assert table.schema.field("gateway").type == pa.string()
+    from_arrow = sorted(zip(table["id"].to_pylist(), table["date"].to_pylist(), table["hour"].to_pylist()))
+    view = archive.relation(con, "parquet")
+    assert con.execute(f"SELECT id, date, hour FROM {view} ORDER BY ALL").fetchall() == from_arrow
+    # and both agree with created_at
+    assert all(d == ts.date() and h == ts.hour for (_i, d, h), ts in zip(
+        from_arrow, [v for _i, v in sorted(zip(table["id"].to_pylist(), table["created_at"].to_pylist()))]
+    ))
 
 
 def test_feedback_score_and_metadata_set_by_patch_are_columns(archive: Archive, con: Any) -> None:
