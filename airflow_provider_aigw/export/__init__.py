@@ -12,7 +12,8 @@ Public API::
                 overwrite_smaller=False, owner=None, lock_lease=24h, on_progress=None) -> ExportResult
     read_manifest(uri_or_path) -> dict
     iter_manifest_records(manifest, *, verify=False) -> Iterator[dict]
-    COLUMNS, SCHEMA_VERSION, arrow_schema(), arrow_partitioning(), duckdb_columns(), duckdb_hive_types(), manifest_schema()
+    COLUMNS, SCHEMA_VERSION, arrow_schema(), arrow_partitioning(), manifest_schema()
+    duckdb_columns(), duckdb_hive_types()
     UsageSummary, merge_usage(usages) -> dict
 """
 

@@ -98,8 +98,8 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 # Columns computed from a field rather than copied from the field of the same name.
 _DERIVED = frozenset(
-    ("created_at", "metadata", "metadata_raw", "request_body", "request_body_format")
-    + ("response_body", "response_body_format", EXTRA_COLUMN)
+    {"created_at", "metadata", "metadata_raw", "request_body", "request_body_format"}
+    | {"response_body", "response_body_format", EXTRA_COLUMN}
 )
 #: API fields with a column of their own; every other field goes to ``extra``.
 KNOWN_FIELDS: frozenset[str] = frozenset(

@@ -27,7 +27,7 @@ from airflow_provider_aigw.export import (
     merge_usage,
     read_manifest,
 )
-from airflow_provider_aigw.export.usage import RELATIVE_ACCURACY, UsageSummary
+from airflow_provider_aigw.export.usage import COUNTERS, RELATIVE_ACCURACY, UsageSummary
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator, AIGatewayPatchLogOperator
 
 pytestmark = pytest.mark.integration
@@ -149,13 +149,13 @@ def test_pyarrow_and_duckdb_agree_on_the_partition_columns(archive: Archive, con
     table = ds.dataset(root, format="parquet", partitioning=arrow_partitioning("hour")).to_table()
     assert table.schema.field("date").type == pa.date32() and table.schema.field("hour").type == pa.int32()
     assert table.schema.field("gateway").type == pa.string()
-    from_arrow = sorted(zip(table["id"].to_pylist(), table["date"].to_pylist(), table["hour"].to_pylist()))
+    ids, dates, hours = (table[name].to_pylist() for name in ("id", "date", "hour"))
+    from_arrow = sorted(zip(ids, dates, hours, strict=True))
     view = archive.relation(con, "parquet")
     assert con.execute(f"SELECT id, date, hour FROM {view} ORDER BY ALL").fetchall() == from_arrow
     # and both agree with created_at
-    assert all(d == ts.date() and h == ts.hour for (_i, d, h), ts in zip(
-        from_arrow, [v for _i, v in sorted(zip(table["id"].to_pylist(), table["created_at"].to_pylist()))]
-    ))
+    for created_at, date, hour in zip(table["created_at"].to_pylist(), dates, hours, strict=True):
+        assert (created_at.date(), created_at.hour) == (date, hour)
 
 
 def test_feedback_score_and_metadata_set_by_patch_are_columns(archive: Archive, con: Any) -> None:
@@ -233,7 +233,7 @@ def pure_python_usage(logs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[
     for log in logs:
         g = groups.setdefault(
             (log["provider"], log["model"]),
-            {"logs": 0, "successes": 0, "errors": 0, "cached": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0, "d": []},
+            {**dict.fromkeys(COUNTERS, 0), "cost": 0.0, "d": []},
         )
         g["logs"] += 1
         g["successes"] += log["success"] is True
@@ -295,7 +295,7 @@ def test_usage_merge_equals_one_summary_of_all_logs(archive: Archive) -> None:
 
     # exact for counts, buckets and percentiles; cost only up to float summation order
     assert without_cost(json.loads(json.dumps(merged))) == without_cost(whole)
-    for a, b in zip(merged["by_model"], whole["by_model"]):
+    for a, b in zip(merged["by_model"], whole["by_model"], strict=True):
         assert a["cost"] == pytest.approx(b["cost"], rel=1e-12, abs=1e-15)
     assert {k: v for k, v in merged["totals"].items() if k != "cost"} == {
         k: v for k, v in whole["totals"].items() if k != "cost"

@@ -19,7 +19,6 @@ from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.export import duckdb_columns, read_manifest
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayDeleteLogsOperator, AIGatewayExportLogsOperator
 
-
 pytestmark = pytest.mark.integration
 
 UTC = timezone.utc
