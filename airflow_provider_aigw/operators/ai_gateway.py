@@ -37,6 +37,7 @@ from airflow_provider_aigw.export import (
     resolve_destination,
     validate_format,
 )
+from airflow_provider_aigw.export.schema import TYPES
 from airflow_provider_aigw.filters import (
     check_delete_filter_keys,
     format_time,
@@ -330,14 +331,17 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     logs are gone from the gateway (exported and deleted) keeps them and adds the logs not
     archived yet (the union): the archive never shrinks. Returns the manifest summary:
     ``manifest_uri``, ``gateway_id``, ``start``, ``end``, ``filters``, ``format``, ``count``,
-    ``files``, ``bytes``, ``commit`` (``mode``, ``added``, ``kept``) and ``paths`` (up to 100 files).
+    ``files``, ``bytes``, ``commit`` (``mode``, ``added``, ``kept``), ``usage`` (per provider
+    and model, without the duration buckets) and ``paths`` (up to 100 files). Every format has
+    the columns of :mod:`airflow_provider_aigw.export.schema`.
 
     The window defaults to the run's data interval. Logs arrive late, so an ``end`` later than
     ``now - settle_lag`` is refused, or with ``clamp_end=True`` moved back with a warning.
 
     A static ``destination`` is declared as an outlet :class:`Asset` (unless ``outlets`` is
     given), so downstream DAGs can be scheduled on it; its events carry the manifest summary
-    in ``extra``. OpenLineage facets are reported when the openlineage provider is installed.
+    in ``extra`` (of the usage only the totals). OpenLineage facets (with a schema facet) are
+    reported when the openlineage provider is installed.
 
     :param destination: ``ObjectStoragePath`` or URL: ``file:///data/aigw``,
         ``s3://aws_conn@bucket/prefix``, ``gs://bucket/prefix``, ``abfs://...``. Templated.
@@ -585,7 +589,10 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         parts = urlsplit(url)
         namespace = f"{parts.scheme}://{parts.netloc}" if parts.netloc else parts.scheme
         schema = SchemaDatasetFacet(
-            fields=[SchemaDatasetFacetFields(name=c.name, type=c.type, description=c.notes or None) for c in COLUMNS]
+            fields=[
+                SchemaDatasetFacetFields(name=c.name, type=TYPES[c.type][0], description=c.notes or None)
+                for c in COLUMNS
+            ]
         )
         # OpenLineage naming: object stores name keys without a leading slash, file:// the absolute path.
         path = (parts.path.lstrip("/") or "/") if parts.netloc else (parts.path or "/")
