@@ -105,7 +105,13 @@ _DERIVED = frozenset(
 KNOWN_FIELDS: frozenset[str] = frozenset(
     {c.name for c in COLUMNS} - {"metadata_raw", "request_body_format", "response_body_format", EXTRA_COLUMN}
 )
-_SIMPLE: tuple[tuple[str, str], ...] = tuple((c.name, c.type) for c in COLUMNS if c.name not in _DERIVED)
+# Copied columns with the Python type a fitting value has (checked exactly first: the hot path).
+_EXACT: dict[str, type[Any]] = {"string": str, "int64": int, "float64": float, "bool": bool}
+_SIMPLE: tuple[tuple[str, str, type[Any]], ...] = tuple(
+    (c.name, c.type, _EXACT[c.type]) for c in COLUMNS if c.name not in _DERIVED
+)
+# created_at exactly as the API renders it: then the text is already the column's value.
+_CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", re.ASCII)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SSE_LINE = re.compile(r"(?:data|event|id|retry):")
 
@@ -281,19 +287,29 @@ def to_row(log: Mapping[str, Any], created_at: datetime) -> dict[str, Any]:
     """
     extra: dict[str, Any] = {}
     row: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
-    for name, kind in _SIMPLE:
-        value = log.get(name)
+    get = log.get
+    for name, kind, exact in _SIMPLE:
+        value = get(name)
         if value is None:
+            continue
+        if type(value) is exact and (
+            exact is str
+            or exact is bool
+            or (exact is int and _INT64_MIN <= value <= _INT64_MAX)
+            or (exact is float and math.isfinite(value))
+        ):
+            row[name] = value
             continue
         fits, cast = _fit(kind, value)
         if fits:
             row[name] = cast
         else:
             extra[name] = value
-    text = format_ms(created_at)
-    row["created_at"] = text
-    raw_created = log.get("created_at")
-    if raw_created != text:
+    raw_created = get("created_at")
+    if isinstance(raw_created, str) and _CANONICAL_TS.fullmatch(raw_created):
+        row["created_at"] = raw_created
+    else:
+        row["created_at"] = format_ms(created_at)
         extra["created_at"] = raw_created
     row["metadata"], row["metadata_raw"] = parse_metadata(log.get("metadata"))
     for which in ("request", "response"):
