@@ -4,7 +4,6 @@ then delete exactly the exported logs with the manifest read from S3."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -77,23 +76,6 @@ def con(s3_endpoint: str) -> Iterator[Any]:
     connection.close()
 
 
-def without_conn_id(uri: str) -> str:
-    return re.sub(r"^s3://[^@/]+@", "s3://", uri)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="plain manifest URIs are the export-commit branch's change (issue 12); when it lands this "
-    "passes, strict=True then fails the run: remove this marker and without_conn_id()",
-)
-def test_manifest_uris_are_plain(emu: EmulatorServer) -> None:
-    summary = AIGatewayExportLogsOperator(
-        task_id="export", destination=f"s3://aws_moto@{BUCKET}/plain", start=START, end=END
-    ).execute({})
-    uris = [f["uri"] for f in read_manifest(summary["manifest_uri"])["files"]]
-    assert uris and all(u.startswith(f"s3://{BUCKET}/plain/") for u in uris), uris
-
-
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl.gz"])
 def test_s3_export_read_by_duckdb_from_manifest_uris_then_manifest_delete(
     emu: EmulatorServer, con: Any, fmt: str
@@ -107,9 +89,8 @@ def test_s3_export_read_by_duckdb_from_manifest_uris_then_manifest_delete(
     assert summary["manifest_uri"].startswith(f"s3://aws_moto@{BUCKET}/")  # Airflow's own reference
 
     manifest = read_manifest(summary["manifest_uri"])
-    # What DuckDB, Spark or Athena open is s3://bucket/key; the connection id goes (a no-op once
-    # the manifest stores plain URIs: see test_manifest_uris_are_plain).
-    uris = [without_conn_id(f["uri"]) for f in manifest["files"]]
+    # What DuckDB, Spark or Athena open: plain s3://bucket/key, no Airflow connection id.
+    uris = [f["uri"] for f in manifest["files"]]
     assert uris and all(u.startswith(f"s3://{BUCKET}/archive/{fmt}/gateway={GW}/") for u in uris), uris
     listing = ", ".join(f"'{u}'" for u in uris)
     if fmt == "parquet":

@@ -634,7 +634,7 @@ def test_parquet_schema_and_typed_columns(fdest: Dest) -> None:
         assert schema.field(name).type == pa.string(), name
     assert all(f.nullable for f in schema)
     assert schema.metadata[b"aigw.schema_version"] == str(SCHEMA_VERSION).encode()
-    assert result.manifest["schema"] == manifest_schema("hour")
+    assert result.manifest["schema"] == manifest_schema(result.manifest["partition_by"])
     assert [c["name"] for c in result.manifest["schema"]["columns"]] == schema.names
     row = table.slice(1, 1).to_pylist()[0]
     assert row["request_body"] == '{"messages":[{"role":"user","content":"héllo"}]}'
