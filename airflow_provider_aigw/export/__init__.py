@@ -12,6 +12,9 @@ Public API::
                 overwrite_smaller=False, owner=None, lock_lease=24h, on_progress=None) -> ExportResult
     read_manifest(uri_or_path) -> dict
     iter_manifest_records(manifest, *, verify=False) -> Iterator[dict]
+    COLUMNS, SCHEMA_VERSION, arrow_schema(), arrow_partitioning(), manifest_schema()
+    duckdb_columns(), duckdb_hive_types()
+    UsageSummary, merge_usage(usages) -> dict
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from airflow_provider_aigw.export._window import window_tag
 from airflow_provider_aigw.export.formats import (
     DEFAULT_FORMAT,
     FORMATS,
-    SCHEMA_VERSION,
     normalize_record,
     parquet_schema,
     read_parquet_records,
@@ -34,6 +36,16 @@ from airflow_provider_aigw.export.reader import (
     read_manifest,
     verify_file,
 )
+from airflow_provider_aigw.export.schema import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    arrow_partitioning,
+    arrow_schema,
+    duckdb_columns,
+    duckdb_hive_types,
+    manifest_schema,
+)
+from airflow_provider_aigw.export.usage import UsageSummary, merge_usage
 from airflow_provider_aigw.export.writer import (
     DEFAULT_BYTES_PER_PART,
     DEFAULT_PARTITION_BY,
@@ -44,6 +56,7 @@ from airflow_provider_aigw.export.writer import (
 )
 
 __all__ = [
+    "COLUMNS",
     "DEFAULT_BYTES_PER_PART",
     "DEFAULT_FORMAT",
     "DEFAULT_PARTITION_BY",
@@ -52,10 +65,17 @@ __all__ = [
     "PARTITION_BY",
     "SCHEMA_VERSION",
     "ExportResult",
+    "UsageSummary",
+    "arrow_partitioning",
+    "arrow_schema",
+    "duckdb_columns",
+    "duckdb_hive_types",
     "export_logs",
     "file_uri",
     "iter_file_records",
     "iter_manifest_records",
+    "manifest_schema",
+    "merge_usage",
     "normalize_record",
     "parquet_schema",
     "read_manifest",

@@ -41,6 +41,8 @@ from airflow_provider_aigw.export.formats import (
     read_jsonl_records,
     validate_format,
 )
+from airflow_provider_aigw.export.schema import manifest_schema
+from airflow_provider_aigw.export.usage import UsageSummary, merge_usage, usage_for_xcom
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import ObjectStoragePath
@@ -97,6 +99,8 @@ class ExportResult:
         }
         if len(files) <= SUMMARY_MAX_PATHS:
             out["paths"] = [f["uri"] for f in files]
+        if "usage" in m:  # dataset: per-model usage, without the duration buckets
+            out["usage"] = usage_for_xcom(m["usage"])
         return out
 
 
@@ -163,6 +167,7 @@ class _PartStream:
         self.rows = 0
         #: Mergeable per-window statistics of the rows of this stream (see ``_window_stats``).
         self.body_stats: dict[str, dict[str, int]] = {}
+        self.usage = UsageSummary()  # dataset: usage of this stream's rows, mergeable
         self._current: _OpenPart | None = None
         self._dir = ""
 
@@ -182,6 +187,7 @@ class _PartStream:
             self._dir = part_dir
         current.write(item, dt)
         self.rows += 1
+        self.usage.add(item)
         for status_field in BODY_STATUS_FIELDS:
             if status_field in item:
                 status = item[status_field]
@@ -386,12 +392,16 @@ def export_logs(
             mode = "replace" if previous else "create"
             files, kept = fresh.files + again.files, 0
             body_stats = _window_stats([fresh, again], [])
+            usage = merge_usage([fresh.usage.to_dict(), again.usage.to_dict()])
             if again.files and fresh.files:
                 files.sort(key=lambda f: f["path"])
         else:
             mode = "union"
             files = [dict(f) for c in previous for f in c.manifest.get("files", [])] + fresh.files
             body_stats = _window_stats([fresh], [c.manifest for c in previous])
+            # dataset: archived rows are counted in their manifests' usage (none before schema 2)
+            archived_usage = [c.manifest["usage"] for c in previous if "usage" in c.manifest]
+            usage = merge_usage([fresh.usage.to_dict(), *archived_usage])
             log.warning(
                 "%d of the %d archived logs of this window are gone from the gateway: keeping the archived "
                 "files and adding the %d logs not archived yet (pass overwrite_smaller=True to drop them)",
@@ -430,6 +440,9 @@ def export_logs(
                 "replaced": [c.manifest.get("attempt") for c in previous],
             },
         }
+        # dataset: the one schema of every format, and the window's usage (mergeable)
+        manifest["schema"] = manifest_schema(partition_by)
+        manifest["usage"] = usage
         if body_stats:
             manifest["body_stats"] = body_stats
         if outside:

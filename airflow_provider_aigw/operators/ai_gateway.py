@@ -27,6 +27,7 @@ from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_aigw.deletion import delete_exported, delete_listed
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import (
+    COLUMNS,
     DEFAULT_BYTES_PER_PART,
     DEFAULT_PARTITION_BY,
     DEFAULT_ROWS_PER_PART,
@@ -36,6 +37,7 @@ from airflow_provider_aigw.export import (
     resolve_destination,
     validate_format,
 )
+from airflow_provider_aigw.export.schema import TYPES
 from airflow_provider_aigw.filters import (
     check_delete_filter_keys,
     format_time,
@@ -329,14 +331,17 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     logs are gone from the gateway (exported and deleted) keeps them and adds the logs not
     archived yet (the union): the archive never shrinks. Returns the manifest summary:
     ``manifest_uri``, ``gateway_id``, ``start``, ``end``, ``filters``, ``format``, ``count``,
-    ``files``, ``bytes``, ``commit`` (``mode``, ``added``, ``kept``) and ``paths`` (up to 100 files).
+    ``files``, ``bytes``, ``commit`` (``mode``, ``added``, ``kept``), ``usage`` (per provider
+    and model, without the duration buckets) and ``paths`` (up to 100 files). Every format has
+    the columns of :mod:`airflow_provider_aigw.export.schema`.
 
     The window defaults to the run's data interval. Logs arrive late, so an ``end`` later than
     ``now - settle_lag`` is refused, or with ``clamp_end=True`` moved back with a warning.
 
     A static ``destination`` is declared as an outlet :class:`Asset` (unless ``outlets`` is
     given), so downstream DAGs can be scheduled on it; its events carry the manifest summary
-    in ``extra``. OpenLineage facets are reported when the openlineage provider is installed.
+    in ``extra`` (of the usage only the totals). OpenLineage facets (with a schema facet) are
+    reported when the openlineage provider is installed.
 
     :param destination: ``ObjectStoragePath`` or URL: ``file:///data/aigw``,
         ``s3://aws_conn@bucket/prefix``, ``gs://bucket/prefix``, ``abfs://...``. Templated.
@@ -551,18 +556,31 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
     def _record_outlets(self, context: Context, summary: dict[str, Any]) -> None:
-        """Attach the summary (without file paths) to the events of this task's outlet assets."""
+        """Attach the summary to the events of this task's outlet assets.
+
+        Without file paths, and of the usage only the totals, so the event stays small.
+        """
         events = context.get("outlet_events")
         if events is None:
             return
-        extra = {k: v for k, v in summary.items() if k != "paths"}
+        extra = {k: v for k, v in summary.items() if k not in ("paths", "usage")}
+        if "usage" in summary:
+            extra["usage"] = summary["usage"]["totals"]
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 events[outlet].extra.update(extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage: the gateway's logs as input, the destination as output."""
-        from airflow.providers.common.compat.openlineage.facet import Dataset
+        """OpenLineage: the gateway's logs as input, the destination as output.
+
+        Both datasets carry a schema facet built from the export's one schema
+        (:data:`~airflow_provider_aigw.export.schema.COLUMNS`).
+        """
+        from airflow.providers.common.compat.openlineage.facet import (
+            Dataset,
+            SchemaDatasetFacet,
+            SchemaDatasetFacetFields,
+        )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         if self._lineage is None:
@@ -570,9 +588,23 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         account_id, gateway, url = self._lineage
         parts = urlsplit(url)
         namespace = f"{parts.scheme}://{parts.netloc}" if parts.netloc else parts.scheme
+        schema = SchemaDatasetFacet(
+            fields=[
+                SchemaDatasetFacetFields(name=c.name, type=TYPES[c.type][0], description=c.notes or None)
+                for c in COLUMNS
+            ]
+        )
+        # OpenLineage naming: object stores name keys without a leading slash, file:// the absolute path.
+        path = (parts.path.lstrip("/") or "/") if parts.netloc else (parts.path or "/")
         return OperatorLineage(
-            inputs=[Dataset(namespace=f"cloudflare-ai-gateway://{account_id}", name=f"gateways/{gateway}/logs")],
-            outputs=[Dataset(namespace=namespace, name=parts.path or "/")],
+            inputs=[
+                Dataset(
+                    namespace=f"cloudflare-ai-gateway://{account_id}",
+                    name=f"gateways/{gateway}/logs",
+                    facets={"schema": schema},
+                )
+            ],
+            outputs=[Dataset(namespace=namespace, name=path, facets={"schema": schema})],
         )
 
 

@@ -19,16 +19,20 @@ import pytest
 from airflow_provider_aigw.compat import ObjectStoragePath
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import (
+    SCHEMA_VERSION,
     ExportResult,
+    arrow_schema,
     export_logs,
     iter_file_records,
     iter_manifest_records,
+    manifest_schema,
     normalize_record,
     read_manifest,
     resolve_destination,
     validate_format,
     window_tag,
 )
+from airflow_provider_aigw.export.schema import COLUMN_NAMES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -240,7 +244,12 @@ def test_jsonl_lines_are_compact_and_keep_every_field(fdest: Dest) -> None:
     log = make_log(1, START, usage_metadata={"x": 1}, brand_new_field=[1, "é"])
     result = run([log], fdest, format="jsonl")
     data = fdest.parts()[result.manifest["files"][0]["path"]]
-    assert data == (json.dumps(log, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    row = normalize_record(log)
+    assert data == (json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    # one line per log, every column of the schema, unknown fields kept in extra
+    assert list(row) == list(COLUMN_NAMES)
+    assert json.loads(row["extra"]) == {"usage_metadata": {"x": 1}, "brand_new_field": [1, "é"]}
+    assert row["metadata"] == {"team": "a", "n": "1"}
 
 
 def test_jsonl_gz_is_valid_gzip(fdest: Dest) -> None:
@@ -249,7 +258,7 @@ def test_jsonl_gz_is_valid_gzip(fdest: Dest) -> None:
     lines = []
     for f in result.manifest["files"]:
         lines += gzip.decompress(fdest.parts()[f["path"]]).decode().splitlines()
-    assert [json.loads(line) for line in lines] == logs
+    assert [json.loads(line) for line in lines] == [normalize_record(log) for log in logs]
 
 
 def test_out_of_order_log_goes_to_new_part_of_its_partition(dest: Dest) -> None:
@@ -439,7 +448,7 @@ def test_manifest_contents(dest: Dest) -> None:
     assert m == json.loads(json.dumps(result.manifest))
     from airflow_provider_aigw import __version__
 
-    assert m["schema_version"] == 1
+    assert m["schema_version"] == SCHEMA_VERSION
     assert m["provider_version"] == __version__
     assert m["gateway_id"] == "gw-1"
     assert m["window"] == {"start": "2026-11-26T00:00:00Z", "end": "2026-11-28T00:00:00Z"}
@@ -492,6 +501,7 @@ def test_summary_shape_and_json(dest: Dest) -> None:
         "bytes",
         "commit",
         "paths",
+        "usage",
     }
     assert s["commit"] == {"mode": "create", "added": 30, "kept": 0}
     assert s["count"] == 30
@@ -542,6 +552,9 @@ def tricky_logs() -> list[dict]:
     logs[11]["event_id"] = "evt-1"
     logs[12]["model_type"] = None
     del logs[13]["cost"]
+    logs[14]["metadata"] = '{"team": "a", "n": 14}'
+    logs[15]["metadata"] = "not json {"
+    logs[16].update(feedback=1, score=87.5)
     return logs
 
 
@@ -551,18 +564,34 @@ def test_parquet_and_jsonl_round_trip_to_same_records(dest: Dest) -> None:
     js_result = run(logs, dest, format="jsonl", gateway_id="gw-js")
     from_parquet = list(iter_manifest_records(pq_result.manifest_uri, verify=True))
     from_jsonl = list(iter_manifest_records(js_result.manifest_uri, verify=True))
-    assert from_jsonl == logs
-    assert [normalize_record(r) for r in from_jsonl] == from_parquet
+    assert from_jsonl == from_parquet
     assert [normalize_record(r) for r in logs] == from_parquet
-    # exact values where the columns are typed
+    assert all(list(r) == list(COLUMN_NAMES) for r in from_jsonl)
+    # exact values where the columns are typed; what does not fit is kept in extra
     by_id = {r["id"]: r for r in from_parquet}
-    assert by_id[logs[4]["id"]]["duration"] == 12.5
-    assert by_id[logs[5]["id"]]["status_code"] == "200"
-    assert by_id[logs[6]["id"]]["created_at"] == "2026-11-26T01:02:03.123456+00:00"
-    assert by_id[logs[9]["id"]]["tokens_out"] == 2**70
-    assert by_id[logs[10]["id"]]["success"] == 1
-    assert by_id[logs[3]["id"]]["extra"] == "a field literally called extra"
-    assert by_id[logs[0]["id"]]["metadata"] == '{"team":"a","n":1}'
+
+    def extra(i: int) -> dict:
+        return json.loads(by_id[logs[i]["id"]]["extra"])
+
+    assert by_id[logs[4]["id"]]["duration"] is None and extra(4) == {"duration": 12.5}
+    assert by_id[logs[5]["id"]]["status_code"] is None and extra(5) == {"status_code": "200"}
+    assert by_id[logs[6]["id"]]["created_at"] == "2026-11-26T01:02:03.123Z"
+    assert extra(6) == {"created_at": "2026-11-26T01:02:03.123456+00:00"}
+    assert by_id[logs[7]["id"]]["cost"] == 3.0
+    assert by_id[logs[9]["id"]]["tokens_out"] is None and extra(9) == {"tokens_out": 2**70}
+    assert by_id[logs[10]["id"]]["success"] is None and extra(10) == {"success": 1}
+    assert extra(3) == {"usage_metadata": {"cache": {"read": 3}}, "extra": "a field literally called extra"}
+    assert by_id[logs[0]["id"]]["metadata"] == {"team": "a", "n": "1"}
+    assert by_id[logs[14]["id"]]["metadata"] == {"team": "a", "n": "14"}
+    assert by_id[logs[15]["id"]]["metadata"] is None
+    assert by_id[logs[15]["id"]]["metadata_raw"] == "not json {"
+    first = by_id[logs[1]["id"]]
+    assert first["request_body"] == '{"messages":[{"role":"user","content":"héllo"}]}'
+    assert (first["request_body_format"], first["response_body_format"]) == ("json", "sse")
+    assert by_id[logs[2]["id"]]["request_body_format"] is None
+    assert by_id[logs[2]["id"]]["request_body_status"] == "not_collected"
+    assert by_id[logs[16]["id"]]["feedback"] == 1.0 and by_id[logs[16]["id"]]["score"] == 87.5
+    assert by_id[logs[20]["id"]]["extra"] is None
 
 
 def test_parquet_schema_and_typed_columns(fdest: Dest) -> None:
@@ -574,32 +603,39 @@ def test_parquet_schema_and_typed_columns(fdest: Dest) -> None:
     path = os.path.join(fdest.root, result.manifest["files"][0]["path"])
     table = pq.read_table(path)
     schema = table.schema
+    assert schema.equals(arrow_schema())
     assert schema.field("created_at").type == pa.timestamp("ms", tz="UTC")
     for name in ("duration", "tokens_in", "tokens_out", "status_code", "step"):
         assert schema.field(name).type == pa.int64()
     for name in ("success", "cached", "custom_cost"):
         assert schema.field(name).type == pa.bool_()
-    assert schema.field("cost").type == pa.float64()
+    for name in ("cost", "feedback", "score"):
+        assert schema.field(name).type == pa.float64()
+    assert schema.field("metadata").type == pa.map_(pa.string(), pa.string())
     for name in (
         "id",
         "provider",
         "model",
         "model_type",
         "path",
-        "metadata",
+        "metadata_raw",
         "request_content_type",
         "response_content_type",
         "request_type",
         "event_id",
         "request_body",
         "response_body",
+        "request_body_format",
+        "response_body_format",
         "request_body_status",
         "response_body_status",
         "extra",
     ):
         assert schema.field(name).type == pa.string(), name
     assert all(f.nullable for f in schema)
-    assert schema.metadata[b"aigw.schema_version"] == b"1"
+    assert schema.metadata[b"aigw.schema_version"] == str(SCHEMA_VERSION).encode()
+    assert result.manifest["schema"] == manifest_schema(result.manifest["partition_by"])
+    assert [c["name"] for c in result.manifest["schema"]["columns"]] == schema.names
     row = table.slice(1, 1).to_pylist()[0]
     assert row["request_body"] == '{"messages":[{"role":"user","content":"héllo"}]}'
     assert row["request_body_status"] == "collected"
@@ -679,8 +715,8 @@ def test_unregistered_scheme_is_a_clear_error() -> None:
     msg = str(err.value)
     assert "destination" in msg and "'abfs'" in msg and "apache-airflow-providers-microsoft-azure" in msg
     assert tracking.consumed == 0
-    with pytest.raises(AIGatewayInputError, match="gcsfs"):
-        resolve_destination("gs://bucket/prefix")
+    with pytest.raises(AIGatewayInputError, match="adlfs"):
+        resolve_destination("abfs://container/prefix")
     with pytest.raises(AIGatewayInputError, match="destination"):
         resolve_destination("no-scheme/path")
     with pytest.raises(AIGatewayInputError, match="destination"):
@@ -751,3 +787,24 @@ def test_memory_stays_flat(fdest: Dest) -> None:
     assert result.count == n
     # ~20 MB of logs passed through; a non-streaming writer would hold them all.
     assert peak < 5 * 1024 * 1024, peak
+
+
+def test_union_rerun_usage_is_the_usage_of_all_archived_logs(fdest: Dest) -> None:
+    """A re-run over a window whose archived logs are gone adds the new ones; usage covers both."""
+    from airflow_provider_aigw.export import UsageSummary
+
+    logs = spread_logs(30)
+    first = run(logs[:20], fdest)
+    again = run(logs[20:], fdest)  # the first 20 were deleted from the gateway meanwhile
+    assert again.manifest["commit"]["mode"] == "union" and again.count == 30
+    whole = UsageSummary()
+    for log in logs:
+        whole.add(log)
+    expected = whole.to_dict()
+    got = again.manifest["usage"]
+    assert got["totals"]["logs"] == 30 and first.manifest["usage"]["totals"]["logs"] == 20
+    assert {k: v for k, v in got["totals"].items() if k != "cost"} == {
+        k: v for k, v in expected["totals"].items() if k != "cost"
+    }
+    assert got["totals"]["cost"] == pytest.approx(expected["totals"]["cost"], rel=1e-12)
+    assert [g["durations"] for g in got["by_model"]] == [g["durations"] for g in expected["by_model"]]

@@ -252,6 +252,27 @@ def test_export_declares_static_destination_as_asset(tmp_path: Path) -> None:
     assert templated.outlets == []
 
 
+def test_export_asset_event_extra_carries_usage_totals_only(emu: EmulatorServer, tmp_path: Path) -> None:
+    class Event:
+        def __init__(self) -> None:
+            self.extra: dict[str, Any] = {}
+
+    op = AIGatewayExportLogsOperator(task_id="export", destination=f"file://{tmp_path}")
+    [asset] = op.outlets
+    events = {asset: Event()}
+    summary = op.execute({**interval(), "outlet_events": events})
+    extra = events[asset].extra
+    assert extra["count"] == IN_WINDOW and "paths" not in extra
+    assert extra["usage"] == summary["usage"]["totals"]
+    assert extra["usage"]["logs"] == IN_WINDOW
+    errors = sum(1 for log in emu.logs(GW) if log["id"] in set(emu.ids(GW, START, END)) and log["success"] is False)
+    assert extra["usage"]["errors"] == errors
+    # the XCom summary has the per-model figures, without the duration buckets
+    assert sum(g["logs"] for g in summary["usage"]["by_model"]) == IN_WINDOW
+    assert all("durations" not in g for g in summary["usage"]["by_model"])
+    assert len(json.dumps(extra)) < 1024
+
+
 def test_export_include_bodies_records_status_per_log(
     emu: EmulatorServer, rec: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,7 +313,10 @@ def test_export_include_bodies_records_status_per_log(
     rows = {r["id"]: r for r in iter_manifest_records(summary)}
     assert list(rows) == ids
     assert (rows[ids[0]]["request_body_status"], rows[ids[0]]["response_body_status"]) == ("collected", "collected")
-    assert (rows[ids[0]]["request_body"], rows[ids[0]]["response_body"]) == emu.get_bodies("bodies", ids[0])
+    request, response = emu.get_bodies("bodies", ids[0])
+    assert (json.loads(rows[ids[0]]["request_body"]), rows[ids[0]]["response_body"]) == (request, response)
+    assert (rows[ids[0]]["request_body_format"], rows[ids[0]]["response_body_format"]) == ("json", "sse")
+    assert rows[ids[1]]["request_body_format"] is None and rows[ids[2]]["response_body_format"] is None
     assert (rows[ids[1]]["request_body_status"], rows[ids[1]]["response_body_status"]) == (
         "not_collected",
         "not_collected",
