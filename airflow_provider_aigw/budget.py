@@ -33,8 +33,8 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayBudgetStorageError,
     AIGatewayBudgetTimeoutError,
     AIGatewayConfigError,
-    AIGatewayInputError,
 )
+from airflow_provider_aigw.filters import validate_positive
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,8 @@ class Budget(Protocol):
 
 
 def _check_limits(max_requests: Any, period: Any) -> None:
-    if not isinstance(max_requests, int) or isinstance(max_requests, bool) or max_requests < 1:
-        raise AIGatewayInputError(f"budget_requests must be a positive integer, got {max_requests!r}")
-    if not isinstance(period, (int, float)) or isinstance(period, bool) or period <= 0:
-        raise AIGatewayInputError(f"budget_period must be a positive number of seconds, got {period!r}")
+    validate_positive(max_requests, param="budget_requests")
+    validate_positive(period, param="budget_period", integer=False, unit=" of seconds")
 
 
 def _no_room(wait: float, left: float, where: str) -> AIGatewayBudgetTimeoutError:

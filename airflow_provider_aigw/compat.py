@@ -42,7 +42,6 @@ except ImportError:  # Airflow 2.x
 try:  # Airflow 3.2+ (3.0/3.1 keep these in airflow.exceptions)
     from airflow.sdk.exceptions import (
         AirflowException,
-        AirflowFailException,
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
@@ -51,7 +50,6 @@ try:  # Airflow 3.2+ (3.0/3.1 keep these in airflow.exceptions)
 except ImportError:  # Airflow 2.x, 3.0, 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
-        AirflowFailException,
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
@@ -171,19 +169,12 @@ def _upath_adds_a_slash(protocol: str) -> bool:
     return protocol == "memory" or protocol not in available_implementations()
 
 
-# --------------------------------------------------------------------------- testing support
-# For tests of DAGs (ours and users') and the example DAGs: imported lazily, because they pull
-# in Airflow core modules (metadata DB, DAG parsing) or a provider that task code must not need.
+# --------------------------------------------------------------------------- example DAGs
+# Imported lazily: Airflow 3 keeps it in the standard provider, which task code must not need.
 
 
 def __getattr__(name: str) -> Any:
-    if name == "DagBag":
-        try:  # Airflow 3.2+
-            from airflow.dag_processing.dagbag import DagBag
-        except ImportError:  # Airflow 2.x, 3.0, 3.1
-            from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-        return DagBag
-    if name == "TimeDeltaSensor":  # for the example DAGs; Airflow 3 keeps it in the standard provider
+    if name == "TimeDeltaSensor":  # for the example DAGs
         try:
             from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
         except ImportError:  # Airflow 2.x
@@ -192,61 +183,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def dag_test(dag: Any, *, logical_date: Any = None, **kwargs: Any) -> Any:
-    """``dag.test(logical_date=..., run_conf=..., mark_success_pattern=...)``; returns the DagRun.
-
-    Airflow 2.x names the date ``execution_date``. Airflow 3.0's ``dag.test()`` does not write the
-    DAG to the metadata DB, so a task with asset outlets fails ("inactive assets in its inlets or
-    outlets"); 3.1+ writes it first, and so does this on 3.0.
-    """
-    from airflow import __version__ as airflow_version
-
-    if airflow_version.startswith("3.0."):
-        from airflow.dag_processing.bundles.manager import DagBundlesManager
-        from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-        from airflow.serialization.serialized_objects import LazyDeserializedDAG, SerializedDAG
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            DagBundlesManager().sync_bundles_to_db(session=session)
-        with create_session() as session:
-            serialized = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))  # type: ignore[attr-defined]
-            update_dag_parsing_results_in_db(  # type: ignore[call-arg]
-                "dags-folder",
-                None,
-                [serialized],
-                {},
-                set(),  # type: ignore[arg-type]
-                session=session,
-            )
-    if logical_date is not None:
-        import inspect
-
-        name = "logical_date" if "logical_date" in inspect.signature(dag.test).parameters else "execution_date"
-        kwargs[name] = logical_date
-    return dag.test(**kwargs)
-
-
-def get_xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-    """The deserialised XCom a task of a finished ``dag.test()`` run pushed, or ``None``."""
-    from airflow.utils.session import create_session
-
-    try:  # Airflow 3.x
-        from airflow.models.xcom import XComModel
-    except ImportError:  # Airflow 2.x
-        from airflow.models.xcom import XCom
-
-        return XCom.get_one(run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, key=key, map_index=map_index)
-    with create_session() as session:
-        query = XComModel.get_many(
-            run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key, map_indexes=map_index
-        )
-        row = session.scalars(query).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-
 if TYPE_CHECKING:
-    from airflow.models.dagbag import DagBag  # noqa: F401
     from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor  # noqa: F401
 
     try:
@@ -257,7 +194,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DAG",
     "AirflowException",
-    "AirflowFailException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
@@ -274,9 +210,7 @@ __all__ = [
     "TriggerEvent",
     "conf",
     "connection_form_widgets",
-    "dag_test",
     "first_reschedule_date",
-    "get_xcom",
     "mask_secret",
     "storage_url",
     "task",

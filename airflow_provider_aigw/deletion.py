@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aigw.client import MAX_DELETE_LIMIT
+from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
 from airflow_provider_aigw.exceptions import (
     AIGatewayBodyError,
     AIGatewayError,

@@ -17,12 +17,12 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pendulum
 
-from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 
 OPERATORS = frozenset({"eq", "neq", "contains", "lt", "gt"})
 #: Granularity of ``created_at`` in the API; windows are shifted by this to be half-open.
@@ -253,18 +253,77 @@ def created_at_filter(operator: str, value: dt.datetime) -> Filter:
     return {"key": "created_at", "operator": operator, "value": [format_time(value)]}
 
 
-def parse_created_at(value: str) -> dt.datetime:
-    """Parse a log's ``created_at`` (ISO 8601, ``Z`` or offset) to an aware UTC datetime."""
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-    parsed = dt.datetime.fromisoformat(text)
+def parse_created_at(value: Any) -> dt.datetime:
+    """Parse a log's ``created_at`` (ISO 8601 string, ``Z`` or offset, or datetime) to an aware UTC datetime.
+
+    Strings without an offset are taken as UTC (the API always answers in UTC).
+    """
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            parsed = _parse_iso_slow(text, value)
+    else:
+        raise AIGatewayInputError(f"log created_at must be an ISO 8601 string, got {value!r}")
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+        return parsed.replace(tzinfo=dt.timezone.utc)
     return parsed.astimezone(dt.timezone.utc)
 
 
-def combine(*groups: Iterable[Filter]) -> list[Filter]:
-    """Concatenate filter groups (the API ANDs different filters)."""
-    return [f for group in groups for f in group]
+_ISO_SLOW = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([+-]\d{2}:?\d{2})?")
+
+
+def _parse_iso_slow(text: str, original: Any) -> dt.datetime:
+    # Python 3.10's fromisoformat accepts only 3 or 6 fractional digits.
+    m = _ISO_SLOW.fullmatch(text)
+    if not m:
+        raise AIGatewayInputError(f"log created_at is not ISO 8601: {original!r}")
+    frac = (m.group(2) or "").ljust(6, "0")[:6]
+    tz = m.group(3) or ""
+    if tz and ":" not in tz:
+        tz = f"{tz[:3]}:{tz[3:]}"
+    try:
+        return dt.datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}")
+    except ValueError as exc:
+        raise AIGatewayInputError(f"log created_at is not ISO 8601: {original!r}") from exc
+
+
+def validate_positive(
+    value: Any,
+    *,
+    param: str,
+    integer: bool = True,
+    maximum: int | None = None,
+    allow_zero: bool = False,
+    unit: str = "",
+    error: type[AIGatewayError] = AIGatewayInputError,
+) -> Any:
+    """The one check of counts, sizes and durations: a number (never a bool or NaN) above zero.
+
+    :param param: the name the error gives (e.g. ``"timeout in connection 'x'"``).
+    :param integer: require an ``int``; otherwise any int or float.
+    :param maximum: inclusive upper bound (integers only).
+    :param allow_zero: accept 0 too.
+    :param unit: appended to "number" in the error, e.g. ``" of seconds"``.
+    :param error: exception class (:class:`AIGatewayConfigError` for connection settings).
+    """
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float)) and value == value
+    if ok:
+        ok = (value >= 0 if allow_zero else value > 0) and (maximum is None or value <= maximum)
+    if not ok:
+        if integer and maximum is not None:
+            what = f"an integer from {0 if allow_zero else 1} to {maximum}"
+        elif integer:
+            what = "an integer >= 0" if allow_zero else "a positive integer"
+        else:
+            what = f"a non-negative number{unit}" if allow_zero else f"a positive number{unit}"
+        raise error(f"{param} must be {what}, got {value!r}")
+    return value
 
 
 def validate_gateway_id(gateway_id: Any, *, param: str = "gateway_id") -> str:

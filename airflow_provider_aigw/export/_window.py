@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.filters import validate_gateway_id
 
-_GATEWAY_ID_RE = re.compile(r"^[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*$")
+# One gateway-id check for the whole provider: the API's own (lowercase) pattern.
+check_gateway_id = validate_gateway_id
 
 
 def check_datetime(name: str, value: Any) -> datetime:
@@ -29,18 +30,6 @@ def check_datetime(name: str, value: Any) -> datetime:
         )
     u = value.astimezone(timezone.utc)
     return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=timezone.utc)
-
-
-def check_gateway_id(gateway_id: Any) -> str:
-    if not isinstance(gateway_id, str) or not gateway_id or len(gateway_id) > 64:
-        raise AIGatewayInputError(
-            f"gateway_id must be a non-empty string of at most 64 chars, got {gateway_id!r}"
-        )
-    if not _GATEWAY_ID_RE.match(gateway_id):
-        raise AIGatewayInputError(
-            f"gateway_id {gateway_id!r} is not a valid AI Gateway id (letters, digits, '_' and single '-')"
-        )
-    return gateway_id
 
 
 def check_filters(filters: Any) -> list[dict[str, Any]]:
@@ -93,5 +82,3 @@ def window_tag(start: datetime, end: datetime, filters: list[dict[str, Any]] | N
     if flt:
         tag += f"-f{_filters_hash(flt)}"
     return tag
-
-

@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported for the writer
 from airflow_provider_aigw.export.schema import arrow_schema, format_ms, to_row
+from airflow_provider_aigw.filters import parse_created_at as parse_created_at  # the one parser; re-exported
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -60,45 +61,6 @@ def _import_pyarrow() -> Any:
 
 
 # --- timestamps -------------------------------------------------------------------------------
-
-
-def parse_created_at(value: Any) -> datetime:
-    """Parse a log's ``created_at`` (ISO 8601 string or datetime) into an aware UTC datetime.
-
-    Strings without an offset are taken as UTC (the API always answers in UTC).
-    """
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            dt = _parse_iso_slow(text, value)
-    else:
-        raise AIGatewayInputError(f"log created_at must be an ISO 8601 string, got {value!r}")
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
-
-
-def _parse_iso_slow(text: str, original: Any) -> datetime:
-    # Python 3.10's fromisoformat accepts only 3 or 6 fractional digits.
-    import re
-
-    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([+-]\d{2}:?\d{2})?", text)
-    if not m:
-        raise AIGatewayInputError(f"log created_at is not ISO 8601: {original!r}")
-    frac = (m.group(2) or "").ljust(6, "0")[:6]
-    tz = m.group(3) or ""
-    if tz and ":" not in tz:
-        tz = f"{tz[:3]}:{tz[3:]}"
-    try:
-        return datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}")
-    except ValueError as exc:
-        raise AIGatewayInputError(f"log created_at is not ISO 8601: {original!r}") from exc
 
 
 def format_ts(dt: datetime) -> str:
@@ -151,9 +113,7 @@ class JsonlWriter(RecordWriter):
         self._gz: gzip.GzipFile | None = None
         self._out: Any = raw
         if gzip_compress:
-            self._gz = gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
-            )
+            self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0)
             self._out = self._gz
         self._buf: list[bytes] = []
         self._size = 0

@@ -29,6 +29,7 @@ from airflow_provider_aigw.filters import (
     format_time,
     normalize_filters,
     parse_literal,
+    validate_positive,
     validate_window,
 )
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
@@ -55,16 +56,12 @@ def is_transient(error: BaseException) -> bool:
 
 def validate_min_count(min_count: Any) -> int:
     """``min_count`` must be an integer >= 1."""
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise AIGatewayInputError(f"min_count must be an integer >= 1, got {min_count!r}")
-    return min_count
+    return validate_positive(min_count, param="min_count")
 
 
 def validate_max_matches(max_matches: Any) -> int:
     """``max_matches`` must be an integer from 0 to :data:`MAX_MATCHES_LIMIT`."""
-    if isinstance(max_matches, bool) or not isinstance(max_matches, int) or not 0 <= max_matches <= MAX_MATCHES_LIMIT:
-        raise AIGatewayInputError(f"max_matches must be an integer from 0 to {MAX_MATCHES_LIMIT}, got {max_matches!r}")
-    return max_matches
+    return validate_positive(max_matches, param="max_matches", maximum=MAX_MATCHES_LIMIT, allow_zero=True)
 
 
 def normalize_query(

@@ -31,7 +31,7 @@ def load_dag(airflow_db: None) -> Any:
     ``dag.test()`` run at once instead of after the retry delays in real time; ``retries=None``
     keeps them (tests/dags/test_example_schedules.py runs them on a virtual clock).
     """
-    from airflow_provider_aigw.compat import DagBag
+    from tests.compat_helpers import DagBag
 
     def load(dag_id: str, *, retries: int | None = 0) -> DAG:
         bag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{dag_id}.py"))

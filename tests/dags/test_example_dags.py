@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aigw.compat import dag_test, get_xcom
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.export import iter_manifest_records, normalize_record, read_manifest
+from tests.compat_helpers import dag_test, get_xcom
 
 pytestmark = pytest.mark.dags
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import time_machine
 
-from airflow_provider_aigw.compat import dag_test, get_xcom
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from tests.compat_helpers import dag_test, get_xcom
 
 pytestmark = pytest.mark.dags
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aigw.compat import dag_test
+from tests.compat_helpers import dag_test
 
 pytestmark = pytest.mark.dags
 
@@ -76,10 +76,8 @@ def states(run: Any) -> dict[str, str]:
 
 
 def dag_bag(path: Path) -> Any:
-    try:  # Airflow 3.2+
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 2.x, 3.0, 3.1
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    from tests.compat_helpers import DagBag
+
     return DagBag(dag_folder=str(path))
 
 

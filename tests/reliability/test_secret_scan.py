@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_aigw.client import AIGatewayClient, RequestBudget
-from airflow_provider_aigw.compat import dag_test
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from tests.compat_helpers import dag_test
 
 from .conftest import CONN_ENV, FAST_RETRIES, GW
 
@@ -33,10 +33,8 @@ EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 
 def load_dag(dag_id: str) -> Any:
-    try:  # Airflow 3.2+
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # pragma: no cover - older Airflow
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    from tests.compat_helpers import DagBag
+
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{dag_id}.py"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags[dag_id]
