@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test lint demo bench
+.PHONY: test lint demo bench docs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: $(STAMP) redis-server
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_aigw tests example_dags
 	$(BIN)/mypy
+
+# The Sphinx site (docs/ -> docs/_build/html), warnings as errors; installs the docs extra when missing.
+# Autodoc imports the provider offline (AIRFLOW_HOME under docs/_build, see docs/conf.py).
+docs: $(STAMP)
+	@$(BIN)/python -c "import sphinx" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,docs]'
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 # Emulator -> `airflow dags test aigw_archive_logs` -> ./demo-output/, with a summary (about 30 s).
 demo: $(STAMP)

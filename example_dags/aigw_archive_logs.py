@@ -98,6 +98,7 @@ with DAG(
     # Frees the worker between checks (or waits on the triggerer when
     # [operators] default_deferrable is on). A finished day's logs are all there once it has
     # settled, so an empty answer 30 minutes later means an empty day: skip it.
+    # [START howto_sensor_aigw_logs]
     wait = AIGatewayLogsSensor(
         task_id="wait_for_logs",
         start=WINDOW_START,
@@ -109,6 +110,8 @@ with DAG(
         timeout=DEFAULT_SETTLE_LAG + dt.timedelta(minutes=30),
         soft_fail=True,
     )
+    # [END howto_sensor_aigw_logs]
+    # [START howto_operator_aigw_export_logs]
     export = AIGatewayExportLogsOperator(
         task_id="export_logs",
         destination="{{ params.destination }}",
@@ -117,5 +120,8 @@ with DAG(
         end=WINDOW_END,
         outlets=[ARCHIVE_ASSET],
     )
+    # [END howto_operator_aigw_export_logs]
+    # [START howto_operator_aigw_delete_logs]
     delete = AIGatewayDeleteLogsOperator(task_id="delete_exported_logs", manifest=export.output)
+    # [END howto_operator_aigw_delete_logs]
     wait >> export >> delete

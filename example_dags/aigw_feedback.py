@@ -69,6 +69,7 @@ with DAG(
     tags=["cloudflare", "ai-gateway"],
     doc_md=__doc__,
 ) as dag:
+    # [START howto_operator_aigw_list_logs]
     failed = AIGatewayListLogsOperator(
         task_id="list_failed",
         filters=[{"key": "success", "operator": "eq", "value": [False]}],
@@ -76,6 +77,7 @@ with DAG(
         max_results=5000,
         **WINDOW,
     )
+    # [END howto_operator_aigw_list_logs]
     expensive = AIGatewayListLogsOperator(
         task_id="list_expensive",
         filters=[{"key": "cost", "operator": "gt", "value": [EXPENSIVE_USD]}],
@@ -83,9 +85,11 @@ with DAG(
         max_results=5000,
         **WINDOW,
     )
+    # [START howto_operator_aigw_patch_log]
     AIGatewayPatchLogOperator(task_id="tag_failed", log_id=failed.output, feedback=-1, score=0)
     AIGatewayPatchLogOperator(
         task_id="tag_expensive",
         log_id=expensive.output,
         metadata={"review": "expensive", "tagged_by": "aigw_feedback", "run": "{{ run_id }}"},
     )
+    # [END howto_operator_aigw_patch_log]

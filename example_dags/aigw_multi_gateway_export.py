@@ -93,11 +93,13 @@ with DAG(
         """The gateway ids of this run."""
         return list(params["gateways"])
 
+    # [START howto_operator_aigw_export_logs_mapped]
     exports = AIGatewayExportLogsOperator.partial(
         task_id="export_gateway",
         destination="{{ params.destination }}",
         max_active_tis_per_dagrun=MAX_PARALLEL_EXPORTS,
     ).expand(gateway_id=gateways())
+    # [END howto_operator_aigw_export_logs_mapped]
 
     @task
     def summarize(summaries: list[dict[str, Any]]) -> dict[str, int]:

@@ -1,0 +1,47 @@
+"""The docs' code examples come from files the tests run: every literalinclude names an existing
+``# [START x]`` / ``# [END x]`` pair, and every pair in example_dags/ is shown in the docs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+INCLUDE = re.compile(r"^\.\. literalinclude:: (?P<path>\S+)\n(?P<options>(?:[ ]{4}:.*\n)+)", re.MULTILINE)
+MARKER = re.compile(r"^\s*# \[(START|END) (\w+)\]$", re.MULTILINE)
+
+
+def includes() -> list[tuple[Path, str, str]]:
+    """(included file, start marker, end marker) of every literalinclude in docs/."""
+    found = []
+    for page in sorted(DOCS.rglob("*.rst")):
+        for m in INCLUDE.finditer(page.read_text()):
+            options = dict(re.findall(r":([\w-]+):\s*(.*)", m["options"]))
+            found.append(((page.parent / m["path"]).resolve(), options["start-after"], options["end-before"]))
+    return found
+
+
+def markers(path: Path) -> list[tuple[str, str]]:
+    return MARKER.findall(path.read_text())
+
+
+def test_every_literalinclude_names_a_start_end_pair_in_a_tested_file() -> None:
+    found = includes()
+    assert len(found) >= 9  # list, export x2, delete, patch, sensor, emulator x3
+    for path, start, end in found:
+        assert path.is_file(), path
+        assert path.is_relative_to(ROOT / "example_dags") or path.is_relative_to(ROOT / "tests"), path
+        name = re.fullmatch(r"\[START (\w+)\]", start)
+        assert name and end == f"[END {name[1]}]", (start, end)
+        pairs = markers(path)
+        assert pairs.count(("START", name[1])) == 1 and pairs.count(("END", name[1])) == 1, (path, name[1])
+        assert pairs.index(("START", name[1])) < pairs.index(("END", name[1]))
+
+
+def test_every_example_dag_snippet_is_shown_in_the_docs() -> None:
+    shown = {(path, start) for path, start, _ in includes()}
+    for dag_file in sorted((ROOT / "example_dags").glob("*.py")):
+        for kind, name in markers(dag_file):
+            if kind == "START":
+                assert (dag_file.resolve(), f"[START {name}]") in shown, (dag_file.name, name)
