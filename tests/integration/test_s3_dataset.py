@@ -53,7 +53,9 @@ def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, s3_endpoint
         "password": CREDS["aws_secret_access_key"],
         "extra": {"endpoint_url": s3_endpoint, "region_name": CREDS["region_name"]},
     }
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_MOTO", json.dumps(aws))
+    # Its own connection id: Airflow caches one filesystem per (scheme, conn id) for the process,
+    # and other modules point aws_moto at their own moto server.
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_MOTO_DATASET", json.dumps(aws))
     # Nothing may reach for real AWS credentials.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -83,10 +85,10 @@ def test_s3_export_read_by_duckdb_from_manifest_uris_then_manifest_delete(
     window_ids = emu.ids(GW, START, END)
     later_ids = emu.ids(GW, END)
     summary = AIGatewayExportLogsOperator(
-        task_id="export", destination=f"s3://aws_moto@{BUCKET}/archive/{fmt}", format=fmt, start=START, end=END
+        task_id="export", destination=f"s3://aws_moto_dataset@{BUCKET}/archive/{fmt}", format=fmt, start=START, end=END
     ).execute({})
     assert summary["count"] == len(window_ids)
-    assert summary["manifest_uri"].startswith(f"s3://aws_moto@{BUCKET}/")  # Airflow's own reference
+    assert summary["manifest_uri"].startswith(f"s3://aws_moto_dataset@{BUCKET}/")  # Airflow's own reference
 
     manifest = read_manifest(summary["manifest_uri"])
     # What DuckDB, Spark or Athena open: plain s3://bucket/key, no Airflow connection id.
