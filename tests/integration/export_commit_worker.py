@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from airflow_provider_aigw.exceptions import AIGatewayExportConflictError
 from airflow_provider_aigw.export import _commit, export_logs
-from tests.unit.test_export import END, START, spread_logs
+from tests.unit.export.test_export import END, START, spread_logs
 
 
 def main() -> int:

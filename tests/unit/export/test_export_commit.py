@@ -27,10 +27,10 @@ from airflow_provider_aigw.export import (
 )
 from airflow_provider_aigw.export._storage import Destination
 from airflow_provider_aigw.export.formats import ParquetRecordWriter
-from tests.unit.test_export import END, START, TAG, Dest, make_log, manifest_path, run, spread_logs
+from tests.unit.export.test_export import END, START, TAG, Dest, make_log, manifest_path, run, spread_logs
 
 FORMATS = ["jsonl", "jsonl.gz", "parquet"]
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def lock_path(fmt: str = "jsonl.gz", tag: str = TAG) -> str:
@@ -163,7 +163,7 @@ KILL_SCRIPT = """
 import os, sys
 from datetime import datetime, timezone
 from airflow_provider_aigw.export import _commit, export_logs
-from tests.unit.test_export import START, END, spread_logs
+from tests.unit.export.test_export import START, END, spread_logs
 
 def die(*args, **kwargs):
     os._exit(9)  # SIGKILL-like: no cleanup, no finally
