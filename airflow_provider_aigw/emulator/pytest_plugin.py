@@ -8,28 +8,33 @@
   over the 3 days before the test started, and ``AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT``
   set to it (JSON form).
 
-Never imports Airflow.
+Loading the plugin (pytest does it in every environment where the provider is installed) imports
+only pytest and the standard library and registers these two fixtures, no hooks: the emulator
+itself is imported when a test first asks for a fixture. Never imports Airflow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_aigw.emulator.faults import _FIELDS as _FAULT_FIELDS
-from airflow_provider_aigw.emulator.server import EmulatorServer
+if TYPE_CHECKING:
+    from airflow_provider_aigw.emulator.server import EmulatorServer
 
 __all__ = ["aigw_emulator", "aigw_emulator_factory"]
 
-EmulatorFactory = Callable[..., EmulatorServer]
+EmulatorFactory = Callable[..., "EmulatorServer"]
 
 
 @pytest.fixture
 def aigw_emulator_factory() -> Iterator[EmulatorFactory]:
     """Factory of started emulators, stopped at teardown."""
+    from airflow_provider_aigw.emulator.faults import _FIELDS as _FAULT_FIELDS
+    from airflow_provider_aigw.emulator.server import EmulatorServer
+
     servers: list[EmulatorServer] = []
 
     def factory(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 import requests
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from airflow_provider_aigw.emulator import EmulatorServer
 
 
@@ -148,6 +149,62 @@ def test_emulator_never_imports_airflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_loading_the_pytest_plugin_imports_only_pytest_and_the_standard_library() -> None:
+    # pytest loads the plugin in every environment where the provider is installed.
+    code = (
+        "import sys, json, pytest; before = set(sys.modules);"
+        "import airflow_provider_aigw.emulator.pytest_plugin as plugin;"
+        "new = sorted(set(sys.modules) - before);"
+        "print(json.dumps({'new': new, 'stdlib': sorted(sys.stdlib_module_names),"
+        " 'hooks': [n for n in dir(plugin) if n.startswith('pytest_')]}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    loaded = json.loads(out.stdout)
+    ours = {m for m in loaded["new"] if m.split(".")[0] not in set(loaded["stdlib"])}
+    assert ours == {
+        "airflow_provider_aigw",
+        "airflow_provider_aigw.emulator",
+        "airflow_provider_aigw.emulator.pytest_plugin",
+    }
+    assert loaded["hooks"] == []
+
+
+def test_the_pytest_plugin_registers_only_its_two_fixtures(pytestconfig: pytest.Config) -> None:
+    from airflow_provider_aigw.emulator import pytest_plugin
+
+    plugin = pytestconfig.pluginmanager.get_plugin("aigw_emulator")
+    assert plugin is pytest_plugin
+    defined = {name for name in vars(pytest_plugin) if not name.startswith("_")}
+    assert {n for n in defined if n.startswith("pytest_")} == set()
+    fixture_marks = ("_fixture_function_marker", "_pytestfixturefunction")  # pytest >= 8.4, older
+    fixtures = {n for n in defined if any(hasattr(getattr(pytest_plugin, n), mark) for mark in fixture_marks)}
+    assert fixtures == {"aigw_emulator", "aigw_emulator_factory"}
+
+
+def test_the_runtime_never_imports_the_emulator() -> None:
+    package = Path(__file__).resolve().parents[3] / "airflow_provider_aigw"
+    runtime = [p for p in package.rglob("*.py") if "emulator" not in p.relative_to(package).parts]
+    importers = [
+        str(p.relative_to(package))
+        for p in runtime
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and any("emulator" in (name or "") for name in [getattr(node, "module", None), *(a.name for a in node.names)])
+    ]
+    assert importers == []
+    modules = sorted(
+        ".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__") for p in runtime
+    )
+    code = (
+        "import importlib, sys, json;"
+        f"[importlib.import_module(m) for m in {modules!r} if not m.endswith('__main__')];"
+        "print(json.dumps(sorted(m for m in sys.modules if 'emulator' in m)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == []
+    assert len(modules) > 20
 
 
 def test_conn_uri_parses_in_airflow(aigw_emulator: EmulatorServer) -> None:
