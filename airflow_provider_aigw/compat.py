@@ -7,65 +7,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-try:  # Airflow 3.1+
-    from airflow.sdk import BaseHook
-except ImportError:  # Airflow 2.x, 3.0
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
-
-try:  # Airflow 3.x
-    from airflow.sdk import (
-        BaseOperator,
-        BaseSensorOperator,
-        ObjectStoragePath,
-        PokeReturnValue,
-    )
-except ImportError:  # Airflow 2.x
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    from airflow.models import BaseOperator  # type: ignore[no-redef,attr-defined]
-    from airflow.sensors.base import (  # type: ignore[no-redef]
-        BaseSensorOperator,
-        PokeReturnValue,
-    )
-
-try:  # Airflow 3.x
-    from airflow.sdk import Asset
-except ImportError:  # Airflow 2.x
-    from airflow.datasets import Dataset as Asset  # type: ignore[no-redef,assignment]
-
-try:  # Airflow 3.x: DAG authoring (the example DAGs import these from here)
-    from airflow.sdk import DAG, Param, task
-except ImportError:  # Airflow 2.x
-    from airflow.decorators import task  # type: ignore[no-redef,attr-defined]
-    from airflow.models.dag import DAG  # type: ignore[no-redef,assignment]
-    from airflow.models.param import Param  # type: ignore[no-redef,assignment]
-
-try:  # Airflow 3.2+ (3.0/3.1 keep these in airflow.exceptions)
-    from airflow.sdk.exceptions import (
-        AirflowException,
-        AirflowRescheduleException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        TaskDeferred,
-    )
-except ImportError:  # Airflow 2.x, 3.0, 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef]
-        AirflowException,
-        AirflowRescheduleException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        TaskDeferred,
-    )
-
-try:  # Airflow 3.x
-    from airflow.sdk.configuration import conf
-except ImportError:  # Airflow 2.x
-    from airflow.configuration import conf  # type: ignore[no-redef]
-
-try:  # Airflow 3.x
-    from airflow.sdk.log import mask_secret
-except ImportError:  # Airflow 2.x
-    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
-
+# apache-airflow-providers-common-compat resolves each name to airflow.sdk (Airflow 3) or its
+# Airflow 2 home, as Airflow's own providers import them; only what it lacks is shimmed below.
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    Asset,
+    BaseHook,
+    BaseOperator,
+    BaseSensorOperator,
+    ObjectStoragePath,
+    Param,
+    PokeReturnValue,
+    conf,
+    mask_secret,
+    task,
+)
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
@@ -184,17 +143,12 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
     from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor  # noqa: F401
-
-    try:
-        from airflow.sdk import Context
-    except ImportError:
-        from airflow.utils.context import Context  # type: ignore[no-redef,attr-defined]
 
 __all__ = [
     "DAG",
     "AirflowException",
-    "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "Asset",
@@ -206,7 +160,6 @@ __all__ = [
     "ObjectStoragePath",
     "Param",
     "PokeReturnValue",
-    "TaskDeferred",
     "TriggerEvent",
     "conf",
     "connection_form_widgets",

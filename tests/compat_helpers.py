@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.models.dagbag import DagBag as DagBag
 
-__all__ = ["DagBag", "dag_test", "get_xcom"]
+try:  # Airflow 3.2+ (3.0/3.1 keep it in airflow.exceptions); common-compat does not carry it
+    from airflow.sdk.exceptions import AirflowRescheduleException
+except ImportError:  # Airflow 2.x, 3.0, 3.1
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
+
+__all__ = ["AirflowRescheduleException", "DagBag", "dag_test", "get_xcom"]
 
 
 def __getattr__(name: str) -> Any:

@@ -10,19 +10,15 @@ from unittest import mock
 
 import pytest
 from airflow import __version__ as airflow_version
+from airflow.providers.common.compat.sdk import TaskDeferred
 from packaging.version import Version
 
-from airflow_provider_aigw.compat import (
-    AirflowException,
-    AirflowRescheduleException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferred,
-)
+from airflow_provider_aigw.compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.sensors.ai_gateway import DEFERRAL_TIMEOUT_GRACE, AIGatewayLogsSensor
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
+from tests.compat_helpers import AirflowRescheduleException
 
 GW = "my-gateway"
 ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
