@@ -1,10 +1,12 @@
-"""README "Query your archive": the schema table matches the code, and the DuckDB statements run
-as written against an export laid out like ``make demo``'s (``demo-output/`` in the working
-directory, the archive DAG's defaults) with results equal to the emulator's ground truth."""
+"""The docs' "Query your archive" (docs/archive.rst): the schema table matches the code, and the
+DuckDB statements run as written against an export laid out like ``make demo``'s
+(``demo-output/`` in the working directory, the archive DAG's defaults) with results equal to the
+emulator's ground truth."""
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,25 +21,22 @@ from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperat
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "archive.rst"
 UTC = timezone.utc
 GW = "my-gateway"
 START = datetime(2026, 3, 1, tzinfo=UTC)
 END = datetime(2026, 3, 3, tzinfo=UTC)
 
 
-def section() -> str:
-    text = README.read_text()
-    start = text.index("\n## Query your archive\n")
-    return text[start : text.index("\n## ", start + 1)]
-
-
 def sql_blocks() -> list[str]:
-    return re.findall(r"```sql\n(.*?)```", section(), flags=re.S)
+    """The ``.. code-block:: sql`` blocks of the page (after their options), dedented, in order."""
+    blocks = re.findall(r"^\.\. code-block:: sql\n(?:    :.*\n)*\n((?:(?:    .*)?\n)+)", PAGE.read_text(), flags=re.M)
+    return [textwrap.dedent(block).strip() + "\n" for block in blocks]
 
 
-def test_readme_schema_table_is_the_code_schema() -> None:
-    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", section(), flags=re.M)
+def test_docs_schema_table_is_the_code_schema() -> None:
+    # list-table rows: "* - ``column``" then one "- value" line per cell (Arrow, DuckDB, JSON Lines, ...).
+    rows = re.findall(r"^   \* - ``(\w+)``\n     - (.+)\n     - (.+)\n     - (.+)\n", PAGE.read_text(), flags=re.M)
     assert [(name, a.strip(), d.strip(), j.strip()) for name, a, d, j in rows] == [
         (c.name, *TYPES[c.type]) for c in COLUMNS
     ]
@@ -75,7 +74,7 @@ def expected_results(truth: list[dict[str, Any]]) -> tuple[dict[Any, Any], dict[
 
 
 @pytest.mark.parametrize("fmt", ["jsonl.gz", "parquet"])
-def test_readme_duckdb_queries_run_as_written(demo_output: Any, fmt: str) -> None:
+def test_docs_duckdb_queries_run_as_written(demo_output: Any, fmt: str) -> None:
     truth = demo_output(fmt)
     jsonl_view, parquet_view, daily_cost, error_rate = sql_blocks()
     con = duckdb.connect()
