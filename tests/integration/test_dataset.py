@@ -74,7 +74,7 @@ class Archive:
             self.summaries[fmt] = op.execute({})
 
     def relation(self, con: Any, fmt: str) -> str:
-        """A DuckDB view over one export, read as the README says."""
+        """A DuckDB view over one export, read as docs/archive.rst says."""
         hive = ", ".join(f"'{k}': {v}" for k, v in duckdb_hive_types("hour").items())
         glob = f"{self.root / fmt}/gateway=*/**/*.{fmt}"
         name = "logs_" + fmt.replace(".", "_")

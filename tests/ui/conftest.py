@@ -2,7 +2,7 @@
 
 A real Airflow api-server (SQLite, a throwaway home) and the emulator run on loopback; headless
 Debian chromium, driven by Playwright, uses the UI as a person would. Screenshots go to
-``docs/screenshots/`` (linked from the README).
+``docs/screenshots/`` (shown in docs/connections.rst and docs/example_dags.rst).
 """
 
 from __future__ import annotations
