@@ -21,12 +21,14 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayNotFoundError,
 )
 
-__all__ = ["AUTH_FAILURES_TO_GIVE_UP", "MAX_FAILURE_SAMPLES", "BodyFetcher", "bounded_map"]
+__all__ = ["AUTH_FAILURES_TO_GIVE_UP", "MAX_CONCURRENCY", "MAX_FAILURE_SAMPLES", "BodyFetcher", "bounded_map"]
 
 #: Consecutive 401/403 answers on body fetches after which no more bodies are fetched.
 AUTH_FAILURES_TO_GIVE_UP = 5
 #: Failure messages kept for the task log and error (the rest are only counted).
 MAX_FAILURE_SAMPLES = 10
+#: Upper bound of concurrent requests of one task (the client's connection pool holds 32).
+MAX_CONCURRENCY = 32
 #: Items in flight at once in :func:`bounded_map`.
 _CHUNK = 50
 

@@ -16,15 +16,37 @@ from airflow_provider_aigw.filters import (
     check_delete_filter_keys,
     encode_filters,
     normalize_filters,
+    validate_choice,
     validate_positive,
     window_filters,
 )
-from airflow_provider_aigw.listing import LIST_ORDER_KEYS
+from airflow_provider_aigw.listing import LIST_ORDER_KEYS, ORDER_DIRECTIONS
 
 MAX_DELETE_LIMIT = 10_000
 DELETE_ORDER_KEYS = LIST_ORDER_KEYS | {"cost", "tokens_in", "tokens_out", "duration", "feedback"}
+#: The fields a PATCH can set.
+PATCH_FIELDS = ("feedback", "score", "metadata")
 #: "Argument not given" for PATCH fields, where ``None`` means "clear the field".
 _NOT_SET: Any = object()
+
+
+def patch_values(*, feedback: Any = None, score: Any = None, metadata: Any = None, clear: Any = ()) -> dict[str, Any]:
+    """The fields a PATCH sets: the given values (``None`` = leave unchanged) and the ``clear``-ed ones as null.
+
+    Validated before any request, with :func:`build_patch_body`.
+    """
+    cleared = [clear] if isinstance(clear, str) else list(clear)
+    for name in cleared:
+        validate_choice(name, PATCH_FIELDS, param="clear")
+    given = {name: v for name, v in zip(PATCH_FIELDS, (feedback, score, metadata), strict=True) if v is not None}
+    both = sorted(set(given) & set(cleared))
+    if both:
+        raise AIGatewayInputError(f"{both} given both a value and in clear=")
+    if not given and not cleared:
+        raise AIGatewayInputError("nothing to patch: give feedback, score, metadata or clear=")
+    values = {name: None for name in cleared} | given
+    build_patch_body(**values)
+    return values
 
 
 def build_patch_body(*, feedback: Any = _NOT_SET, score: Any = _NOT_SET, metadata: Any = _NOT_SET) -> dict[str, Any]:
@@ -120,13 +142,9 @@ def delete_query(
     if limit is not None:
         query["limit"] = validate_positive(limit, param="limit", maximum=MAX_DELETE_LIMIT)
     if order_by is not None:
-        if order_by not in DELETE_ORDER_KEYS:
-            raise AIGatewayInputError(f"order_by must be one of {sorted(DELETE_ORDER_KEYS)}, got {order_by!r}")
-        query["order_by"] = order_by
+        query["order_by"] = validate_choice(order_by, DELETE_ORDER_KEYS, param="order_by")
     if order_by_direction is not None:
-        if order_by_direction not in ("asc", "desc"):
-            raise AIGatewayInputError(f"order_by_direction must be 'asc' or 'desc', got {order_by_direction!r}")
-        query["order_by_direction"] = order_by_direction
+        query["order_by_direction"] = validate_choice(order_by_direction, ORDER_DIRECTIONS, param="order_by_direction")
     if query_filters:
         query["filters"] = encode_filters(query_filters)
     return query

@@ -27,9 +27,11 @@ from airflow_provider_aigw.calls import (
     _NOT_SET,
     DELETE_ORDER_KEYS,
     MAX_DELETE_LIMIT,
+    PATCH_FIELDS,
     build_patch_body,
     decode_body,
     delete_query,
+    patch_values,
     unwrap_envelope,
 )
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError
@@ -47,6 +49,7 @@ from airflow_provider_aigw.listing import (
     LIST_ORDER_KEYS,
     MAX_EXCLUDED_IDS,
     MAX_PER_PAGE,
+    ORDER_DIRECTIONS,
     iter_keyset,
     iter_pages,
     limited,
@@ -64,11 +67,14 @@ __all__ = [
     "MAX_DELETE_LIMIT",
     "MAX_EXCLUDED_IDS",
     "MAX_PER_PAGE",
+    "ORDER_DIRECTIONS",
+    "PATCH_FIELDS",
     "_NOT_SET",
     "AIGatewayClient",
     "RequestBudget",
     "build_patch_body",
     "clean_credential",
+    "patch_values",
     "unwrap_envelope",
 ]
 

@@ -1,4 +1,4 @@
-"""Filters in the AI Gateway's own shape, their validation, and ``created_at`` windows.
+"""Filters in the AI Gateway's own shape, ``created_at`` windows, and the one validator of each kind of value.
 
 A filter is ``{"key": K, "operator": "eq"|"neq"|"contains"|"lt"|"gt", "value": [v, ...]}``.
 Filters go on the wire as ONE query parameter ``filters`` holding a JSON array: the
@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pendulum
@@ -303,7 +303,7 @@ def validate_positive(
     unit: str = "",
     error: type[AIGatewayError] = AIGatewayInputError,
 ) -> Any:
-    """The one check of counts, sizes and durations: a number (never a bool or NaN) above zero.
+    """The one check of counts, sizes and numbers of seconds: a number (never a bool, NaN or infinity) above zero.
 
     :param param: the name the error gives (e.g. ``"timeout in connection 'x'"``).
     :param integer: require an ``int``; otherwise any int or float.
@@ -312,7 +312,8 @@ def validate_positive(
     :param unit: appended to "number" in the error, e.g. ``" of seconds"``.
     :param error: exception class (:class:`AIGatewayConfigError` for connection settings).
     """
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float)) and value == value
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    ok = ok and (isinstance(value, int) or math.isfinite(value))
     if ok:
         ok = (value >= 0 if allow_zero else value > 0) and (maximum is None or value <= maximum)
     if not ok:
@@ -324,6 +325,33 @@ def validate_positive(
             what = f"a non-negative number{unit}" if allow_zero else f"a positive number{unit}"
         raise error(f"{param} must be {what}, got {value!r}")
     return value
+
+
+def validate_choice(value: Any, allowed: Iterable[str], *, param: str) -> str:
+    """The one check of a value picked from a fixed set (an order key, a format, a mode)."""
+    options = sorted(allowed)
+    if not isinstance(value, str) or value not in options:
+        raise AIGatewayInputError(f"{param} must be one of {options}, got {value!r}")
+    return value
+
+
+def validate_duration(value: Any, *, param: str, allow_zero: bool = True) -> dt.timedelta:
+    """The one check of durations: a ``timedelta`` or a finite number of seconds, never negative.
+
+    :param allow_zero: accept a zero duration (otherwise it must be above zero).
+    """
+    delta: dt.timedelta | None = None
+    try:
+        if isinstance(value, dt.timedelta):
+            delta = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            delta = dt.timedelta(seconds=value)
+    except OverflowError:
+        delta = None
+    if delta is None or delta < dt.timedelta(0) or (not allow_zero and delta == dt.timedelta(0)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise AIGatewayInputError(f"{param} must be a timedelta or a number of seconds {bound}, got {value!r}")
+    return delta
 
 
 def validate_gateway_id(gateway_id: Any, *, param: str = "gateway_id") -> str:
@@ -357,3 +385,25 @@ def validate_log_id(log_id: Any, *, param: str = "log_id") -> str:
             f"{param} {log_id!r} is not a valid log id: expected 1-128 letters, digits, '-' or '_'"
         )
     return log_id
+
+
+def validate_log_ids(value: Any, *, param: str = "log_ids") -> list[str]:
+    """One log id, or a list of ids or of log dicts with ``id`` (a list operator's XCom): the ids, once each."""
+    items = [value] if isinstance(value, (str, Mapping)) else value
+    if not isinstance(items, Sequence):
+        raise AIGatewayInputError(f"{param} must be an id or a list of ids, got {type(value).__name__}")
+    ids: list[str] = []
+    for index, item in enumerate(items):
+        raw = item.get("id") if isinstance(item, Mapping) else item
+        ids.append(validate_log_id(raw, param=f"{param}[{index}]"))
+    return list(dict.fromkeys(ids))
+
+
+def validate_names(value: Any, *, param: str) -> list[str]:
+    """A non-empty list of non-empty names (e.g. fields to keep), without repeats, in order."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise AIGatewayInputError(f"{param} must be a non-empty list of field names, got {value!r}")
+    for name in value:
+        if not isinstance(name, str) or not name:
+            raise AIGatewayInputError(f"{param} must hold non-empty strings, got {name!r}")
+    return list(dict.fromkeys(value))

@@ -10,18 +10,19 @@ import datetime as dt
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
-from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.filters import (
     CREATED_AT_RESOLUTION,
     Filter,
     created_at_filter,
     parse_created_at,
+    validate_choice,
     validate_positive,
     window_filters,
 )
 
 MAX_PER_PAGE = 50
 LIST_ORDER_KEYS = frozenset({"created_at", "provider", "model", "model_type", "success", "cached"})
+ORDER_DIRECTIONS = ("asc", "desc")
 #: Above this many logs sharing one ``created_at``, stop excluding them by id (the URL
 #: would grow) and walk that instant by page numbers instead.
 MAX_EXCLUDED_IDS = MAX_PER_PAGE
@@ -33,10 +34,8 @@ PageFetcher = Callable[[list[Filter], Mapping[str, Any]], tuple[list[dict[str, A
 def listing_params(order_by: str, order_by_direction: str, per_page: int, search: str | None) -> dict[str, Any]:
     """Validate the ordering and page size of a listing; the query parameters they make."""
     validate_positive(per_page, param="per_page", maximum=MAX_PER_PAGE)
-    if order_by not in LIST_ORDER_KEYS:
-        raise AIGatewayInputError(f"order_by must be one of {sorted(LIST_ORDER_KEYS)}, got {order_by!r}")
-    if order_by_direction not in ("asc", "desc"):
-        raise AIGatewayInputError(f"order_by_direction must be 'asc' or 'desc', got {order_by_direction!r}")
+    validate_choice(order_by, LIST_ORDER_KEYS, param="order_by")
+    validate_choice(order_by_direction, ORDER_DIRECTIONS, param="order_by_direction")
     params: dict[str, Any] = {"order_by": order_by, "order_by_direction": order_by_direction}
     if search:
         params["search"] = search

@@ -16,6 +16,7 @@ from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported for the writer
 from airflow_provider_aigw.export.schema import arrow_schema, format_ms, to_row
 from airflow_provider_aigw.filters import parse_created_at as parse_created_at  # the one parser; re-exported
+from airflow_provider_aigw.filters import validate_choice
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -41,11 +42,8 @@ def validate_format(format: str) -> str:
     Accepted: ``jsonl``, ``jsonl.gz`` (default), ``parquet`` (case-insensitive, a leading dot
     is ignored). ``parquet`` also checks that pyarrow is importable.
     """
-    if not isinstance(format, str):
-        raise AIGatewayInputError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
-    fmt = format.strip().lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise AIGatewayInputError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    canonical = format.strip().lower().lstrip(".") if isinstance(format, str) else format
+    fmt = validate_choice(canonical, FORMATS, param="format")
     if fmt == "parquet":
         _import_pyarrow()
     return fmt
@@ -202,13 +200,9 @@ class ParquetRecordWriter(RecordWriter):
 
 def make_writer(format: str, raw: IO[bytes] | Any) -> RecordWriter:
     """The writer for ``format`` on the open binary file object ``raw``."""
-    if format == "jsonl":
-        return JsonlWriter(raw, gzip_compress=False)
-    if format == "jsonl.gz":
-        return JsonlWriter(raw, gzip_compress=True)
-    if format == "parquet":
+    if validate_choice(format, FORMATS, param="format") == "parquet":
         return ParquetRecordWriter(raw)
-    raise AIGatewayInputError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    return JsonlWriter(raw, gzip_compress=format == "jsonl.gz")
 
 
 # --- readers -----------------------------------------------------------------------------------

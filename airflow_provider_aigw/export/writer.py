@@ -43,6 +43,7 @@ from airflow_provider_aigw.export.formats import (
 )
 from airflow_provider_aigw.export.schema import manifest_schema
 from airflow_provider_aigw.export.usage import UsageSummary, merge_usage, usage_for_xcom
+from airflow_provider_aigw.filters import validate_choice, validate_duration, validate_positive
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import ObjectStoragePath
@@ -322,15 +323,10 @@ def export_logs(
     :raises AIGatewayError: a write to the destination failed.
     """
     fmt = validate_format(format)
-    if partition_by not in PARTITION_BY:
-        raise AIGatewayInputError(
-            f"partition_by must be one of {', '.join(PARTITION_BY)}; got {partition_by!r}"
-        )
-    for name, value in (("rows_per_part", rows_per_part), ("bytes_per_part", bytes_per_part)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise AIGatewayInputError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(lock_lease, timedelta) or lock_lease <= timedelta(0):
-        raise AIGatewayInputError(f"lock_lease must be a positive timedelta, got {lock_lease!r}")
+    validate_choice(partition_by, PARTITION_BY, param="partition_by")
+    validate_positive(rows_per_part, param="rows_per_part")
+    validate_positive(bytes_per_part, param="bytes_per_part")
+    lock_lease = validate_duration(lock_lease, param="lock_lease", allow_zero=False)
     gw = check_gateway_id(gateway_id)
     s = check_datetime("start", start)
     e = check_datetime("end", end)

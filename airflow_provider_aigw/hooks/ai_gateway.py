@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_aigw.bodies import MAX_CONCURRENCY, bounded_map
 from airflow_provider_aigw.budget import (
     DEFAULT_BUDGET_PERIOD,
     DEFAULT_BUDGET_REQUESTS,
@@ -17,11 +18,15 @@ from airflow_provider_aigw.client import (
     DEFAULT_BASE_URL,
     MAX_PER_PAGE,
     AIGatewayClient,
+    build_patch_body,
     clean_credential,
 )
 from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
-from airflow_provider_aigw.filters import TimeLike
+from airflow_provider_aigw.filters import TimeLike, validate_positive
+
+#: Per-id failures listed in the error of :meth:`AIGatewayHook.patch_logs` before "... and N more".
+_MAX_LISTED_FAILURES = 20
 
 #: Connection extras the hook reads, with their types and defaults (documented in the README).
 CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
@@ -279,6 +284,41 @@ class AIGatewayHook(BaseHook):
     ) -> dict[str, Any]:
         """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears."""
         return self.client.patch_log(log_id, gateway_id, feedback=feedback, score=score, metadata=metadata)
+
+    def patch_logs(
+        self,
+        log_ids: Sequence[str],
+        *,
+        feedback: Any = _NOT_SET,
+        score: Any = _NOT_SET,
+        metadata: Any = _NOT_SET,
+        max_concurrency: int = 4,
+        gateway_id: str | None = None,
+    ) -> int:
+        """:meth:`patch_log` for each id, ``max_concurrency`` at a time; returns how many were patched.
+
+        The values are validated before the first request. Every id is attempted; then
+        :class:`~airflow_provider_aigw.exceptions.AIGatewayError` names the ids that failed, if any.
+        """
+        build_patch_body(feedback=feedback, score=score, metadata=metadata)
+        validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
+
+        def patch(log_id: str) -> str | None:
+            try:
+                self.patch_log(log_id, feedback=feedback, score=score, metadata=metadata, gateway_id=gateway_id)
+            except AIGatewayError as err:
+                return f"{log_id}: {err}"
+            return None
+
+        failed = [err for err in bounded_map(patch, log_ids, concurrency=max_concurrency) if err]
+        patched = len(log_ids) - len(failed)
+        if failed:
+            listed = "; ".join(failed[:_MAX_LISTED_FAILURES])
+            more = f" ... and {len(failed) - _MAX_LISTED_FAILURES} more" if len(failed) > _MAX_LISTED_FAILURES else ""
+            raise AIGatewayError(
+                f"{len(failed)} of {len(log_ids)} patch(es) failed ({patched} succeeded): {listed}{more}"
+            )
+        return patched
 
     def delete_logs(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -18,7 +17,7 @@ from airflow_provider_aigw.compat import (
     first_reschedule_date,
 )
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.filters import Filter, TimeLike, parse_time
+from airflow_provider_aigw.filters import Filter, TimeLike, parse_time, validate_duration
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.triggers.ai_gateway import (
     AIGatewayLogsTrigger,
@@ -109,7 +108,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         self.end = end
         self.min_count = validate_min_count(min_count)
         self.max_matches = validate_max_matches(max_matches)
-        self.settle_lag = self._settle_seconds(settle_lag)
+        self.settle_lag = validate_duration(settle_lag, param="settle_lag").total_seconds()
         self.gateway_id = gateway_id
         self.aigw_conn_id = aigw_conn_id
         if deferrable is None:
@@ -117,16 +116,6 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         self.deferrable = bool(deferrable)
         #: Epoch seconds when ``timeout`` runs out; set by :meth:`execute`.
         self._deadline: float | None = None
-
-    @staticmethod
-    def _settle_seconds(value: Any) -> float:
-        if isinstance(value, dt.timedelta):
-            value = value.total_seconds()
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise AIGatewayInputError(
-                f"settle_lag must be a non-negative timedelta or number of seconds, got {value!r}"
-            )
-        return float(value)
 
     @cached_property
     def hook(self) -> AIGatewayHook:

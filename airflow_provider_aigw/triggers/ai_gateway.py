@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import BaseTrigger, TriggerEvent
-from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError
 from airflow_provider_aigw.filters import (
     Filter,
     TimeLike,
     format_time,
     normalize_filters,
     parse_literal,
+    validate_duration,
     validate_positive,
     validate_window,
 )
@@ -218,9 +218,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
 
     @staticmethod
     def _seconds(value: Any, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise AIGatewayInputError(f"{name} must be a non-negative number of seconds, got {value!r}")
-        return float(value)
+        return validate_duration(value, param=name).total_seconds()
 
     def __repr__(self) -> str:
         return (

@@ -1,20 +1,7 @@
-"""Deletes that stay safe when the API does not apply a filter.
+"""The confined DELETE: named ids inside a tight ``created_at`` slice, led by a checked canary.
 
-Cloudflare silently ignores filters it does not apply (live-verified for mis-encoded filters
-and unknown parameters), and that DELETE applies ``filters`` at all was never verified live.
-So nothing here trusts one filter alone:
-
-* a delete first proves, by listing, which logs it will remove (a keyset walk, by id);
-* every DELETE names its ids AND is confined to a tight ``created_at`` slice (first to last id
-  of its batch) inside the window, with the caller's filters: if the API ignores the ``id``
-  filter, only logs of that slice can go, and the slice was just listed;
-* the first DELETE is a small canary: its slice is listed before and after it (and, with
-  filters, also counted without them), and unless exactly the named ids are gone the delete
-  stops at once. Its named ids are chosen after an unnamed older log of the same slice, so an
-  API deleting oldest-first without the ``id`` filter takes that one instead, and is caught.
-
-Residual risk: a log that turns up inside a batch's slice between the listing and that
-batch's DELETE could be deleted if the API ignored the ``id`` filter after the canary passed.
+Both deletes (:mod:`.listed` and :mod:`.exported`) list the logs they will remove and hand
+them to :class:`ConfinedDelete` (see the package docstring for why).
 """
 
 from __future__ import annotations
@@ -23,18 +10,12 @@ import datetime as dt
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
-from airflow_provider_aigw.exceptions import (
-    AIGatewayBodyError,
-    AIGatewayError,
-    AIGatewayLateLogsError,
-    AIGatewayUnsafeDeleteError,
-)
-from airflow_provider_aigw.export import iter_manifest_records
+from airflow_provider_aigw.exceptions import AIGatewayUnsafeDeleteError
 from airflow_provider_aigw.filters import CREATED_AT_RESOLUTION, Filter, format_time, parse_created_at
 
 if TYPE_CHECKING:
@@ -43,12 +24,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CANARY_SIZE",
     "MAX_DELETE_ID_CHARS",
+    "MAX_QUOTED_IDS",
     "ConfinedDelete",
     "Target",
-    "delete_exported",
-    "delete_listed",
     "describe",
     "listed_ids",
+    "sample",
 ]
 
 log = logging.getLogger(__name__)
@@ -295,189 +276,3 @@ def describe(gateway: str, filters: list[Filter], start: dt.datetime | None, end
     if filters:
         text += f", filters {json.dumps(filters)}"
     return text
-
-
-# ------------------------------------------------------------------------------ the two deletes
-
-
-def _body_failed(record: Mapping[str, Any]) -> bool:
-    return record.get("request_body_status") == "failed" or record.get("response_body_status") == "failed"
-
-
-def delete_exported(
-    client: AIGatewayClient,
-    manifest: Mapping[str, Any],
-    *,
-    gateway: str,
-    filters: list[Filter],
-    start: dt.datetime,
-    end: dt.datetime,
-    limit: int = MAX_DELETE_LIMIT,
-    report_only: bool = False,
-    logger: Any = log,
-) -> int:
-    """Delete the exported logs of a manifest's window; returns how many matched and were deleted.
-
-    1. The archive's files are checked against the manifest (sha256, size, row count), and one
-       count: more logs than exported match -> refuse (nothing deleted).
-    2. Sets, not counts: a keyset walk of the window (ceil(N/50) requests) proves that every log
-       matching now is in the export, by id; otherwise refuse (nothing deleted).
-    3. :class:`ConfinedDelete` of the exported ids that matched, never naming a log whose body
-       fetch failed.
-    4. A count (and, if logs are left, a walk) of the window: an exported log still there fails
-       (the API did not delete by id), a log that is not in the export fails as a late arrival, a
-       kept log fails as unarchived. Everything else was deleted.
-
-    :param logger: where progress goes (the task's logger).
-    :raises AIGatewayLateLogsError: logs that are not in the export match the window.
-    :raises AIGatewayUnsafeDeleteError: the API did not apply a filter of a DELETE.
-    :raises AIGatewayBodyError: logs whose bodies were not archived were kept.
-    """
-    scope = describe(gateway, filters, start, end)
-    window = f"[{format_time(start)}, {format_time(end)})"
-    exported = int(manifest["count"])
-    matching = client.count_logs(gateway, filters=filters, start=start, end=end)
-    if matching > exported:
-        raise AIGatewayLateLogsError(
-            f"refusing to delete: {matching} logs match gateway {gateway!r} window {window} now, but the export "
-            f"wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was deleted. "
-            "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
-        )
-    # The archive is checked before anything is deleted: every file against its sha256 and size,
-    # and the rows against the manifest's count.
-    present: dict[str, bool] = {}  # exported id -> it matches now (set by the walk)
-    kept_ids: set[str] = set()
-    rows = 0
-    for record in iter_manifest_records(manifest, verify=True):
-        rows += 1
-        log_id = str(record.get("id"))
-        present[log_id] = False
-        if _body_failed(record):
-            kept_ids.add(log_id)
-    if rows != exported:
-        raise AIGatewayError(
-            f"refusing to delete: the manifest says {exported} logs were exported, but its files hold {rows}. "
-            "Nothing was deleted. Re-run the export for this window, then this delete"
-        )
-
-    unknown: list[str] = []
-    now = kept_now = 0
-    for target in listed_ids(client, gateway, filters, start, end):
-        now += 1
-        if target.log_id not in present:
-            unknown.append(target.log_id)
-            continue
-        present[target.log_id] = True
-        if target.log_id in kept_ids:
-            kept_now += 1
-    if unknown:
-        raise AIGatewayLateLogsError(
-            f"refusing to delete: {len(unknown)} of the {now} logs matching window {window} now are not in the "
-            f"export ({sample(unknown)}). Nothing was deleted. Re-run the export for this window, then this delete"
-        )
-    deletable = now - kept_now
-    if report_only:
-        logger.info(
-            "dry run: %d exported logs would be deleted (%s), %d kept (body not archived)", deletable, scope, kept_now
-        )
-        return deletable
-    if not now:
-        logger.info("no logs match (%s): nothing to delete", scope)
-        return 0
-
-    logger.info("deleting the %d matching exported logs (%s) by id", deletable, scope)
-    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
-    # Exported logs that are gone already (retention, an earlier attempt) are not named again.
-    deleter.run(
-        Target(str(r.get("id")), parse_created_at(str(r["created_at"])), keep=_body_failed(r))
-        for r in iter_manifest_records(manifest)
-        if present.get(str(r.get("id")))
-    )
-
-    still: list[str] = []
-    late: list[str] = []
-    kept_left: list[str] = []
-    if client.count_logs(gateway, filters=filters, start=start, end=end):
-        for target in listed_ids(client, gateway, filters, start, end):
-            if target.log_id in kept_ids:
-                kept_left.append(target.log_id)
-            elif target.log_id in present:
-                still.append(target.log_id)
-            else:
-                late.append(target.log_id)
-    if still:
-        raise AIGatewayUnsafeDeleteError(
-            f"{len(still)} exported log(s) are still there after the DELETE that named them ({sample(still)}): the "
-            f"API did not delete by id ({scope})"
-        )
-    if late:
-        raise AIGatewayLateLogsError(
-            f"{len(late)} log(s) match ({scope}) that are not in the export ({sample(late)}): they arrived late "
-            "or replaced exported logs, and were not deleted; the exported ones were. Re-run the export for this "
-            "window (it rewrites the same files), then this delete"
-        )
-    if kept_left:
-        raise AIGatewayBodyError(
-            f"deleted {deletable} exported logs, but kept {len(kept_left)} whose request or response body fetch "
-            f"failed during the export, so the gateway holds the only copy: {sample(kept_left)}. Re-run the export "
-            "of this window with include_bodies=True, then this delete"
-        )
-    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deletable, scope, deleter.calls)
-    return deletable
-
-
-def delete_listed(
-    client: AIGatewayClient,
-    *,
-    gateway: str,
-    filters: list[Filter],
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    limit: int = MAX_DELETE_LIMIT,
-    allow_match_all: bool = False,
-    report_only: bool = False,
-    logger: Any = log,
-) -> int:
-    """Delete the logs matching filters and window, by listed id; returns how many were named.
-
-    When filters other than ``created_at`` are given they must narrow: if they match as many logs
-    as the window alone, the API may have ignored one, and the delete is refused unless
-    ``allow_match_all``. The matching logs are then listed (keyset walk) and deleted by
-    :class:`ConfinedDelete` as they are listed, so the set deleted is the set listed.
-
-    :param logger: where progress goes (the task's logger).
-    :raises AIGatewayUnsafeDeleteError: the filters do not narrow the window, or the API did not
-        apply a filter of a DELETE.
-    """
-    scope = describe(gateway, filters, start, end)
-    matching = client.count_logs(gateway, filters=filters, start=start, end=end)
-    narrowing = [f for f in filters if f["key"] != "created_at"]
-    if narrowing and matching and not allow_match_all:
-        window_only = client.count_logs(
-            gateway, filters=[f for f in filters if f["key"] == "created_at"], start=start, end=end
-        )
-        if matching >= window_only:
-            raise AIGatewayUnsafeDeleteError(
-                f"refusing to delete: the filters {json.dumps(narrowing)} match {matching} logs, as many as the "
-                f"window alone ({window_only}). The API may have ignored a filter (Cloudflare ignores filters "
-                "it does not apply, without an error), and the DELETE would then take every log of the window. "
-                "If the filters really match every log, pass allow_match_all=True. Nothing was deleted"
-            )
-    if report_only:
-        logger.info("dry run: %d logs would be deleted (%s)", matching, scope)
-        return matching
-    if not matching:
-        logger.info("no logs match (%s): nothing to delete", scope)
-        return 0
-    logger.info("deleting the %d matching logs (%s) by listed id", matching, scope)
-    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
-    deleter.run(listed_ids(client, gateway, filters, start, end))
-    left = client.count_logs(gateway, filters=filters, start=start, end=end)
-    if left:
-        logger.warning(
-            "%d log(s) match now that were not listed when the delete walked the window (they arrived "
-            "meanwhile); they were not deleted",
-            left,
-        )
-    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deleter.named, scope, deleter.calls)
-    return deleter.named

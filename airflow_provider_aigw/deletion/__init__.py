@@ -1,0 +1,56 @@
+"""Deletes that stay safe when the API does not apply a filter.
+
+Cloudflare silently ignores filters it does not apply (live-verified for mis-encoded filters
+and unknown parameters), and that DELETE applies ``filters`` at all was never verified live.
+So nothing here trusts one filter alone:
+
+* a delete first proves, by listing, which logs it will remove (a keyset walk, by id);
+* every DELETE names its ids AND is confined to a tight ``created_at`` slice (first to last id
+  of its batch) inside the window, with the caller's filters: if the API ignores the ``id``
+  filter, only logs of that slice can go, and the slice was just listed;
+* the first DELETE is a small canary: its slice is listed before and after it (and, with
+  filters, also counted without them), and unless exactly the named ids are gone the delete
+  stops at once. Its named ids are chosen after an unnamed older log of the same slice, so an
+  API deleting oldest-first without the ``id`` filter takes that one instead, and is caught.
+
+Residual risk: a log that turns up inside a batch's slice between the listing and that
+batch's DELETE could be deleted if the API ignored the ``id`` filter after the canary passed.
+
+The parts: :mod:`.confined` (the confined DELETE and its canary), :mod:`.listed` (delete what
+filters and a window match), :mod:`.exported` (delete what an export manifest archived).
+"""
+
+from __future__ import annotations
+
+from airflow_provider_aigw.deletion.confined import (
+    CANARY_SIZE,
+    MAX_DELETE_ID_CHARS,
+    ConfinedDelete,
+    Target,
+    describe,
+    listed_ids,
+    sample,
+)
+from airflow_provider_aigw.deletion.exported import (
+    delete_exported,
+    delete_from_manifest,
+    load_manifest,
+    manifest_scope,
+)
+from airflow_provider_aigw.deletion.listed import UNFILTERED_DELETE, delete_listed
+
+__all__ = [
+    "CANARY_SIZE",
+    "MAX_DELETE_ID_CHARS",
+    "UNFILTERED_DELETE",
+    "ConfinedDelete",
+    "Target",
+    "delete_exported",
+    "delete_from_manifest",
+    "delete_listed",
+    "describe",
+    "listed_ids",
+    "load_manifest",
+    "manifest_scope",
+    "sample",
+]

@@ -1,0 +1,288 @@
+"""Delete exactly the exported logs of a manifest, after proving the archive holds them.
+
+:func:`delete_from_manifest` is the whole step the delete operator's ``manifest=`` path takes:
+read the manifest, check what else was given against it (window, filters, gateway, account),
+then :func:`delete_exported`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
+from airflow_provider_aigw.compat import ObjectStoragePath
+from airflow_provider_aigw.deletion.confined import ConfinedDelete, Target, describe, listed_ids, sample
+from airflow_provider_aigw.exceptions import (
+    AIGatewayBodyError,
+    AIGatewayError,
+    AIGatewayInputError,
+    AIGatewayLateLogsError,
+    AIGatewayUnsafeDeleteError,
+)
+from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.filters import (
+    Filter,
+    TimeLike,
+    check_delete_filter_keys,
+    format_time,
+    normalize_filters,
+    parse_created_at,
+    validate_window,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_aigw.client import AIGatewayClient
+
+__all__ = ["delete_exported", "delete_from_manifest", "load_manifest", "manifest_scope"]
+
+log = logging.getLogger(__name__)
+
+
+def load_manifest(value: Any) -> dict[str, Any]:
+    """The export manifest to delete by: the export task's XCom, a manifest URL or a manifest.
+
+    :raises AIGatewayInputError: not a manifest of an AI Gateway export.
+    """
+    if not isinstance(value, (Mapping, str, ObjectStoragePath)):
+        raise AIGatewayInputError(
+            f"manifest must be the export task's XCom, a manifest URL or a manifest, got {type(value).__name__}"
+        )
+    manifest = read_manifest(value)
+    for key in ("gateway_id", "window", "count"):
+        if key not in manifest:
+            raise AIGatewayInputError(f"manifest has no {key!r}: is it an AI Gateway export manifest?")
+    return manifest
+
+
+def _canonical(filters: list[Filter]) -> list[str]:
+    return sorted(json.dumps(f, sort_keys=True) for f in filters)
+
+
+def manifest_scope(
+    manifest: Mapping[str, Any],
+    *,
+    filters: Any = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    gateway_id: str | None = None,
+) -> tuple[list[Filter], dt.datetime, dt.datetime]:
+    """The manifest's filters and window, checked against those given too (before any request).
+
+    A given ``start``, ``end``, ``filters`` or ``gateway_id`` must equal the manifest's: with a
+    manifest the delete covers exactly the export.
+
+    :raises AIGatewayInputError: a given value differs from the manifest's, or the manifest's
+        window is incomplete.
+    """
+    own = normalize_filters(manifest.get("filters"), param="manifest filters")
+    check_delete_filter_keys(own, param="manifest filters")
+    own_start, own_end = validate_window(manifest["window"]["start"], manifest["window"]["end"])
+    if own_start is None or own_end is None:
+        raise AIGatewayInputError("the manifest's window has no start or end: is it an AI Gateway export manifest?")
+    exported = f"[{format_time(own_start)}, {format_time(own_end)})"
+    given_start, given_end = validate_window(start, end)
+    for name, given, value in (("start", given_start, own_start), ("end", given_end, own_end)):
+        if given is not None and given != value:
+            raise AIGatewayInputError(
+                f"{name} {format_time(given)} differs from the manifest's window {exported}: with manifest= "
+                "the delete covers exactly the exported window (pass the same window, or none)"
+            )
+    if filters is not None:
+        given_filters = normalize_filters(filters)
+        if _canonical(given_filters) != _canonical(own):
+            raise AIGatewayInputError(
+                f"filters {json.dumps(given_filters)} differ from the manifest's {json.dumps(own)}: with "
+                "manifest= the delete covers exactly the exported filters (pass the same filters, or none)"
+            )
+    if gateway_id and gateway_id != manifest["gateway_id"]:
+        raise AIGatewayInputError(f"gateway_id {gateway_id!r} differs from the manifest's {manifest['gateway_id']!r}")
+    return own, own_start, own_end
+
+
+def delete_from_manifest(
+    client: AIGatewayClient,
+    manifest: Any,
+    *,
+    filters: Any = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    gateway_id: str | None = None,
+    source: str = "the client",
+    limit: int = MAX_DELETE_LIMIT,
+    report_only: bool = False,
+    logger: Any = log,
+) -> int:
+    """Delete the exported logs of ``manifest`` (XCom, URL or manifest); returns how many.
+
+    :func:`load_manifest`, then :func:`manifest_scope` (what else was given must agree), then
+    :func:`delete_exported` on the manifest's gateway, window and filters.
+
+    :param source: names the client's connection in errors (e.g. ``"connection 'aigw'"``).
+    """
+    manifest = load_manifest(manifest)
+    own_filters, own_start, own_end = manifest_scope(
+        manifest, filters=filters, start=start, end=end, gateway_id=gateway_id
+    )
+    return delete_exported(
+        client,
+        manifest,
+        gateway=manifest["gateway_id"],
+        filters=own_filters,
+        start=own_start,
+        end=own_end,
+        limit=limit,
+        report_only=report_only,
+        logger=logger,
+        source=source,
+    )
+
+
+def _check_account(manifest: Mapping[str, Any], account: str, source: str, logger: Any) -> None:
+    """Refuse a manifest of another account; warn when it records none (older provider versions)."""
+    if "account_id" not in manifest:
+        logger.warning(
+            "the manifest records no account_id (written by an older provider version); make sure it "
+            "comes from account %s",
+            account,
+        )
+    elif manifest["account_id"] != account:
+        raise AIGatewayInputError(
+            f"the manifest comes from account {manifest['account_id']!r}, but {source} is for account "
+            f"{account!r}: refusing to delete"
+        )
+
+
+def _body_failed(record: Mapping[str, Any]) -> bool:
+    return record.get("request_body_status") == "failed" or record.get("response_body_status") == "failed"
+
+
+def delete_exported(
+    client: AIGatewayClient,
+    manifest: Mapping[str, Any],
+    *,
+    gateway: str,
+    filters: list[Filter],
+    start: dt.datetime,
+    end: dt.datetime,
+    limit: int = MAX_DELETE_LIMIT,
+    report_only: bool = False,
+    logger: Any = log,
+    source: str = "the client",
+) -> int:
+    """Delete the exported logs of a manifest's window; returns how many matched and were deleted.
+
+    1. The archive's files are checked against the manifest (sha256, size, row count), and one
+       count: more logs than exported match -> refuse (nothing deleted).
+    2. Sets, not counts: a keyset walk of the window (ceil(N/50) requests) proves that every log
+       matching now is in the export, by id; otherwise refuse (nothing deleted).
+    3. :class:`ConfinedDelete` of the exported ids that matched, never naming a log whose body
+       fetch failed.
+    4. A count (and, if logs are left, a walk) of the window: an exported log still there fails
+       (the API did not delete by id), a log that is not in the export fails as a late arrival, a
+       kept log fails as unarchived. Everything else was deleted.
+
+    :param logger: where progress goes (the task's logger).
+    :param source: names the client's connection in errors (e.g. ``"connection 'aigw'"``).
+    :raises AIGatewayInputError: the manifest comes from another account than the client's.
+    :raises AIGatewayLateLogsError: logs that are not in the export match the window.
+    :raises AIGatewayUnsafeDeleteError: the API did not apply a filter of a DELETE.
+    :raises AIGatewayBodyError: logs whose bodies were not archived were kept.
+    """
+    _check_account(manifest, client.account_id, source, logger)
+    scope = describe(gateway, filters, start, end)
+    window = f"[{format_time(start)}, {format_time(end)})"
+    exported = int(manifest["count"])
+    matching = client.count_logs(gateway, filters=filters, start=start, end=end)
+    if matching > exported:
+        raise AIGatewayLateLogsError(
+            f"refusing to delete: {matching} logs match gateway {gateway!r} window {window} now, but the export "
+            f"wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was deleted. "
+            "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
+        )
+    # The archive is checked before anything is deleted: every file against its sha256 and size,
+    # and the rows against the manifest's count.
+    present: dict[str, bool] = {}  # exported id -> it matches now (set by the walk)
+    kept_ids: set[str] = set()
+    rows = 0
+    for record in iter_manifest_records(manifest, verify=True):
+        rows += 1
+        log_id = str(record.get("id"))
+        present[log_id] = False
+        if _body_failed(record):
+            kept_ids.add(log_id)
+    if rows != exported:
+        raise AIGatewayError(
+            f"refusing to delete: the manifest says {exported} logs were exported, but its files hold {rows}. "
+            "Nothing was deleted. Re-run the export for this window, then this delete"
+        )
+
+    unknown: list[str] = []
+    now = kept_now = 0
+    for target in listed_ids(client, gateway, filters, start, end):
+        now += 1
+        if target.log_id not in present:
+            unknown.append(target.log_id)
+            continue
+        present[target.log_id] = True
+        if target.log_id in kept_ids:
+            kept_now += 1
+    if unknown:
+        raise AIGatewayLateLogsError(
+            f"refusing to delete: {len(unknown)} of the {now} logs matching window {window} now are not in the "
+            f"export ({sample(unknown)}). Nothing was deleted. Re-run the export for this window, then this delete"
+        )
+    deletable = now - kept_now
+    if report_only:
+        logger.info(
+            "dry run: %d exported logs would be deleted (%s), %d kept (body not archived)", deletable, scope, kept_now
+        )
+        return deletable
+    if not now:
+        logger.info("no logs match (%s): nothing to delete", scope)
+        return 0
+
+    logger.info("deleting the %d matching exported logs (%s) by id", deletable, scope)
+    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
+    # Exported logs that are gone already (retention, an earlier attempt) are not named again.
+    deleter.run(
+        Target(str(r.get("id")), parse_created_at(str(r["created_at"])), keep=_body_failed(r))
+        for r in iter_manifest_records(manifest)
+        if present.get(str(r.get("id")))
+    )
+
+    still: list[str] = []
+    late: list[str] = []
+    kept_left: list[str] = []
+    if client.count_logs(gateway, filters=filters, start=start, end=end):
+        for target in listed_ids(client, gateway, filters, start, end):
+            if target.log_id in kept_ids:
+                kept_left.append(target.log_id)
+            elif target.log_id in present:
+                still.append(target.log_id)
+            else:
+                late.append(target.log_id)
+    if still:
+        raise AIGatewayUnsafeDeleteError(
+            f"{len(still)} exported log(s) are still there after the DELETE that named them ({sample(still)}): the "
+            f"API did not delete by id ({scope})"
+        )
+    if late:
+        raise AIGatewayLateLogsError(
+            f"{len(late)} log(s) match ({scope}) that are not in the export ({sample(late)}): they arrived late "
+            "or replaced exported logs, and were not deleted; the exported ones were. Re-run the export for this "
+            "window (it rewrites the same files), then this delete"
+        )
+    if kept_left:
+        raise AIGatewayBodyError(
+            f"deleted {deletable} exported logs, but kept {len(kept_left)} whose request or response body fetch "
+            f"failed during the export, so the gateway holds the only copy: {sample(kept_left)}. Re-run the export "
+            "of this window with include_bodies=True, then this delete"
+        )
+    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deletable, scope, deleter.calls)
+    return deletable
+
+

@@ -1,0 +1,290 @@
+"""One export run: its window, the counted walk, optional bodies, progress lines and the summary.
+
+:class:`~airflow_provider_aigw.operators.ai_gateway.AIGatewayExportLogsOperator` resolves its
+arguments and calls :func:`export_window` and :func:`run_export`; the files themselves are
+written by :func:`~airflow_provider_aigw.export.writer.export_logs`. The hook is passed in (it
+is imported here for typing only), so the export package never imports operators or hooks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_aigw.bodies import BodyFetcher
+from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError
+from airflow_provider_aigw.export._storage import resolve_destination
+from airflow_provider_aigw.export.writer import export_logs
+from airflow_provider_aigw.filters import Filter, format_time, parse_time, validate_choice, validate_window
+from airflow_provider_aigw.listing import MAX_PER_PAGE
+
+if TYPE_CHECKING:
+    import pendulum
+
+    from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+
+__all__ = [
+    "DEFAULT_SETTLE_LAG",
+    "ON_BODY_ERROR",
+    "PROGRESS_INTERVAL",
+    "ExportRun",
+    "Progress",
+    "export_window",
+    "format_duration",
+    "run_export",
+    "strip_userinfo",
+]
+
+log = logging.getLogger(__name__)
+
+#: Logs can become listable up to a minute after they were created: an export window must
+#: end at least this long ago (the operator's ``settle_lag``).
+DEFAULT_SETTLE_LAG = dt.timedelta(minutes=5)
+#: Seconds between progress lines of a long export.
+PROGRESS_INTERVAL = 30.0
+#: What a failed body fetch does to the task: fail it (after writing everything) or warn.
+ON_BODY_ERROR = ("fail", "warn")
+
+
+def format_duration(seconds: float) -> str:
+    """``1h02m``, ``3m04s`` or ``5s``, for progress lines."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def strip_userinfo(url: str) -> str:
+    """``s3://aws_conn@bucket/prefix`` -> ``s3://bucket/prefix`` (the conn id is no part of the data's name)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url.rstrip("/")
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl().rstrip("/")
+
+
+class Progress:
+    """Logs throughput and ETA of a long export at most every ``interval`` seconds.
+
+    :param logger: where the lines go (the task's logger).
+    :param expected: logs that matched when the export started.
+    :param requests: API requests this export has sent so far.
+    :param interval: seconds between lines.
+    """
+
+    def __init__(
+        self,
+        logger: Any,
+        *,
+        expected: int,
+        requests: Callable[[], int],
+        interval: float = PROGRESS_INTERVAL,
+    ) -> None:
+        self._log = logger
+        self._expected = expected
+        self._requests = requests
+        self._interval = interval
+        self._started = time.monotonic()
+        self._last = self._started
+        self.count = 0
+
+    def wrap(self, logs: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Pass ``logs`` through, counting them and reporting every ``interval`` seconds."""
+        for item in logs:
+            self.count += 1
+            yield item
+            now = time.monotonic()
+            if now - self._last >= self._interval:
+                self._last = now
+                self.report(now)
+
+    def report(self, now: float | None = None) -> None:
+        """Log one progress line."""
+        elapsed = (now or time.monotonic()) - self._started
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        pages = math.ceil(self.count / MAX_PER_PAGE)
+        line = (
+            f"exported {self.count:,} of {self._expected:,} logs, {pages:,} pages, "
+            f"{self._requests():,} API requests"
+        )
+        if elapsed > 0:
+            line += f", {rate:,.0f} logs/s, {format_duration(elapsed)} elapsed"
+        left = self._expected - self.count
+        if left > 0 and rate > 0:
+            line += f", ETA {format_duration(left / rate)}"
+        self._log.info(line)
+
+
+def export_window(
+    start: Any,
+    end: Any,
+    *,
+    interval: tuple[Any, Any],
+    settle_lag: dt.timedelta,
+    clamp_end: bool = False,
+    logger: Any = log,
+) -> tuple[pendulum.DateTime, pendulum.DateTime]:
+    """The ``[start, end)`` to export: the given one, else the run's data interval.
+
+    An ``end`` later than ``now - settle_lag`` is refused, or with ``clamp_end`` moved back to
+    it with a warning (logs of that period may still arrive).
+
+    :param interval: the run's ``(data_interval_start, data_interval_end)``, either may be None.
+    :raises AIGatewayInputError: no usable window.
+    """
+    if start is None and end is None:
+        start, end = interval
+        if start is None or end is None:
+            raise AIGatewayInputError("this run has no data interval: pass start= and end= (e.g. for a backfill)")
+        if start == end:
+            raise AIGatewayInputError(
+                f"the run's data interval is empty ({start} to {end}); schedule the DAG with a "
+                "data-interval timetable (e.g. schedule=CronDataIntervalTimetable('@daily', "
+                "timezone='UTC'); Airflow 3's plain cron and timedelta schedules give empty "
+                "intervals) or pass start= and end="
+            )
+    elif start is None or end is None:
+        raise AIGatewayInputError("give both start and end, or neither to export the run's data interval")
+    start_dt, end_dt = validate_window(start, end)
+    assert start_dt is not None and end_dt is not None
+    settled = dt.datetime.now(dt.timezone.utc) - settle_lag
+    if end_dt <= settled:
+        return start_dt, end_dt
+    if not clamp_end:
+        raise AIGatewayInputError(
+            f"end {format_time(end_dt)} is later than now - settle_lag ({format_time(settled)}): "
+            "logs of that period may still arrive and would be missing from the export. "
+            "Export a window that ended longer ago, lower settle_lag, or pass clamp_end=True"
+        )
+    clamped = parse_time(format_time(settled), param="end")  # whole milliseconds, like created_at
+    assert clamped is not None
+    if clamped <= start_dt:
+        raise AIGatewayInputError(
+            f"the window [{format_time(start_dt)}, ...) starts less than settle_lag before now; nothing has settled yet"
+        )
+    logger.warning(
+        "end clamped to %s (now - settle_lag %s): later logs may still arrive", format_time(clamped), settle_lag
+    )
+    return start_dt, clamped
+
+
+@dataclass
+class ExportRun:
+    """What one export run wrote.
+
+    :param summary: the manifest summary (the operator's XCom).
+    :param account_id: the account the logs came from.
+    :param gateway: the gateway the logs came from.
+    :param url: the destination, without user info (no Airflow connection id).
+    :param body_failures: a summary of the failed body fetches, or None when none failed.
+    """
+
+    summary: dict[str, Any]
+    account_id: str
+    gateway: str
+    url: str
+    body_failures: str | None = None
+
+    def check_bodies(self, on_body_error: str, logger: Any = log) -> None:
+        """Fail (``"fail"``) or warn (``"warn"``) when a body fetch failed.
+
+        :raises AIGatewayBodyError: with ``"fail"``, when any body fetch failed.
+        """
+        if self.body_failures is None:
+            return
+        # Files and manifest are written; a manifest delete never removes these logs anyway.
+        if validate_choice(on_body_error, ON_BODY_ERROR, param="on_body_error") == "fail":
+            raise AIGatewayBodyError(
+                f"{self.body_failures}. Files and manifest are written, their rows with body status 'failed'; "
+                "a delete with this manifest keeps those logs. Re-run the export to fetch them, or pass "
+                "on_body_error='warn' to accept the export as it is"
+            )
+        logger.warning("%s; their rows are exported with body status 'failed'", self.body_failures)
+
+
+def run_export(
+    hook: AIGatewayHook,
+    destination: Any,
+    *,
+    gateway: str,
+    filters: list[Filter],
+    start: dt.datetime,
+    end: dt.datetime,
+    format: str,
+    include_bodies: bool = False,
+    body_concurrency: int = 4,
+    logger: Any = log,
+    **writer_options: Any,
+) -> ExportRun:
+    """Export the logs of one window: count, walk (with bodies), write, log progress and the summary.
+
+    The destination is probed for writability before the first API request.
+
+    :param hook: the hook whose connection the logs are read with.
+    :param destination: storage URL or ``ObjectStoragePath``.
+    :param gateway: the gateway.
+    :param filters: validated filters (wire shape).
+    :param start: window start (inclusive), validated.
+    :param end: window end (exclusive), validated.
+    :param format: a format :func:`~airflow_provider_aigw.export.validate_format` accepted.
+    :param include_bodies: also fetch each log's request and response bodies.
+    :param body_concurrency: parallel body fetches.
+    :param logger: where progress goes (the task's logger).
+    :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
+        ``overwrite_smaller`` and ``owner`` of :func:`~airflow_provider_aigw.export.export_logs`.
+    """
+    target = resolve_destination(destination, check_writable=True)
+    url = strip_userinfo(str(target))
+    client = hook.client
+    sent_before = client.requests_sent
+    expected = hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+    window = f"[{format_time(start)}, {format_time(end)})"
+    logger.info("exporting %d logs of gateway %r, %s, as %s to %s", expected, gateway, window, format, url)
+    logs: Iterable[dict[str, Any]] = hook.iter_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+    bodies: BodyFetcher | None = None
+    if include_bodies:
+        bodies = BodyFetcher(
+            hook.get_log_request, hook.get_log_response, gateway=gateway, concurrency=body_concurrency
+        )
+        logs = bodies.rows(logs)
+    progress = Progress(logger, expected=expected, requests=lambda: client.requests_sent - sent_before)
+    result = export_logs(
+        progress.wrap(logs),
+        target,
+        gateway_id=gateway,
+        start=start,
+        end=end,
+        filters=filters or None,
+        account_id=client.account_id,
+        format=format,
+        **writer_options,
+    )
+    progress.report()
+    summary = result.summary()
+    if result.written != expected:
+        logger.warning(
+            "%d logs matched when the export started, %d were read: the gateway changed during "
+            "the export (late arrivals or automatic deletion of old logs)",
+            expected,
+            result.written,
+        )
+    if bodies is not None:
+        summary["body_stats"] = result.manifest.get("body_stats", {})
+    logger.info(
+        "export done: %d logs, %d files, %d bytes, manifest %s",
+        result.count,
+        summary["files"],
+        summary["bytes"],
+        summary["manifest_uri"],
+    )
+    failures = bodies.summary() if bodies is not None and bodies.failed else None
+    return ExportRun(summary, client.account_id, gateway, url, failures)
