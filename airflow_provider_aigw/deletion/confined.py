@@ -27,6 +27,7 @@ __all__ = [
     "MAX_QUOTED_IDS",
     "ConfinedDelete",
     "Target",
+    "announce",
     "describe",
     "listed_ids",
     "sample",
@@ -267,6 +268,26 @@ class ConfinedDelete:
                 len(names),
             )
         self.log.info("canary DELETE removed exactly its %d named log(s); deleting the rest by id", len(names))
+
+
+def announce(
+    scope: str, deletable: int, matching: int, *, report_only: bool, logger: Any, what: str = "logs", kept: int = 0
+) -> bool:
+    """Log what a delete is about to do; ``False`` when it ends here (a dry run, or nothing matches).
+
+    :param deletable: logs the delete will name.
+    :param matching: logs matching now (kept ones included).
+    :param kept: matching logs it will not delete (their bodies were not archived).
+    """
+    if report_only:
+        note = f", {kept} kept (body not archived)" if kept else ""
+        logger.info("dry run: %d %s would be deleted (%s)%s", deletable, what, scope, note)
+        return False
+    if not matching:
+        logger.info("no logs match (%s): nothing to delete", scope)
+        return False
+    logger.info("deleting the %d matching %s (%s) by id", deletable, what, scope)
+    return True
 
 
 def describe(gateway: str, filters: list[Filter], start: dt.datetime | None, end: dt.datetime | None) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
 from airflow_provider_aigw.compat import ObjectStoragePath
-from airflow_provider_aigw.deletion.confined import ConfinedDelete, Target, describe, listed_ids, sample
+from airflow_provider_aigw.deletion.confined import ConfinedDelete, Target, announce, describe, listed_ids, sample
 from airflow_provider_aigw.exceptions import (
     AIGatewayBodyError,
     AIGatewayError,
@@ -111,33 +111,21 @@ def delete_from_manifest(
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     gateway_id: str | None = None,
-    source: str = "the client",
-    limit: int = MAX_DELETE_LIMIT,
-    report_only: bool = False,
-    logger: Any = log,
+    **options: Any,
 ) -> int:
     """Delete the exported logs of ``manifest`` (XCom, URL or manifest); returns how many.
 
-    :func:`load_manifest`, then :func:`manifest_scope` (what else was given must agree), then
-    :func:`delete_exported` on the manifest's gateway, window and filters.
+    :func:`load_manifest`, then :func:`manifest_scope` (a given ``filters``, ``start``, ``end``
+    or ``gateway_id`` must agree with the manifest), then :func:`delete_exported` on the
+    manifest's gateway, window and filters.
 
-    :param source: names the client's connection in errors (e.g. ``"connection 'aigw'"``).
+    :param options: ``limit``, ``report_only``, ``logger`` and ``source`` of :func:`delete_exported`.
     """
     manifest = load_manifest(manifest)
-    own_filters, own_start, own_end = manifest_scope(
-        manifest, filters=filters, start=start, end=end, gateway_id=gateway_id
-    )
+    scope = manifest_scope(manifest, filters=filters, start=start, end=end, gateway_id=gateway_id)
+    own_filters, own_start, own_end = scope
     return delete_exported(
-        client,
-        manifest,
-        gateway=manifest["gateway_id"],
-        filters=own_filters,
-        start=own_start,
-        end=own_end,
-        limit=limit,
-        report_only=report_only,
-        logger=logger,
-        source=source,
+        client, manifest, gateway=manifest["gateway_id"], filters=own_filters, start=own_start, end=own_end, **options
     )
 
 
@@ -236,16 +224,8 @@ def delete_exported(
             f"export ({sample(unknown)}). Nothing was deleted. Re-run the export for this window, then this delete"
         )
     deletable = now - kept_now
-    if report_only:
-        logger.info(
-            "dry run: %d exported logs would be deleted (%s), %d kept (body not archived)", deletable, scope, kept_now
-        )
-        return deletable
-    if not now:
-        logger.info("no logs match (%s): nothing to delete", scope)
-        return 0
-
-    logger.info("deleting the %d matching exported logs (%s) by id", deletable, scope)
+    if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
+        return deletable if report_only else 0
     deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
     # Exported logs that are gone already (retention, an earlier attempt) are not named again.
     deleter.run(

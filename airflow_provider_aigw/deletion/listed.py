@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
-from airflow_provider_aigw.deletion.confined import ConfinedDelete, describe, listed_ids
+from airflow_provider_aigw.deletion.confined import ConfinedDelete, announce, describe, listed_ids
 from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayUnsafeDeleteError
 from airflow_provider_aigw.filters import (
     TimeLike,
@@ -76,13 +76,8 @@ def delete_listed(
                 "it does not apply, without an error), and the DELETE would then take every log of the window. "
                 "If the filters really match every log, pass allow_match_all=True. Nothing was deleted"
             )
-    if report_only:
-        logger.info("dry run: %d logs would be deleted (%s)", matching, scope)
-        return matching
-    if not matching:
-        logger.info("no logs match (%s): nothing to delete", scope)
-        return 0
-    logger.info("deleting the %d matching logs (%s) by listed id", matching, scope)
+    if not announce(scope, matching, matching, report_only=report_only, logger=logger):
+        return matching if report_only else 0
     deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
     deleter.run(listed_ids(client, gateway, filters, start, end))
     left = client.count_logs(gateway, filters=filters, start=start, end=end)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_aigw.bodies import BodyFetcher
+from airflow_provider_aigw.compat import Asset, ObjectStoragePath
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError
 from airflow_provider_aigw.export._storage import resolve_destination
 from airflow_provider_aigw.export.writer import export_logs
@@ -35,6 +36,7 @@ __all__ = [
     "PROGRESS_INTERVAL",
     "ExportRun",
     "Progress",
+    "destination_assets",
     "export_window",
     "format_duration",
     "run_export",
@@ -124,6 +126,12 @@ class Progress:
         self._log.info(line)
 
 
+def destination_assets(destination: Any) -> list[Asset]:
+    """The outlet asset of a static destination URL, named without user info; none for a local path."""
+    text = str(destination).strip() if isinstance(destination, (str, ObjectStoragePath)) else ""
+    return [Asset(strip_userinfo(text))] if "://" in text else []
+
+
 def export_window(
     start: Any,
     end: Any,
@@ -193,6 +201,13 @@ class ExportRun:
     gateway: str
     url: str
     body_failures: str | None = None
+
+    def event_extra(self) -> dict[str, Any]:
+        """The summary for an asset event: without file paths, and of the usage only the totals."""
+        extra = {k: v for k, v in self.summary.items() if k not in ("paths", "usage")}
+        if "usage" in self.summary:
+            extra["usage"] = self.summary["usage"]["totals"]
+        return extra
 
     def check_bodies(self, on_body_error: str, logger: Any = log) -> None:
         """Fail (``"fail"``) or warn (``"warn"``) when a body fetch failed.

@@ -35,9 +35,9 @@ from airflow_provider_aigw.export.run import (
     DEFAULT_SETTLE_LAG,
     ON_BODY_ERROR,
     ExportRun,
+    destination_assets,
     export_window,
     run_export,
-    strip_userinfo,
 )
 from airflow_provider_aigw.filters import (
     check_delete_filter_keys,
@@ -114,9 +114,8 @@ class _AIGatewayBaseOperator(BaseOperator):
 class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
     """List logs matching filters and an optional ``[start, end)`` window into XCom.
 
-    Returns at most ``max_results`` log dicts (projected to ``fields`` when given) and logs a
-    warning with the true number of matches when more matched (one extra request). For more
-    logs than fit an XCom use :class:`AIGatewayExportLogsOperator`.
+    Returns at most ``max_results`` log dicts (only ``fields`` when given), warning when more
+    matched. For more logs than fit an XCom use :class:`AIGatewayExportLogsOperator`.
 
     :param filters: API filters, e.g. ``[{"key": "success", "operator": "eq", "value": [False]}]``
         (one dict or a list; a scalar ``value`` is wrapped). Templated.
@@ -183,17 +182,19 @@ class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
             max_results=self.max_results,
             gateway_id=gateway,
         )
-        if len(logs) >= self.max_results:
+        # A full page of results costs one more request: the count, to say how many matched.
+        total = len(logs)
+        if total >= self.max_results:
             total = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
-            if total > self.max_results:
-                self.log.warning(
-                    "%d logs matched; returning the first %d (order_by=%s %s). Raise max_results, "
-                    "narrow the filters or use AIGatewayExportLogsOperator for all of them",
-                    total,
-                    self.max_results,
-                    self.order_by,
-                    self.order_by_direction,
-                )
+        if total > self.max_results:
+            self.log.warning(
+                "%d logs matched; returning the first %d (order_by=%s %s). Raise max_results, narrow the "
+                "filters or use AIGatewayExportLogsOperator for all of them",
+                total,
+                self.max_results,
+                self.order_by,
+                self.order_by_direction,
+            )
         if self.fields is not None:
             logs = [{name: item.get(name) for name in self.fields} for item in logs]
         self.log.info("listed %d logs of gateway %r", len(logs), gateway)
@@ -218,25 +219,18 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     :param end: window end (exclusive); default the data interval end. Templated.
     :param format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet`` (needs the ``parquet`` extra).
         Templated.
-    :param include_bodies: also fetch each log's request and response bodies (2 requests per
-        log, within the request budget). Each row records ``request_body_status`` and
-        ``response_body_status``: ``collected``, ``not_collected`` (absent by design) or
-        ``failed`` (the row is still written). After a few 401/403 answers in a row no more
-        bodies are fetched and the task fails.
-    :param on_body_error: ``fail`` (default): when any body fetch failed, fail the task after
-        writing every file and the manifest; ``warn``: only log a warning. Either way a delete
-        with this manifest never deletes a log whose body fetch failed.
+    :param include_bodies: also fetch each log's request and response bodies (2 requests per log);
+        each row records their status: ``collected``, ``not_collected`` or ``failed``.
+    :param on_body_error: ``fail`` (default: fail the task after writing everything) or ``warn``
+        when a body fetch failed; a manifest delete never deletes such a log.
     :param body_concurrency: parallel body requests (1-32, default 4).
-    :param partition_by: ``day`` (default) or ``hour`` (for windows of more than about a
-        million logs a day; see the README).
+    :param partition_by: ``day`` (default) or ``hour`` (for more than about a million logs a day).
     :param rows_per_part: rows per part file before it rolls (default 1,000,000).
     :param bytes_per_part: bytes per part file before it rolls (default 128 MiB).
     :param settle_lag: how long ago the window must end (timedelta or seconds; default 5 min).
-    :param clamp_end: move a too-recent ``end`` back to ``now - settle_lag`` (warning) instead
-        of failing.
-    :param overwrite_smaller: replace the committed export of the window with exactly the logs
-        that match now, dropping archived logs that are gone from the gateway. By default those
-        are kept (union).
+    :param clamp_end: move a too-recent ``end`` back to ``now - settle_lag`` (warning), not fail.
+    :param overwrite_smaller: replace the window's archive with exactly the logs that match now,
+        dropping archived logs gone from the gateway (by default they are kept: the union).
     :param gateway_id: gateway; default the connection's. Templated.
     :param aigw_conn_id: Airflow connection id.
     """
@@ -264,10 +258,8 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         overwrite_smaller: bool = False,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs:
-            asset = self._asset_for(destination)
-            if asset is not None:
-                kwargs["outlets"] = [asset]
+        if "outlets" not in kwargs and not _is_template(str(destination)):
+            kwargs["outlets"] = destination_assets(destination)
         super().__init__(**kwargs)
         if not isinstance(destination, (str, ObjectStoragePath)) or not str(destination).strip():
             raise AIGatewayInputError(f"destination must be a storage URL or an ObjectStoragePath, got {destination!r}")
@@ -286,14 +278,6 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.clamp_end = bool(clamp_end)
         self.overwrite_smaller = bool(overwrite_smaller)
         self._run: ExportRun | None = None
-
-    @staticmethod
-    def _asset_for(destination: Any) -> Asset | None:
-        """The outlet asset of a static destination (``None`` when templated)."""
-        text = str(destination).strip() if isinstance(destination, (str, ObjectStoragePath)) else ""
-        if not text or _is_template(text) or "://" not in text:
-            return None
-        return Asset(strip_userinfo(text))
 
     def execute(self, context: Context) -> dict[str, Any]:
         fmt = validate_format(self.format)
@@ -323,7 +307,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             overwrite_smaller=self.overwrite_smaller,
             owner=self._owner(context),
         )
-        self._record_outlets(context, self._run.summary)
+        self._record_outlets(context, self._run)
         self._run.check_bodies(self.on_body_error, self.log)
         return self._run.summary
 
@@ -334,20 +318,12 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         map_index = getattr(ti, "map_index", -1)
         return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
-    def _record_outlets(self, context: Context, summary: dict[str, Any]) -> None:
-        """Attach the summary to the events of this task's outlet assets.
-
-        Without file paths, and of the usage only the totals, so the event stays small.
-        """
+    def _record_outlets(self, context: Context, run: ExportRun) -> None:
+        """Attach the (small) summary to the events of this task's outlet assets."""
         events = context.get("outlet_events")
-        if events is None:
-            return
-        extra = {k: v for k, v in summary.items() if k not in ("paths", "usage")}
-        if "usage" in summary:
-            extra["usage"] = summary["usage"]["totals"]
         for outlet in self.outlets:
-            if isinstance(outlet, Asset):
-                events[outlet].extra.update(extra)
+            if events is not None and isinstance(outlet, Asset):
+                events[outlet].extra.update(run.event_extra())
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the gateway's logs as input, the destination as output, with schema facets."""
@@ -367,13 +343,11 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
     :param filters: API filters of the logs to delete (documented keys only). Templated.
     :param start: window start (inclusive). Templated.
     :param end: window end (exclusive). Templated.
-    :param manifest: export summary / manifest URL / manifest. ``start``, ``end``, ``filters``
-        and ``gateway_id`` may be given too, and must then equal the manifest's. Templated
-        (``manifest=export_task.output``).
-    :param dry_run: only count (and verify against the manifest) and report what would be
-        deleted; returns that number. Stored as ``report_only`` (``dry_run`` is a BaseOperator method).
-    :param limit: most logs named per DELETE, 1-10,000 (default 10,000; the URL length caps a
-        DELETE at about 320 ids).
+    :param manifest: export summary / manifest URL / manifest (``manifest=export_task.output``);
+        a ``start``, ``end``, ``filters`` or ``gateway_id`` given too must equal its. Templated.
+    :param dry_run: only count (and verify) and report what would be deleted; returns that
+        number. Stored as ``report_only`` (``dry_run`` is a BaseOperator method).
+    :param limit: most logs named per DELETE, 1-10,000 (the URL length caps it at about 320).
     :param allow_match_all: delete even when the filters match every log of the window.
     :param order_by: accepted for compatibility; deletes go by listed id, oldest first.
     :param order_by_direction: accepted for compatibility; see ``order_by``.
@@ -445,9 +419,8 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
 class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
     """Set ``feedback``, ``score`` and/or ``metadata`` on one log or a list of logs.
 
-    Values and ids are validated before any request; calls go out with bounded concurrency
-    within the connection's request budget. Every id is attempted; the task fails afterwards
-    if any failed, naming them. Returns ``{"patched": n, "log_ids": n}``.
+    Every id is attempted (:meth:`~airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook.patch_logs`);
+    the task fails afterwards if any failed, naming them. Returns ``{"patched": n, "log_ids": n}``.
 
     :param log_id: one id, a list of ids, or a list of log dicts with ``id`` (e.g. the list
         operator's XCom: ``log_id=list_task.output``). Templated.

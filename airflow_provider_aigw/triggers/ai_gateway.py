@@ -54,6 +54,11 @@ def is_transient(error: BaseException) -> bool:
     return error.status is None or error.status == 429 or error.status >= 500
 
 
+def _seconds_or_none(value: Any, name: str) -> float | None:
+    """A duration argument in seconds (JSON-serialisable), or None when not given."""
+    return None if value is None else validate_duration(value, param=name).total_seconds()
+
+
 def validate_min_count(min_count: Any) -> int:
     """``min_count`` must be an integer >= 1."""
     return validate_positive(min_count, param="min_count")
@@ -206,19 +211,15 @@ class AIGatewayLogsTrigger(BaseTrigger):
         self.filters, self.start, self.end = normalize_query(filters, start, end)
         self.min_count = validate_min_count(min_count)
         self.max_matches = validate_max_matches(max_matches)
-        self.poll_interval = self._seconds(poll_interval, "poll_interval")
-        self.deadline = None if deadline is None else self._seconds(deadline, "deadline")
-        self.not_before = None if not_before is None else self._seconds(not_before, "not_before")
+        self.poll_interval = validate_duration(poll_interval, param="poll_interval").total_seconds()
+        self.deadline = _seconds_or_none(deadline, "deadline")
+        self.not_before = _seconds_or_none(not_before, "not_before")
         self.exponential_backoff = bool(exponential_backoff)
-        self.max_interval = None if max_interval is None else self._seconds(max_interval, "max_interval")
+        self.max_interval = _seconds_or_none(max_interval, "max_interval")
         self._hook: AIGatewayHook | None = None
         # Injectable for tests (deterministic time); production uses wall clock + asyncio.sleep.
         self._clock: Callable[[], float] = time.time
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
-
-    @staticmethod
-    def _seconds(value: Any, name: str) -> float:
-        return validate_duration(value, param=name).total_seconds()
 
     def __repr__(self) -> str:
         return (

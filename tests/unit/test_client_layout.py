@@ -151,3 +151,79 @@ def test_the_export_checks_gateway_ids_with_the_api_pattern() -> None:
     for bad in ("My-Gateway", "GW", "a" * 65, "a--b", ""):
         with pytest.raises(AIGatewayInputError):
             check_gateway_id(bad)
+
+
+# ------------------------------------------------------------- one validator per kind of value
+
+
+def test_validate_positive_refuses_infinity_for_numbers_of_seconds() -> None:
+    with pytest.raises(AIGatewayInputError, match=r"^t must be a positive number, got inf$"):
+        filters.validate_positive(math.inf, param="t", integer=False)
+    assert filters.validate_positive(10**400, param="n") == 10**400  # big ints stay ints, no float overflow
+
+
+def test_validate_choice_names_the_parameter_and_the_options() -> None:
+    assert filters.validate_choice("desc", ("asc", "desc"), param="order_by_direction") == "desc"
+    for bad in ("DESC", None, ["asc"], 1):
+        with pytest.raises(AIGatewayInputError, match=r"^order_by_direction must be one of \['asc', 'desc'\], got "):
+            filters.validate_choice(bad, ("asc", "desc"), param="order_by_direction")
+
+
+def test_validate_duration_takes_timedeltas_and_seconds() -> None:
+    assert filters.validate_duration(90, param="d") == dt.timedelta(seconds=90)
+    assert filters.validate_duration(0, param="d") == dt.timedelta(0)
+    assert filters.validate_duration(dt.timedelta(minutes=2), param="d", allow_zero=False) == dt.timedelta(minutes=2)
+    for bad in (-1, math.nan, math.inf, True, "5m", None, 1e20, dt.timedelta(seconds=-1)):
+        with pytest.raises(AIGatewayInputError, match=r"^d must be a timedelta or a number of seconds >= 0, got "):
+            filters.validate_duration(bad, param="d")
+    with pytest.raises(AIGatewayInputError, match=r"^lease must be a timedelta or a number of seconds > 0, got 0$"):
+        filters.validate_duration(0, param="lease", allow_zero=False)
+
+
+def test_validate_log_ids_and_names() -> None:
+    rows = [{"id": "b"}, "a", {"id": "b"}]
+    assert filters.validate_log_ids(rows, param="log_id") == ["b", "a"]
+    assert filters.validate_log_ids("a") == ["a"]
+    with pytest.raises(AIGatewayInputError, match=r"log_id\[1\] 'x/y' is not a valid log id"):
+        filters.validate_log_ids(["a", "x/y"], param="log_id")
+    with pytest.raises(AIGatewayInputError, match="log_id must be an id or a list of ids, got int"):
+        filters.validate_log_ids(3, param="log_id")
+    assert filters.validate_names(["id", "cost", "id"], param="fields") == ["id", "cost"]
+    for bad, message in (("id", "non-empty list"), ([], "non-empty list"), (["id", ""], "non-empty strings")):
+        with pytest.raises(AIGatewayInputError, match=f"fields must .*{message}"):
+            filters.validate_names(bad, param="fields")
+
+
+RUNTIME = [p for p in PACKAGE.rglob("*.py") if "emulator" not in p.parts]
+
+
+def test_no_module_keeps_a_validator_of_its_own() -> None:
+    """Counts, choices and durations are checked by filters' validators, nowhere else."""
+    private = {"_positive_int", "_choice", "_seconds", "_settle_seconds", "_check_positive"}
+    for path in RUNTIME:
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        assert not defined & private, (path.name, defined & private)
+
+
+def test_operators_are_thin() -> None:
+    source = (PACKAGE / "operators" / "ai_gateway.py").read_text()
+    assert len(source.splitlines()) < 500
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef):
+            assert node.end_lineno is not None
+            assert node.end_lineno - node.lineno + 1 <= 60, node.name
+
+
+def test_every_runtime_module_stays_under_500_lines() -> None:
+    for path in RUNTIME:
+        assert len(path.read_text().splitlines()) < 500, path
+
+
+def test_export_and_deletion_never_import_operators_and_export_imports_hooks_for_typing_only() -> None:
+    for path in [*(PACKAGE / "export").glob("*.py"), *(PACKAGE / "deletion").glob("*.py")]:
+        tree = ast.parse(path.read_text())
+        runtime = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module]
+        every = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        assert not any(n.module.startswith("airflow_provider_aigw.operators") for n in every), path  # type: ignore[union-attr]
+        assert not any(n.module.startswith("airflow_provider_aigw.hooks") for n in runtime), path  # type: ignore[union-attr]

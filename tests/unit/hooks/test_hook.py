@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_aigw.client import DEFAULT_BASE_URL
-from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.get_provider_info import get_provider_info
 from airflow_provider_aigw.hooks.ai_gateway import CONNECTION_EXTRAS, AIGatewayHook
 
@@ -218,3 +218,29 @@ def test_test_connection_names_no_throwaway_conn_id(monkeypatch, requests_mock, 
     ok, message = AIGatewayHook(aigw_conn_id="qx5qDZql").test_connection()
     assert not ok and message.startswith(expected) and "qx5qDZql" not in message
     assert requests_mock.call_count == 0  # refused before any request
+
+
+def test_patch_logs_attempts_every_id_then_names_the_failed_ones(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    ids = [f"log-{i}" for i in range(6)]
+    for log_id in ids:
+        status = 400 if log_id in ("log-1", "log-4") else 200
+        body = {"success": status == 200, "errors": [] if status == 200 else [{"code": 7001, "message": "bad"}],
+                "result": {"id": log_id}}
+        requests_mock.patch(f"{LOGS % 'gw'}/{log_id}", status_code=status, json=body)
+    with pytest.raises(AIGatewayError, match=r"^2 of 6 patch\(es\) failed \(4 succeeded\): log-1: .*; log-4: "):
+        AIGatewayHook().patch_logs(ids, score=80, max_concurrency=3)
+    assert sorted(r.url.rsplit("/", 1)[1] for r in requests_mock.request_history) == ids
+    assert all(r.json() == {"score": 80} for r in requests_mock.request_history)
+    requests_mock.reset_mock()
+    assert AIGatewayHook().patch_logs(["log-0", "log-2"], feedback=None) == 2
+    assert [r.json() for r in requests_mock.request_history] == [{"feedback": None}] * 2
+
+
+def test_patch_logs_checks_values_and_concurrency_before_any_request(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    with pytest.raises(AIGatewayInputError, match="score must be a number from 0 to 100"):
+        AIGatewayHook().patch_logs(["log-0"], score=101)
+    with pytest.raises(AIGatewayInputError, match="max_concurrency must be an integer from 1 to 32, got 0"):
+        AIGatewayHook().patch_logs(["log-0"], score=1, max_concurrency=0)
+    assert requests_mock.call_count == 0

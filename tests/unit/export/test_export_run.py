@@ -1,0 +1,185 @@
+"""The export run where it lives (``export/run.py``, ``export/lineage.py``): window, progress, run, bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_aigw.compat import Asset
+from airflow_provider_aigw.emulator import EmulatorServer
+from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError
+from airflow_provider_aigw.export import iter_manifest_records
+from airflow_provider_aigw.export.run import (
+    ExportRun,
+    Progress,
+    destination_assets,
+    export_window,
+    format_duration,
+    run_export,
+    strip_userinfo,
+)
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+
+UTC = timezone.utc
+GW = "run-gateway"
+START = datetime(2026, 1, 9, tzinfo=UTC)
+END = datetime(2026, 1, 10, tzinfo=UTC)
+LAG = timedelta(minutes=5)
+
+
+class Lines:
+    """A logger that keeps its lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(("info", msg % args if args else msg))
+
+    def warning(self, msg: str, *args: Any) -> None:
+        self.lines.append(("warning", msg % args if args else msg))
+
+    def text(self, level: str) -> str:
+        return "\n".join(line for lvl, line in self.lines if lvl == level)
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    server: EmulatorServer = aigw_emulator_factory(gateways={GW: 0})
+    server.seed_logs(GW, 70, START, END, seed=3)
+    server.seed_logs(GW, 5, END, END + timedelta(hours=1), seed=4)
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT", server.airflow_conn_json(GW))
+    server.reset_stats()
+    return server
+
+
+# ------------------------------------------------------------------------------ window
+
+
+def test_the_window_defaults_to_the_data_interval_and_keeps_a_given_one() -> None:
+    assert export_window(None, None, interval=(START, END), settle_lag=LAG) == (START, END)
+    given = export_window("2026-01-08T00:00:00Z", "2026-01-09T00:00:00Z", interval=(START, END), settle_lag=LAG)
+    assert given == (START - timedelta(days=1), START)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "interval", "message"),
+    [
+        (None, None, (None, None), "no data interval"),
+        (None, None, (START, START), "data interval is empty"),
+        (START, None, (START, END), "give both start and end"),
+        (END, START, (None, None), "must be after start"),
+    ],
+)
+def test_an_unusable_window_is_refused(start: Any, end: Any, interval: Any, message: str) -> None:
+    with pytest.raises(AIGatewayInputError, match=message):
+        export_window(start, end, interval=interval, settle_lag=LAG)
+
+
+def test_a_recent_end_is_refused_or_clamped_with_a_warning() -> None:
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=1)
+    with pytest.raises(AIGatewayInputError, match="later than now - settle_lag"):
+        export_window(start, now, interval=(None, None), settle_lag=LAG)
+    lines = Lines()
+    got_start, got_end = export_window(start, now, interval=(None, None), settle_lag=LAG, clamp_end=True, logger=lines)
+    assert got_start == start
+    assert now - LAG - timedelta(seconds=60) < got_end <= now - LAG
+    assert got_end.microsecond % 1000 == 0  # whole milliseconds, like created_at
+    assert "end clamped to" in lines.text("warning")
+    with pytest.raises(AIGatewayInputError, match="nothing has settled yet"):
+        export_window(now - timedelta(minutes=1), now, interval=(None, None), settle_lag=LAG, clamp_end=True)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_durations_urls_and_assets_are_named_for_people_and_lineage() -> None:
+    assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m05s", "1h02m"]
+    assert strip_userinfo("s3://aws_conn@bucket/prefix/") == "s3://bucket/prefix"
+    assert strip_userinfo("file:///data/aigw/") == "file:///data/aigw"
+    assert destination_assets("s3://aws_default@bucket/aigw") == [Asset("s3://bucket/aigw")]
+    assert destination_assets("/local/path") == []
+    assert destination_assets(42) == []
+
+
+def test_progress_reports_counts_pages_requests_and_eta() -> None:
+    lines = Lines()
+    progress = Progress(lines, expected=120, requests=lambda: 7, interval=0.0)
+    assert list(progress.wrap({"id": str(i)} for i in range(60))) == [{"id": str(i)} for i in range(60)]
+    assert progress.count == 60
+    last = lines.text("info").splitlines()[-1]
+    assert last.startswith("exported 60 of 120 logs, 2 pages, 7 API requests")
+    assert "ETA" in last
+
+
+def test_export_run_event_extra_and_body_check() -> None:
+    summary = {"count": 3, "paths": ["a"], "usage": {"totals": {"requests": 3}, "by_model": []}}
+    run = ExportRun(summary, "0" * 32, GW, "s3://bucket/aigw")
+    assert run.event_extra() == {"count": 3, "usage": {"requests": 3}}
+    run.check_bodies("fail")  # nothing failed: nothing to say
+    failed = ExportRun(summary, "0" * 32, GW, "s3://bucket/aigw", body_failures="2 body fetch(es) failed")
+    with pytest.raises(AIGatewayBodyError, match=r"2 body fetch\(es\) failed\. Files and manifest are written"):
+        failed.check_bodies("fail")
+    lines = Lines()
+    failed.check_bodies("warn", lines)
+    assert "exported with body status 'failed'" in lines.text("warning")
+    with pytest.raises(AIGatewayInputError, match=r"on_body_error must be one of \['fail', 'warn'\]"):
+        failed.check_bodies("ignore")
+
+
+# --------------------------------------------------------------------------------- run
+
+
+def test_run_export_writes_exactly_the_window_in_counted_requests(emu: EmulatorServer, tmp_path: Path) -> None:
+    lines = Lines()
+    hook = AIGatewayHook()
+    run = run_export(
+        hook,
+        f"file://{tmp_path}",
+        gateway=GW,
+        filters=[],
+        start=START,
+        end=END,
+        format="jsonl",
+        logger=lines,
+        owner="test/run",
+    )
+    assert [r["id"] for r in iter_manifest_records(run.summary, verify=True)] == emu.ids(GW, START, END)
+    assert run.summary["count"] == 70 and run.body_failures is None
+    assert (run.account_id, run.gateway, run.url) == (hook.client.account_id, GW, f"file://{tmp_path}")
+    assert emu.stats["list"] == 1 + 2  # the count, then ceil(70 / 50) pages
+    assert "exporting 70 logs of gateway 'run-gateway'" in lines.text("info")
+    assert "exported 70 of 70 logs, 2 pages, 3 API requests" in lines.text("info")
+
+
+def test_run_export_with_bodies_reports_failures_without_failing(emu: EmulatorServer, tmp_path: Path) -> None:
+    broken = emu.ids(GW, START, END)[:2]
+    emu.faults.update(fail_body_ids=broken, fail_body_status=400)  # not retried
+    run = run_export(
+        AIGatewayHook(),
+        f"file://{tmp_path}",
+        gateway=GW,
+        filters=[],
+        start=START,
+        end=END,
+        format="jsonl",
+        include_bodies=True,
+        body_concurrency=2,
+        logger=Lines(),
+    )
+    assert run.body_failures is not None and run.body_failures.startswith("4 body fetch(es) failed")
+    failed = {r["id"] for r in iter_manifest_records(run.summary) if r["request_body_status"] == "failed"}
+    assert failed == set(broken)
+    assert run.summary["body_stats"]
+
+
+def test_run_export_probes_the_destination_before_any_request(emu: EmulatorServer, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(AIGatewayInputError):
+        run_export(AIGatewayHook(), f"file://{blocked}", gateway=GW, filters=[], start=START, end=END, format="jsonl")
+    assert emu.stats["total"] == 0
