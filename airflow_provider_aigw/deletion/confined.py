@@ -11,7 +11,7 @@ import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
@@ -87,6 +87,7 @@ def _fmt(value: dt.datetime | None) -> str:
     return format_time(value) if value is not None else "-"
 
 
+@dataclass
 class ConfinedDelete:
     """Delete named logs of one gateway, every DELETE confined by ids, slice, window and filters.
 
@@ -99,27 +100,16 @@ class ConfinedDelete:
     :param logger: where progress goes (the task's logger).
     """
 
-    def __init__(
-        self,
-        client: AIGatewayClient,
-        gateway: str,
-        filters: list[Filter],
-        start: dt.datetime | None,
-        end: dt.datetime | None,
-        *,
-        limit: int = MAX_DELETE_LIMIT,
-        logger: Any = log,
-    ) -> None:
-        self.client = client
-        self.log = logger
-        self.gateway = gateway
-        self.filters = filters
-        self.start = start
-        self.end = end
-        self.limit = limit
-        #: DELETE requests sent, and ids named in them.
-        self.calls = 0
-        self.named = 0
+    client: AIGatewayClient
+    gateway: str
+    filters: list[Filter]
+    start: dt.datetime | None
+    end: dt.datetime | None
+    limit: int = field(default=MAX_DELETE_LIMIT, kw_only=True)
+    logger: Any = field(default=log, kw_only=True)
+    #: DELETE requests sent, and ids named in them.
+    calls: int = field(default=0, init=False)
+    named: int = field(default=0, init=False)
 
     # -------------------------------------------------------------------------- the run
 
@@ -261,13 +251,13 @@ class ConfinedDelete:
                     f"{len(names)} id(s)) removed {what}, {where}. The delete stopped there; nothing else was "
                     "deleted. Do not delete from this gateway until the API applies the id filter"
                 )
-            self.log.warning(
+            self.logger.warning(
                 "while the canary DELETE ran, %s also left the slice; more went than that DELETE may remove "
                 "(limit %d), so something else removed them (retention of the oldest logs, or another client)",
                 what,
                 len(names),
             )
-        self.log.info("canary DELETE removed exactly its %d named log(s); deleting the rest by id", len(names))
+        self.logger.info("canary DELETE removed exactly its %d named log(s); deleting the rest by id", len(names))
 
 
 def announce(

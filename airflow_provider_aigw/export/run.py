@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -74,6 +74,7 @@ def strip_userinfo(url: str) -> str:
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl().rstrip("/")
 
 
+@dataclass
 class Progress:
     """Logs throughput and ETA of a long export at most every ``interval`` seconds.
 
@@ -83,21 +84,17 @@ class Progress:
     :param interval: seconds between lines.
     """
 
-    def __init__(
-        self,
-        logger: Any,
-        *,
-        expected: int,
-        requests: Callable[[], int],
-        interval: float = PROGRESS_INTERVAL,
-    ) -> None:
-        self._log = logger
-        self._expected = expected
-        self._requests = requests
-        self._interval = interval
-        self._started = time.monotonic()
+    logger: Any
+    expected: int = field(kw_only=True)
+    requests: Callable[[], int] = field(kw_only=True)
+    interval: float = field(default=PROGRESS_INTERVAL, kw_only=True)
+    #: Logs passed through so far.
+    count: int = field(default=0, init=False)
+    _started: float = field(default_factory=time.monotonic, init=False)
+    _last: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
         self._last = self._started
-        self.count = 0
 
     def wrap(self, logs: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Pass ``logs`` through, counting them and reporting every ``interval`` seconds."""
@@ -105,7 +102,7 @@ class Progress:
             self.count += 1
             yield item
             now = time.monotonic()
-            if now - self._last >= self._interval:
+            if now - self._last >= self.interval:
                 self._last = now
                 self.report(now)
 
@@ -115,15 +112,15 @@ class Progress:
         rate = self.count / elapsed if elapsed > 0 else 0.0
         pages = math.ceil(self.count / MAX_PER_PAGE)
         line = (
-            f"exported {self.count:,} of {self._expected:,} logs, {pages:,} pages, "
-            f"{self._requests():,} API requests"
+            f"exported {self.count:,} of {self.expected:,} logs, {pages:,} pages, "
+            f"{self.requests():,} API requests"
         )
         if elapsed > 0:
             line += f", {rate:,.0f} logs/s, {format_duration(elapsed)} elapsed"
-        left = self._expected - self.count
+        left = self.expected - self.count
         if left > 0 and rate > 0:
             line += f", ETA {format_duration(left / rate)}"
-        self._log.info(line)
+        self.logger.info(line)
 
 
 def destination_assets(destination: Any) -> list[Asset]:

@@ -22,6 +22,7 @@ from airflow_provider_aigw.exceptions import (
 )
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayDeleteLogsOperator, AIGatewayExportLogsOperator
+from tests.log_lines import LogLines
 
 from .conftest import END, GW, START, assert_exact, export_context, exported_ids, use_connection
 
@@ -367,17 +368,7 @@ def test_a_limit_below_the_canary_size_is_honoured(make_emulator, tmp_path):
             assert int(request["query"]["limit"][0]) <= 2
 
 
-class Lines:
-    """Stands in for the delete operator's logger (Airflow 3 task loggers bypass caplog)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(("info", msg % args if args else msg))
-
-    def warning(self, msg: str, *args: Any) -> None:
-        self.lines.append(("warning", msg % args if args else msg))
+Lines = LogLines  # stands in for the delete operator's logger
 
 
 def test_retention_eating_the_canary_slice_is_not_blamed_on_the_api(make_emulator, tmp_path, monkeypatch):

@@ -19,8 +19,9 @@ from airflow_provider_aigw.deletion import (
 )
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayLateLogsError
-from airflow_provider_aigw.export.run import run_export
+from airflow_provider_aigw.export.run import ExportRun, run_export
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from tests.log_lines import LogLines
 
 UTC = timezone.utc
 GW = "del-gateway"
@@ -28,16 +29,6 @@ START = datetime(2026, 1, 9, tzinfo=UTC)
 END = datetime(2026, 1, 10, tzinfo=UTC)
 WINDOW = {"start": "2026-01-09T00:00:00Z", "end": "2026-01-10T00:00:00Z"}
 MANIFEST = {"gateway_id": GW, "window": WINDOW, "count": 0, "filters": [], "files": [], "complete": True}
-
-
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(msg % args if args else msg)
-
-    warning = info
 
 
 @pytest.fixture
@@ -98,16 +89,19 @@ def test_a_manifest_of_another_account_is_refused_before_any_request(emu: Emulat
 # ------------------------------------------------------------------------------ deletes
 
 
+def export_day(tmp_path: Path) -> ExportRun:
+    return run_export(AIGatewayHook(), f"file://{tmp_path}", gateway=GW, filters=[], start=START, end=END, format="jsonl")
+
+
 def test_delete_from_manifest_deletes_exactly_the_exported_logs(
     emu: EmulatorServer, client: Any, tmp_path: Path
 ) -> None:
-    run = run_export(
-        AIGatewayHook(), f"file://{tmp_path}", gateway=GW, filters=[], start=START, end=END, format="jsonl"
-    )
+    run = export_day(tmp_path)
     outside = emu.ids(GW, END, END + timedelta(hours=2))
-    lines = Lines()
+    lines = LogLines()
     assert delete_from_manifest(client, run.summary, report_only=True, logger=lines) == 60
-    assert emu.count(GW) == 70 and "dry run: 60 exported logs would be deleted" in lines.lines[-1]
+    assert emu.count(GW) == 70
+    assert "dry run: 60 exported logs would be deleted" in lines.text("info").splitlines()[-1]
     assert delete_from_manifest(client, run.summary["manifest_uri"], start=START, logger=lines) == 60
     assert emu.ids(GW) == outside
 
@@ -115,9 +109,7 @@ def test_delete_from_manifest_deletes_exactly_the_exported_logs(
 def test_delete_from_manifest_refuses_late_logs_and_deletes_nothing(
     emu: EmulatorServer, client: Any, tmp_path: Path
 ) -> None:
-    run = run_export(
-        AIGatewayHook(), f"file://{tmp_path}", gateway=GW, filters=[], start=START, end=END, format="jsonl"
-    )
+    run = export_day(tmp_path)
     emu.seed_logs(GW, 3, START, END, seed=7)  # arrived after the export
     before = emu.ids(GW)
     with pytest.raises(AIGatewayLateLogsError, match=r"63 logs match .* but the export wrote 60"):
@@ -150,10 +142,11 @@ def test_delete_listed_validates_before_any_request_then_deletes_exactly_the_mat
 
 
 def test_announce_stops_a_dry_run_and_an_empty_match() -> None:
-    lines = Lines()
+    lines = LogLines()
     assert announce("scope", 3, 5, report_only=True, logger=lines, what="exported logs", kept=2) is False
-    assert lines.lines[-1] == "dry run: 3 exported logs would be deleted (scope), 2 kept (body not archived)"
+    last = lines.text("info").splitlines()[-1]
+    assert last == "dry run: 3 exported logs would be deleted (scope), 2 kept (body not archived)"
     assert announce("scope", 0, 0, report_only=False, logger=lines) is False
-    assert lines.lines[-1] == "no logs match (scope): nothing to delete"
+    assert lines.text("info").splitlines()[-1] == "no logs match (scope): nothing to delete"
     # All matching logs kept: no "nothing matches" shortcut, so the kept ones are reported by the delete.
     assert announce("scope", 0, 2, report_only=False, logger=lines) is True

@@ -22,28 +22,13 @@ from airflow_provider_aigw.export.run import (
     strip_userinfo,
 )
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from tests.log_lines import LogLines
 
 UTC = timezone.utc
 GW = "run-gateway"
 START = datetime(2026, 1, 9, tzinfo=UTC)
 END = datetime(2026, 1, 10, tzinfo=UTC)
 LAG = timedelta(minutes=5)
-
-
-class Lines:
-    """A logger that keeps its lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, msg: str, *args: Any) -> None:
-        self.lines.append(("info", msg % args if args else msg))
-
-    def warning(self, msg: str, *args: Any) -> None:
-        self.lines.append(("warning", msg % args if args else msg))
-
-    def text(self, level: str) -> str:
-        return "\n".join(line for lvl, line in self.lines if lvl == level)
 
 
 @pytest.fixture
@@ -84,7 +69,7 @@ def test_a_recent_end_is_refused_or_clamped_with_a_warning() -> None:
     start = now - timedelta(hours=1)
     with pytest.raises(AIGatewayInputError, match="later than now - settle_lag"):
         export_window(start, now, interval=(None, None), settle_lag=LAG)
-    lines = Lines()
+    lines = LogLines()
     got_start, got_end = export_window(start, now, interval=(None, None), settle_lag=LAG, clamp_end=True, logger=lines)
     assert got_start == start
     assert now - LAG - timedelta(milliseconds=1) <= got_end <= datetime.now(UTC) - LAG
@@ -107,7 +92,7 @@ def test_durations_urls_and_assets_are_named_for_people_and_lineage() -> None:
 
 
 def test_progress_reports_counts_pages_requests_and_eta() -> None:
-    lines = Lines()
+    lines = LogLines()
     progress = Progress(lines, expected=120, requests=lambda: 7, interval=0.0)
     assert list(progress.wrap({"id": str(i)} for i in range(60))) == [{"id": str(i)} for i in range(60)]
     assert progress.count == 60
@@ -124,7 +109,7 @@ def test_export_run_event_extra_and_body_check() -> None:
     failed = ExportRun(summary, "0" * 32, GW, "s3://bucket/aigw", body_failures="2 body fetch(es) failed")
     with pytest.raises(AIGatewayBodyError, match=r"2 body fetch\(es\) failed\. Files and manifest are written"):
         failed.check_bodies("fail")
-    lines = Lines()
+    lines = LogLines()
     failed.check_bodies("warn", lines)
     assert "exported with body status 'failed'" in lines.text("warning")
     with pytest.raises(AIGatewayInputError, match=r"on_body_error must be one of \['fail', 'warn'\]"):
@@ -134,20 +119,16 @@ def test_export_run_event_extra_and_body_check() -> None:
 # --------------------------------------------------------------------------------- run
 
 
+def export_day(hook: AIGatewayHook, destination: str, **kwargs: Any) -> ExportRun:
+    """``run_export`` of the seeded day as JSON lines."""
+    kwargs.setdefault("logger", LogLines())
+    return run_export(hook, destination, gateway=GW, filters=[], start=START, end=END, format="jsonl", **kwargs)
+
+
 def test_run_export_writes_exactly_the_window_in_counted_requests(emu: EmulatorServer, tmp_path: Path) -> None:
-    lines = Lines()
+    lines = LogLines()
     hook = AIGatewayHook()
-    run = run_export(
-        hook,
-        f"file://{tmp_path}",
-        gateway=GW,
-        filters=[],
-        start=START,
-        end=END,
-        format="jsonl",
-        logger=lines,
-        owner="test/run",
-    )
+    run = export_day(hook, f"file://{tmp_path}", logger=lines, owner="test/run")
     assert [r["id"] for r in iter_manifest_records(run.summary, verify=True)] == emu.ids(GW, START, END)
     assert run.summary["count"] == 70 and run.body_failures is None
     assert (run.account_id, run.gateway, run.url) == (hook.client.account_id, GW, f"file://{tmp_path}")
@@ -159,18 +140,7 @@ def test_run_export_writes_exactly_the_window_in_counted_requests(emu: EmulatorS
 def test_run_export_with_bodies_reports_failures_without_failing(emu: EmulatorServer, tmp_path: Path) -> None:
     broken = emu.ids(GW, START, END)[:2]
     emu.faults.update(fail_body_ids=broken, fail_body_status=400)  # not retried
-    run = run_export(
-        AIGatewayHook(),
-        f"file://{tmp_path}",
-        gateway=GW,
-        filters=[],
-        start=START,
-        end=END,
-        format="jsonl",
-        include_bodies=True,
-        body_concurrency=2,
-        logger=Lines(),
-    )
+    run = export_day(AIGatewayHook(), f"file://{tmp_path}", include_bodies=True, body_concurrency=2)
     assert run.body_failures is not None and run.body_failures.startswith("4 body fetch(es) failed")
     failed = {r["id"] for r in iter_manifest_records(run.summary) if r["request_body_status"] == "failed"}
     assert failed == set(broken)
@@ -181,5 +151,5 @@ def test_run_export_probes_the_destination_before_any_request(emu: EmulatorServe
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
     with pytest.raises(AIGatewayInputError):
-        run_export(AIGatewayHook(), f"file://{blocked}", gateway=GW, filters=[], start=START, end=END, format="jsonl")
+        export_day(AIGatewayHook(), f"file://{blocked}")
     assert emu.stats["total"] == 0

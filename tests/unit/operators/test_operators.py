@@ -26,6 +26,7 @@ from airflow_provider_aigw.operators.ai_gateway import (
     AIGatewayListLogsOperator,
     AIGatewayPatchLogOperator,
 )
+from tests.log_lines import LogLines
 
 UTC = timezone.utc
 GW = "my-gateway"
@@ -35,29 +36,7 @@ IN_WINDOW = 120
 OUTSIDE = 30
 
 
-class Recorder:
-    """Stands in for an operator's logger (Airflow 3 task loggers bypass caplog)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def _add(self, level: str, msg: str, *args: Any) -> None:
-        self.lines.append((level, msg % args if args else msg))
-
-    def info(self, msg: str, *args: Any) -> None:
-        self._add("info", msg, *args)
-
-    def warning(self, msg: str, *args: Any) -> None:
-        self._add("warning", msg, *args)
-
-    def text(self, level: str) -> str:
-        # Airflow warns that execute() runs outside its task runner here; that is the test's doing
-        # ("outside of the Task Runner" on 3.x, "cannot be called outside TaskInstance" on 2.x).
-        return "\n".join(
-            line
-            for lvl, line in self.lines
-            if lvl == level and "outside of the Task Runner" not in line and "outside TaskInstance" not in line
-        )
+Recorder = LogLines  # stands in for an operator's logger
 
 
 @pytest.fixture
