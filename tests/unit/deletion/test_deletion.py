@@ -90,7 +90,8 @@ def test_a_manifest_of_another_account_is_refused_before_any_request(emu: Emulat
 
 
 def export_day(tmp_path: Path) -> ExportRun:
-    return run_export(AIGatewayHook(), f"file://{tmp_path}", gateway=GW, filters=[], start=START, end=END, format="jsonl")
+    destination = f"file://{tmp_path}"
+    return run_export(AIGatewayHook(), destination, gateway=GW, filters=[], start=START, end=END, format="jsonl")
 
 
 def test_delete_from_manifest_deletes_exactly_the_exported_logs(
