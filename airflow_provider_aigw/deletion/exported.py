@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
@@ -191,9 +191,30 @@ def delete_exported(
             f"wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was deleted. "
             "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
         )
-    # The archive is checked before anything is deleted: every file against its sha256 and size,
-    # and the rows against the manifest's count.
-    present: dict[str, bool] = {}  # exported id -> it matches now (set by the walk)
+    present, kept_ids = _read_archive(manifest, exported)
+    now, kept_now = _prove_exported(listed_ids(client, gateway, filters, start, end), present, kept_ids, window)
+    deletable = now - kept_now
+    if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
+        return deletable if report_only else 0
+    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
+    # Exported logs that are gone already (retention, an earlier attempt) are not named again.
+    deleter.run(
+        Target(str(r.get("id")), parse_created_at(str(r["created_at"])), keep=_body_failed(r))
+        for r in iter_manifest_records(manifest)
+        if present.get(str(r.get("id")))
+    )
+    if client.count_logs(gateway, filters=filters, start=start, end=end):
+        _check_left(listed_ids(client, gateway, filters, start, end), present, kept_ids, scope, deletable)
+    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deletable, scope, deleter.calls)
+    return deletable
+
+
+def _read_archive(manifest: Mapping[str, Any], exported: int) -> tuple[dict[str, bool], set[str]]:
+    """Every exported id (mapped to False: not seen matching yet) and those whose body fetch failed.
+
+    Reading checks every file against its sha256 and size, and the rows against the manifest's count.
+    """
+    present: dict[str, bool] = {}
     kept_ids: set[str] = set()
     rows = 0
     for record in iter_manifest_records(manifest, verify=True):
@@ -207,10 +228,19 @@ def delete_exported(
             f"refusing to delete: the manifest says {exported} logs were exported, but its files hold {rows}. "
             "Nothing was deleted. Re-run the export for this window, then this delete"
         )
+    return present, kept_ids
 
+
+def _prove_exported(
+    matching: Iterable[Target], present: dict[str, bool], kept_ids: set[str], window: str
+) -> tuple[int, int]:
+    """Mark the exported logs that match now; returns (matching, kept among them).
+
+    :raises AIGatewayLateLogsError: a matching log is not in the export.
+    """
     unknown: list[str] = []
     now = kept_now = 0
-    for target in listed_ids(client, gateway, filters, start, end):
+    for target in matching:
         now += 1
         if target.log_id not in present:
             unknown.append(target.log_id)
@@ -223,28 +253,26 @@ def delete_exported(
             f"refusing to delete: {len(unknown)} of the {now} logs matching window {window} now are not in the "
             f"export ({sample(unknown)}). Nothing was deleted. Re-run the export for this window, then this delete"
         )
-    deletable = now - kept_now
-    if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
-        return deletable if report_only else 0
-    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
-    # Exported logs that are gone already (retention, an earlier attempt) are not named again.
-    deleter.run(
-        Target(str(r.get("id")), parse_created_at(str(r["created_at"])), keep=_body_failed(r))
-        for r in iter_manifest_records(manifest)
-        if present.get(str(r.get("id")))
-    )
+    return now, kept_now
 
+
+def _check_left(left: Iterable[Target], present: dict[str, bool], kept_ids: set[str], scope: str, deleted: int) -> None:
+    """Judge the logs still matching after the delete: none may be an exported, deletable one.
+
+    :raises AIGatewayUnsafeDeleteError: an exported log named by a DELETE is still there.
+    :raises AIGatewayLateLogsError: logs that are not in the export match (late arrivals).
+    :raises AIGatewayBodyError: logs kept because their bodies were not archived.
+    """
     still: list[str] = []
     late: list[str] = []
     kept_left: list[str] = []
-    if client.count_logs(gateway, filters=filters, start=start, end=end):
-        for target in listed_ids(client, gateway, filters, start, end):
-            if target.log_id in kept_ids:
-                kept_left.append(target.log_id)
-            elif target.log_id in present:
-                still.append(target.log_id)
-            else:
-                late.append(target.log_id)
+    for target in left:
+        if target.log_id in kept_ids:
+            kept_left.append(target.log_id)
+        elif target.log_id in present:
+            still.append(target.log_id)
+        else:
+            late.append(target.log_id)
     if still:
         raise AIGatewayUnsafeDeleteError(
             f"{len(still)} exported log(s) are still there after the DELETE that named them ({sample(still)}): the "
@@ -258,11 +286,7 @@ def delete_exported(
         )
     if kept_left:
         raise AIGatewayBodyError(
-            f"deleted {deletable} exported logs, but kept {len(kept_left)} whose request or response body fetch "
+            f"deleted {deleted} exported logs, but kept {len(kept_left)} whose request or response body fetch "
             f"failed during the export, so the gateway holds the only copy: {sample(kept_left)}. Re-run the export "
             "of this window with include_bodies=True, then this delete"
         )
-    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deletable, scope, deleter.calls)
-    return deletable
-
-
