@@ -1,7 +1,9 @@
 """Export of AI Gateway logs to Airflow object storage: writers, partitioning and manifest.
 
-This package never imports operators, hooks or the HTTP client: it receives an iterator of
-log dicts and writes them.
+The writers never import operators, hooks or the HTTP client: they receive an iterator of log
+dicts and write them. :mod:`.run` drives one export run (window, counted walk, bodies, progress)
+with the hook the export operator passes in (imported for typing only); :mod:`.lineage` builds
+its OpenLineage facets.
 
 Public API::
 

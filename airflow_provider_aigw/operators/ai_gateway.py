@@ -1,7 +1,9 @@
 """Operators for the Cloudflare AI Gateway Logs API: list, export, delete and patch logs.
 
-Each operator is a thin layer over :class:`~airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook`:
-it validates its inputs before the first request, calls the hook, and pushes a small XCom.
+Each operator is a thin layer: it validates its inputs before the first request (with the shared
+validators of :mod:`airflow_provider_aigw.filters`), renders templates, calls one unit of domain code
+(the hook, :mod:`airflow_provider_aigw.export.run` or :mod:`airflow_provider_aigw.deletion`), and
+pushes a small XCom.
 """
 
 from __future__ import annotations
