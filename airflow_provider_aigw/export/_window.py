@@ -4,51 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.filters import validate_gateway_id
+from airflow_provider_aigw.filters import normalize_filters, parse_time, validate_gateway_id
 
 # One gateway-id check for the whole provider: the API's own (lowercase) pattern.
 check_gateway_id = validate_gateway_id
 
 
 def check_datetime(name: str, value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise AIGatewayInputError(f"{name} must be a timezone-aware datetime, got {value!r}") from exc
-    if not isinstance(value, datetime):
-        raise AIGatewayInputError(f"{name} must be a timezone-aware datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise AIGatewayInputError(
-            f"{name} must be timezone-aware (got naive {value.isoformat()}); e.g. use "
-            "datetime(..., tzinfo=timezone.utc) or pendulum.datetime(...)"
-        )
-    u = value.astimezone(timezone.utc)
-    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=timezone.utc)
+    """A window bound as a UTC stdlib datetime (:func:`filters.parse_time`'s rules; ``None`` refused)."""
+    parsed = parse_time(value, param=name)
+    if parsed is None:
+        raise AIGatewayInputError(f"{name} is required: a timezone-aware datetime or ISO 8601 string")
+    return datetime(
+        parsed.year,
+        parsed.month,
+        parsed.day,
+        parsed.hour,
+        parsed.minute,
+        parsed.second,
+        parsed.microsecond,
+        tzinfo=timezone.utc,
+    )
 
 
-def check_filters(filters: Any) -> list[dict[str, Any]]:
-    if filters is None:
-        return []
-    if isinstance(filters, Mapping):
-        filters = [filters]
-    if not isinstance(filters, (list, tuple)):
-        raise AIGatewayInputError(f"filters must be a list of filter dicts, got {type(filters).__name__}")
-    result: list[dict[str, Any]] = []
-    for item in filters:
-        if not isinstance(item, Mapping):
-            raise AIGatewayInputError(f"filters must be a list of filter dicts, got item {item!r}")
-        result.append(dict(item))
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise AIGatewayInputError(f"filters must be JSON-serialisable: {exc}") from exc
-    return result
+# One filter check for the whole provider, reads and exports alike.
+check_filters = normalize_filters
 
 
 def _filters_hash(filters: list[dict[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,9 +31,24 @@ KILL_AFTER_PAGES = 10  # of 40
 WAIT_S = 120.0
 
 
+def worker_db(dest: Path) -> str:
+    """The workers' own copy of the session's migrated metadata DB, beside ``dest``.
+
+    A SIGKILLed ``airflow dags test`` can leave a SQLite file it was writing unreadable ("database
+    disk image is malformed"); the tests that run after this one must not share that file.
+    """
+    copy = dest.parent / "worker-airflow.db"
+    if not copy.exists():
+        session_db = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+        with sqlite3.connect(session_db) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+    return f"sqlite:///{copy}"
+
+
 def airflow_env(dest: Path) -> dict[str, str]:
     return {
         **os.environ,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": worker_db(dest),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIGW_RELIABILITY_DEST": f"file://{dest}",
         "PYTHONUNBUFFERED": "1",

@@ -688,14 +688,15 @@ def test_validate_format() -> None:
     ("kwargs", "match"),
     [
         ({"format": "csv"}, "format"),
-        ({"start": datetime(2026, 11, 26)}, "start must be timezone-aware"),
-        ({"end": datetime(2026, 11, 28)}, "end must be timezone-aware"),
+        ({"start": datetime(2026, 11, 26)}, "start is a naive datetime"),
+        ({"end": datetime(2026, 11, 28)}, "end is a naive datetime"),
         ({"start": END, "end": START}, "must be before end"),
         ({"partition_by": "minute"}, "partition_by"),
         ({"rows_per_part": 0}, "rows_per_part"),
         ({"gateway_id": "../escape"}, "gateway_id"),
         ({"gateway_id": ""}, "gateway_id"),
         ({"filters": "model=gpt"}, "filters"),
+        ({"filters": [{"key": "model", "operator": "like", "value": "gpt"}]}, r"filters\[0\]\.operator"),
         ({"start": "yesterday"}, "start"),
     ],
 )
