@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import _commit
 from airflow_provider_aigw.export._commit import MANIFEST_DIR, Committed, IdIndex, WindowLock
-from airflow_provider_aigw.export._storage import Destination, _AtomicWriter, _open_destination
+from airflow_provider_aigw.export._parts import _Attempt, _PartStream
+from airflow_provider_aigw.export._storage import Destination, _open_destination
 from airflow_provider_aigw.export._window import (
     check_datetime,
     check_filters,
@@ -33,21 +34,18 @@ from airflow_provider_aigw.export._window import (
 )
 from airflow_provider_aigw.export.formats import (
     SCHEMA_VERSION,
-    RecordWriter,
     format_of,
     format_ts,
-    make_writer,
     parse_created_at,
     read_jsonl_records,
     validate_format,
 )
 from airflow_provider_aigw.export.schema import manifest_schema
-from airflow_provider_aigw.export.usage import UsageSummary, merge_usage, usage_for_xcom
+from airflow_provider_aigw.export.usage import merge_usage, usage_for_xcom
 from airflow_provider_aigw.filters import validate_choice, validate_duration, validate_positive
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import ObjectStoragePath
-    from airflow_provider_aigw.export._storage import HashingWriter
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +57,6 @@ DEFAULT_BYTES_PER_PART = 128 * 1024 * 1024
 #: ``summary()`` lists file URIs only up to this many files.
 SUMMARY_MAX_PATHS = 100
 PROGRESS_EVERY = 10_000
-BODY_STATUS_FIELDS: tuple[str, ...] = ("request_body_status", "response_body_status")
 FILE_KEYS = ("path", "uri", "rows", "bytes", "sha256", "min_created_at", "max_created_at", "attempt")
 
 # --- result --------------------------------------------------------------------------------------
@@ -106,118 +103,6 @@ class ExportResult:
 
 
 # --- the export ----------------------------------------------------------------------------------
-
-
-class _OpenPart:
-    """One part file being written."""
-
-    def __init__(self, dest: Destination, rel: str, format: str, attempt: str) -> None:
-        self.rel = rel
-        self.attempt = attempt
-        self._ctx = _AtomicWriter(dest, rel)
-        self._hw: HashingWriter = self._ctx.__enter__()
-        try:
-            self._writer: RecordWriter = make_writer(format, self._hw)
-        except BaseException as exc:
-            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        self.rows = 0
-        self.min_dt: datetime | None = None
-        self.max_dt: datetime | None = None
-
-    @property
-    def bytes_written(self) -> int:
-        return self._hw.bytes_written
-
-    def write(self, item: Mapping[str, Any], dt: datetime) -> None:
-        self._writer.write(item, dt)
-        self.rows += 1
-        if self.min_dt is None or dt < self.min_dt:
-            self.min_dt = dt
-        if self.max_dt is None or dt > self.max_dt:
-            self.max_dt = dt
-
-    def finish(self) -> dict[str, Any]:
-        try:
-            self._writer.close()
-        except BaseException as exc:
-            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        self._ctx.__exit__(None, None, None)
-        assert self.min_dt is not None and self.max_dt is not None
-        return {
-            "path": self.rel,
-            "rows": self.rows,
-            "bytes": self._hw.bytes_written,
-            "sha256": self._hw.sha256,
-            "min_created_at": format_ts(self.min_dt),
-            "max_created_at": format_ts(self.max_dt),
-            "attempt": self.attempt,
-        }
-
-    def abort(self, exc: BaseException) -> None:
-        self._ctx.__exit__(type(exc), exc, exc.__traceback__)
-
-
-class _PartStream:
-    """Rolls parts of one kind of rows: one open part at a time, a new one per partition or when full."""
-
-    def __init__(self, export: _Attempt) -> None:
-        self.export = export
-        self.files: list[dict[str, Any]] = []
-        self.rows = 0
-        #: Mergeable per-window statistics of the rows of this stream (see ``_window_stats``).
-        self.body_stats: dict[str, dict[str, int]] = {}
-        self.usage = UsageSummary()  # dataset: usage of this stream's rows, mergeable
-        self._current: _OpenPart | None = None
-        self._dir = ""
-
-    def write(self, item: Mapping[str, Any], dt: datetime, part_dir: str) -> None:
-        current = self._current
-        x = self.export
-        if current is not None and (
-            part_dir != self._dir or current.rows >= x.rows_per_part or current.bytes_written >= x.bytes_per_part
-        ):
-            self.files.append(current.finish())
-            current = self._current = None
-        if current is None:
-            index = x.part_counts.get(part_dir, 0)
-            x.part_counts[part_dir] = index + 1
-            rel = f"{part_dir}/{_commit.part_name(x.tag, x.attempt, index, x.fmt)}"
-            current = self._current = _OpenPart(x.dest, rel, x.fmt, x.attempt)
-            self._dir = part_dir
-        current.write(item, dt)
-        self.rows += 1
-        self.usage.add(item)
-        for status_field in BODY_STATUS_FIELDS:
-            if status_field in item:
-                status = item[status_field]
-                counts = self.body_stats.setdefault(status_field, {})
-                label = "null" if status is None else str(status)
-                counts[label] = counts.get(label, 0) + 1
-
-    def close(self) -> None:
-        if self._current is not None:
-            self.files.append(self._current.finish())
-            self._current = None
-
-    def abort(self, exc: BaseException) -> None:
-        if self._current is not None:
-            self._current.abort(exc)
-            self._current = None
-
-
-@dataclass
-class _Attempt:
-    """Settings and state of one export attempt shared by its part streams."""
-
-    dest: Destination
-    tag: str
-    attempt: str
-    fmt: str
-    rows_per_part: int
-    bytes_per_part: int
-    part_counts: dict[str, int]
 
 
 def _archived_ids(dest: Destination, previous: list[Committed]) -> IdIndex:
@@ -358,57 +243,10 @@ def export_logs(
         archived = _archived_ids(dest, previous)
         fresh, again = _PartStream(x), _PartStream(x)
         streams = [fresh, again]
-        outside = 0
-        hourly = partition_by == "hour"
-        for item in logs:
-            if not isinstance(item, Mapping):
-                raise AIGatewayInputError(f"each log must be a mapping, got {type(item).__name__}")
-            try:
-                created = item["created_at"]
-            except KeyError:
-                raise AIGatewayInputError(f"log {item.get('id')!r} has no created_at") from None
-            dt = parse_created_at(created)
-            part_dir = f"{gw_dir}/date={dt:%Y-%m-%d}" + (f"/hour={dt.hour:02d}" if hourly else "")
-            stream = again if archived.mark(item.get("id")) else fresh
-            stream.write(item, dt, part_dir)
-            if not s <= dt < e:
-                outside += 1
-            walked = fresh.rows + again.rows
-            if on_progress is not None and walked % PROGRESS_EVERY == 0:
-                on_progress(walked)
-        for stream in streams:
-            stream.close()
+        outside = _stream(logs, fresh, again, archived, gw_dir, s, e, partition_by, on_progress)
         walked = fresh.rows + again.rows
-        if outside:
-            log.warning("%d of %d logs lie outside the window [%s, %s)", outside, walked, format_ts(s), format_ts(e))
 
         # -- commit: nothing committed has been touched so far.
-        kept = sum(int(c.manifest.get("count", 0)) for c in previous)
-        if overwrite_smaller or archived.all_seen:
-            mode = "replace" if previous else "create"
-            files, kept = fresh.files + again.files, 0
-            body_stats = _window_stats([fresh, again], [])
-            usage = merge_usage([fresh.usage.to_dict(), again.usage.to_dict()])
-            if again.files and fresh.files:
-                files.sort(key=lambda f: f["path"])
-        else:
-            mode = "union"
-            files = [dict(f) for c in previous for f in c.manifest.get("files", [])] + fresh.files
-            body_stats = _window_stats([fresh], [c.manifest for c in previous])
-            # dataset: archived rows are counted in their manifests' usage (none before schema 2)
-            archived_usage = [c.manifest["usage"] for c in previous if "usage" in c.manifest]
-            usage = merge_usage([fresh.usage.to_dict(), *archived_usage])
-            log.warning(
-                "%d of the %d archived logs of this window are gone from the gateway: keeping the archived "
-                "files and adding the %d logs not archived yet (pass overwrite_smaller=True to drop them)",
-                len(archived) - archived.seen,
-                len(archived),
-                fresh.rows,
-            )
-        count = sum(int(f["rows"]) for f in files)
-        for f in files:
-            f["uri"] = dest.plain_uri(f["path"])
-            f.setdefault("attempt", None)
         from airflow_provider_aigw import __version__
 
         manifest: dict[str, Any] = {
@@ -424,27 +262,14 @@ def export_logs(
             "rows_per_part": rows_per_part,
             "bytes_per_part": bytes_per_part,
             "root": dest.plain_root,
-            "count": count,
-            "bytes": sum(int(f["bytes"]) for f in files),
-            "files": [{k: f[k] for k in FILE_KEYS} for f in files],
+            **_contents(dest, previous, archived, fresh, again, partition_by, overwrite_smaller),
             "attempt": attempt,
-            "commit": {
-                "mode": mode,
-                "walked": walked,
-                "added": fresh.rows if mode == "union" else walked,
-                "kept": kept if mode == "union" else 0,
-                "replaced": [c.manifest.get("attempt") for c in previous],
-            },
         }
-        # dataset: the one schema of every format, and the window's usage (mergeable)
-        manifest["schema"] = manifest_schema(partition_by)
-        manifest["usage"] = usage
-        if body_stats:
-            manifest["body_stats"] = body_stats
         if outside:
             manifest["outside_window"] = outside
         manifest["created_at"] = format_ts(datetime.now(timezone.utc))
         manifest["complete"] = True
+        count = manifest["count"]
 
         _commit.check_unchanged(dest, previous, _commit.list_committed(dest, gw_dir, fmt, filters_suffix, s, e))
         if not overwrite_smaller and count < len(archived):  # the shrink guard, against the committed ids
@@ -463,21 +288,140 @@ def export_logs(
 
     # -- collect: the new manifest is live; what it does not name is garbage.
     try:
-        for c in previous:
-            if c.rel != manifest_rel:
-                dest.remove(c.rel)
-        keep = {f["path"] for f in manifest["files"]}
-        removed = _commit.collect(dest, gw_dir, {tag, *(c.tag for c in previous)}, fmt, keep, s, e)
-        if removed:
-            log.info("removed %d superseded part file(s) of window %s (%s)", removed, tag, fmt)
-    except AIGatewayError as err:  # committed already: leftovers are collected by the next export
-        log.warning("export committed, but removing superseded files failed: %s", err)
+        _collect(dest, previous, manifest, manifest_rel, gw_dir, s, e)
     finally:
         lock.release()
     if on_progress is not None:
         on_progress(walked)
     return ExportResult(manifest=manifest, manifest_uri=dest.uri(manifest_rel))
 
+
+
+def _stream(
+    logs: Iterable[Mapping[str, Any]],
+    fresh: _PartStream,
+    again: _PartStream,
+    archived: IdIndex,
+    gw_dir: str,
+    start: datetime,
+    end: datetime,
+    partition_by: str,
+    on_progress: Callable[[int], None] | None,
+) -> int:
+    """Write every log to its partition (logs an earlier export archived go to ``again``), close
+    the parts, and return how many logs lie outside the window."""
+    outside = 0
+    hourly = partition_by == "hour"
+    for item in logs:
+        if not isinstance(item, Mapping):
+            raise AIGatewayInputError(f"each log must be a mapping, got {type(item).__name__}")
+        try:
+            created = item["created_at"]
+        except KeyError:
+            raise AIGatewayInputError(f"log {item.get('id')!r} has no created_at") from None
+        dt = parse_created_at(created)
+        part_dir = f"{gw_dir}/date={dt:%Y-%m-%d}" + (f"/hour={dt.hour:02d}" if hourly else "")
+        stream = again if archived.mark(item.get("id")) else fresh
+        stream.write(item, dt, part_dir)
+        if not start <= dt < end:
+            outside += 1
+        walked = fresh.rows + again.rows
+        if on_progress is not None and walked % PROGRESS_EVERY == 0:
+            on_progress(walked)
+    fresh.close()
+    again.close()
+    if outside:
+        log.warning(
+            "%d of %d logs lie outside the window [%s, %s)",
+            outside,
+            fresh.rows + again.rows,
+            format_ts(start),
+            format_ts(end),
+        )
+    return outside
+
+
+def _contents(
+    dest: Destination,
+    previous: list[Committed],
+    archived: IdIndex,
+    fresh: _PartStream,
+    again: _PartStream,
+    partition_by: str,
+    overwrite_smaller: bool,
+) -> dict[str, Any]:
+    """The manifest's files, counts, commit record, schema, usage and body stats.
+
+    ``replace`` (or ``create``) when every archived log was read again or ``overwrite_smaller``;
+    otherwise ``union``: the archived files stay and the logs not archived yet are added.
+    """
+    walked = fresh.rows + again.rows
+    if overwrite_smaller or archived.all_seen:
+        mode = "replace" if previous else "create"
+        files, added, kept = fresh.files + again.files, walked, 0
+        body_stats = _window_stats([fresh, again], [])
+        usage = merge_usage([fresh.usage.to_dict(), again.usage.to_dict()])
+        if again.files and fresh.files:
+            files.sort(key=lambda f: f["path"])
+    else:
+        mode, added = "union", fresh.rows
+        kept = sum(int(c.manifest.get("count", 0)) for c in previous)
+        files = [dict(f) for c in previous for f in c.manifest.get("files", [])] + fresh.files
+        body_stats = _window_stats([fresh], [c.manifest for c in previous])
+        # archived rows are counted in their manifests' usage (none before schema 2)
+        archived_usage = [c.manifest["usage"] for c in previous if "usage" in c.manifest]
+        usage = merge_usage([fresh.usage.to_dict(), *archived_usage])
+        log.warning(
+            "%d of the %d archived logs of this window are gone from the gateway: keeping the archived "
+            "files and adding the %d logs not archived yet (pass overwrite_smaller=True to drop them)",
+            len(archived) - archived.seen,
+            len(archived),
+            fresh.rows,
+        )
+    for f in files:
+        f["uri"] = dest.plain_uri(f["path"])
+        f.setdefault("attempt", None)
+    contents: dict[str, Any] = {
+        "count": sum(int(f["rows"]) for f in files),
+        "bytes": sum(int(f["bytes"]) for f in files),
+        "files": [{k: f[k] for k in FILE_KEYS} for f in files],
+        "commit": {
+            "mode": mode,
+            "walked": walked,
+            "added": added,
+            "kept": kept,
+            "replaced": [c.manifest.get("attempt") for c in previous],
+        },
+        # the one schema of every format, and the window's usage (mergeable)
+        "schema": manifest_schema(partition_by),
+        "usage": usage,
+    }
+    if body_stats:
+        contents["body_stats"] = body_stats
+    return contents
+
+
+def _collect(
+    dest: Destination,
+    previous: list[Committed],
+    manifest: Mapping[str, Any],
+    manifest_rel: str,
+    gw_dir: str,
+    start: datetime,
+    end: datetime,
+) -> None:
+    """Remove the superseded manifests and every part the live manifest does not name."""
+    tag, fmt = manifest["window_tag"], manifest["format"]
+    try:
+        for c in previous:
+            if c.rel != manifest_rel:
+                dest.remove(c.rel)
+        keep = {f["path"] for f in manifest["files"]}
+        removed = _commit.collect(dest, gw_dir, {tag, *(c.tag for c in previous)}, fmt, keep, start, end)
+        if removed:
+            log.info("removed %d superseded part file(s) of window %s (%s)", removed, tag, fmt)
+    except AIGatewayError as err:  # committed already: leftovers are collected by the next export
+        log.warning("export committed, but removing superseded files failed: %s", err)
 
 def _discard(dest: Destination, rels: list[str]) -> None:
     """Best-effort removal of the parts of an attempt that did not commit."""
