@@ -190,68 +190,12 @@ class APITransport:
             # literal (legal in a query), which keeps the JSON ``filters`` short to send and
             # cheaper for urllib3 to re-check byte by byte.
             url += "?" + urlencode(params, doseq=True, quote_via=quote, safe=":,")
-            params = None
         started = self._clock()
 
         def attempt() -> requests.Response:
             # Waiting for budget counts against the call's deadline (a trigger's, for one).
             left = self.retry_deadline - (self._clock() - started)
-            ticket = self.budget.acquire(deadline=self.budget.clock() + left)
-            self.requests_sent += 1
-            try:
-                # Never follow a redirect: it would carry the credentials to another route or host.
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    timeout=self.timeout,
-                    verify=self._verify,
-                    allow_redirects=False,
-                )
-            except requests.exceptions.SSLError as err:
-                if "CERTIFICATE_VERIFY_FAILED" not in str(err):
-                    raise _Transient(_no_response(err, method, path)) from None
-                # Not transient: retrying an untrusted certificate only delays the failure.
-                raise AIGatewayAPIError(
-                    f"TLS certificate verification failed for {urlsplit(url).hostname}. Install the issuing CA "
-                    "(e.g. REQUESTS_CA_BUNDLE=/path/to/ca.pem); only for a test endpoint set the connection "
-                    f"extra verify_ssl=false ({method} {path})",
-                    method=method,
-                    path=path,
-                ) from None
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
-                raise _Transient(_no_response(err, method, path)) from None
-            except requests.RequestException as err:
-                # Anything else requests raises (InvalidHeader, InvalidURL, ...) may quote a header
-                # value, i.e. the credentials: keep its type only, and never chain it.
-                raise AIGatewayAPIError(
-                    f"The request could not be sent: {type(err).__name__} ({method} {path})",
-                    method=method,
-                    path=path,
-                ) from None
-            finally:
-                self.budget.answered(ticket)
-            if response.status_code < 300:
-                return response
-            if response.status_code < 400:
-                raise AIGatewayAPIError(
-                    f"The API answered with a redirect (HTTP {response.status_code}); not following it, as it "
-                    f"would carry the credentials elsewhere ({method} {path})",
-                    status=response.status_code,
-                    method=method,
-                    path=path,
-                )
-            error = self._error_for(response, method, path)
-            if response.status_code == 429:
-                # Everyone sharing the budget waits too (a default pause without Retry-After),
-                # never longer than a call may retry.
-                pause = None if error.retry_after is None else min(error.retry_after, self.retry_deadline)
-                self.budget.pause_for(pause)
-                raise _Transient(error, error.retry_after)
-            if response.status_code >= 500:
-                raise _Transient(error)
-            raise error
+            return self._check(self._send(method, url, path, json_body, left), method, path)
 
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
@@ -302,6 +246,64 @@ class APITransport:
                     retry_after=error.retry_after,
                 ) from None
             raise error from None
+
+    def _send(self, method: str, url: str, path: str, json_body: Any, wait_s: float) -> requests.Response:
+        """One attempt on the wire within the budget (waiting at most ``wait_s`` for it); a failure
+        to get an answer is mapped to a transient or a final error that quotes no header."""
+        ticket = self.budget.acquire(deadline=self.budget.clock() + wait_s)
+        self.requests_sent += 1
+        try:
+            # Never follow a redirect: it would carry the credentials to another route or host.
+            return self._session.request(
+                method, url, json=json_body, timeout=self.timeout, verify=self._verify, allow_redirects=False
+            )
+        except requests.exceptions.SSLError as err:
+            if "CERTIFICATE_VERIFY_FAILED" not in str(err):
+                raise _Transient(_no_response(err, method, path)) from None
+            # Not transient: retrying an untrusted certificate only delays the failure.
+            raise AIGatewayAPIError(
+                f"TLS certificate verification failed for {urlsplit(url).hostname}. Install the issuing CA "
+                "(e.g. REQUESTS_CA_BUNDLE=/path/to/ca.pem); only for a test endpoint set the connection "
+                f"extra verify_ssl=false ({method} {path})",
+                method=method,
+                path=path,
+            ) from None
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            raise _Transient(_no_response(err, method, path)) from None
+        except requests.RequestException as err:
+            # Anything else requests raises (InvalidHeader, InvalidURL, ...) may quote a header
+            # value, i.e. the credentials: keep its type only, and never chain it.
+            raise AIGatewayAPIError(
+                f"The request could not be sent: {type(err).__name__} ({method} {path})",
+                method=method,
+                path=path,
+            ) from None
+        finally:
+            self.budget.answered(ticket)
+
+    def _check(self, response: requests.Response, method: str, path: str) -> requests.Response:
+        """The 2xx response, or the error its status means: 429 and 5xx are transient (a 429
+        pauses the whole budget), redirects and other 4xx are final."""
+        if response.status_code < 300:
+            return response
+        if response.status_code < 400:
+            raise AIGatewayAPIError(
+                f"The API answered with a redirect (HTTP {response.status_code}); not following it, as it "
+                f"would carry the credentials elsewhere ({method} {path})",
+                status=response.status_code,
+                method=method,
+                path=path,
+            )
+        error = self._error_for(response, method, path)
+        if response.status_code == 429:
+            # Everyone sharing the budget waits too (a default pause without Retry-After),
+            # never longer than a call may retry.
+            pause = None if error.retry_after is None else min(error.retry_after, self.retry_deadline)
+            self.budget.pause_for(pause)
+            raise _Transient(error, error.retry_after)
+        if response.status_code >= 500:
+            raise _Transient(error)
+        raise error
 
     def _error_for(self, response: requests.Response, method: str, path: str) -> AIGatewayAPIError:
         status = response.status_code
