@@ -32,7 +32,7 @@ def _rate(value: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError(f"expected N/PERIOD_S, got {value!r}") from None
 
 
-#: The admin routes (unauthenticated, never faulted, never counted), as ``--help`` and the README
+#: The admin routes (unauthenticated, never faulted, never counted), as ``--help`` and docs/emulator.rst
 #: list them: (method and path under http://HOST:PORT, what it does).
 ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET  /__emulator__/stats", "request counters: total, by kind (list/get/request/response/patch/delete), "

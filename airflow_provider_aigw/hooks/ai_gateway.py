@@ -28,7 +28,7 @@ from airflow_provider_aigw.filters import TimeLike, validate_positive
 #: Per-id failures listed in the error of :meth:`AIGatewayHook.patch_logs` before "... and N more".
 _MAX_LISTED_FAILURES = 20
 
-#: Connection extras the hook reads, with their types and defaults (documented in the README).
+#: Connection extras the hook reads, with their types and defaults (documented in docs/connections.rst).
 CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
     "account_id": (str, None),
     "gateway_id": (str, None),
