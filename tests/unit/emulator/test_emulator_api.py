@@ -11,7 +11,7 @@ import requests
 
 from airflow_provider_aigw.emulator import EmulatorServer, generate_logs
 from airflow_provider_aigw.emulator.data import parse_ts_ms
-from airflow_provider_aigw.emulator.store import FILTER_KEYS
+from airflow_provider_aigw.emulator.query import FILTER_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
