@@ -116,7 +116,7 @@ def matches(log: dict[str, Any], created_ms: int, flt: Filter) -> bool:
     return _match_values((value,), flt.op, flt.values)
 
 
-def _search_match(log: dict[str, Any], needle: str) -> bool:
+def search_match(log: dict[str, Any], needle: str) -> bool:
     raw = log.get("metadata")
     if raw is None:
         return False
@@ -124,7 +124,7 @@ def _search_match(log: dict[str, Any], needle: str) -> bool:
     return needle.lower() in text.lower()
 
 
-def _sort_value(v: Any) -> tuple[int, Any]:
+def sort_value(v: Any) -> tuple[int, Any]:
     if v is None:
         return (0, 0)
     if isinstance(v, bool):

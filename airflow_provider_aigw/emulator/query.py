@@ -94,7 +94,7 @@ def auth_error() -> ApiError:
     return ApiError(403, [{"code": 10000, "message": "Authentication error"}])
 
 
-def _issue(message: str, path: list[Any]) -> dict[str, Any]:
+def issue(message: str, path: list[Any]) -> dict[str, Any]:
     return {"code": 7001, "message": message, "path": path}
 
 
@@ -124,7 +124,7 @@ def _type_name(value: Any) -> str:
 def validate_gateway_id(gateway_id: str) -> None:
     """Raise 400/7001 unless ``gateway_id`` matches the API's pattern (1-64 chars)."""
     if not (1 <= len(gateway_id) <= 64) or not GATEWAY_ID_RE.match(gateway_id):
-        raise _invalid([_issue("Invalid", ["gateway_id"])])
+        raise _invalid([issue("Invalid", ["gateway_id"])])
 
 
 # --------------------------------------------------------------------------- query parsing
@@ -172,19 +172,19 @@ def _parse_int(
     try:
         num = float(raw)
     except ValueError:
-        issues.append(_issue("Expected number, received nan", [name]))
+        issues.append(issue("Expected number, received nan", [name]))
         return default
     if num != num or num in (float("inf"), float("-inf")):
-        issues.append(_issue("Expected number, received nan", [name]))
+        issues.append(issue("Expected number, received nan", [name]))
         return default
     if not num.is_integer():
-        issues.append(_issue("Expected integer, received float", [name]))
+        issues.append(issue("Expected integer, received float", [name]))
         return default
     value = int(num)
     if value < lo:
-        issues.append(_issue(f"Number must be greater than or equal to {lo}", [name]))
+        issues.append(issue(f"Number must be greater than or equal to {lo}", [name]))
     elif hi is not None and value > hi:
-        issues.append(_issue(f"Number must be less than or equal to {hi}", [name]))
+        issues.append(issue(f"Number must be less than or equal to {hi}", [name]))
     return value
 
 
@@ -195,7 +195,7 @@ def _parse_enum(
     if raw is None:
         return default
     if raw not in options:
-        issues.append(_issue(_enum_message(options, raw), [name]))
+        issues.append(issue(_enum_message(options, raw), [name]))
         return default
     return raw
 
@@ -206,7 +206,7 @@ def _parse_bool(raw: str, name: str, issues: list[dict[str, Any]]) -> bool | Non
         return True
     if low in ("false", "0"):
         return False
-    issues.append(_issue("Expected boolean, received string", [name]))
+    issues.append(issue("Expected boolean, received string", [name]))
     return None
 
 
@@ -217,39 +217,39 @@ def parse_filters(raw: str | None, issues: list[dict[str, Any]]) -> list[Filter]
     try:
         parsed = json.loads(raw)
     except ValueError:
-        issues.append(_issue("Expected array, received string", ["filters"]))
+        issues.append(issue("Expected array, received string", ["filters"]))
         return []
     if not isinstance(parsed, list):
-        issues.append(_issue(f"Expected array, received {_type_name(parsed)}", ["filters"]))
+        issues.append(issue(f"Expected array, received {_type_name(parsed)}", ["filters"]))
         return []
     result: list[Filter] = []
     for i, item in enumerate(parsed):
         base: list[Any] = ["filters", i]
         if not isinstance(item, dict):
-            issues.append(_issue(f"Expected object, received {_type_name(item)}", base))
+            issues.append(issue(f"Expected object, received {_type_name(item)}", base))
             continue
         ok = True
         key, op, values = item.get("key"), item.get("operator"), item.get("value")
         for name, val in (("key", key), ("operator", op), ("value", values)):
             if name not in item:
-                issues.append(_issue("Required", [*base, name]))
+                issues.append(issue("Required", [*base, name]))
                 ok = False
             elif name != "value" and not isinstance(val, str):
-                issues.append(_issue(f"Expected string, received {_type_name(val)}", [*base, name]))
+                issues.append(issue(f"Expected string, received {_type_name(val)}", [*base, name]))
                 ok = False
         if isinstance(key, str) and key not in FILTER_KEYS:
-            issues.append(_issue(_enum_message(FILTER_KEYS, key), [*base, "key"]))
+            issues.append(issue(_enum_message(FILTER_KEYS, key), [*base, "key"]))
             ok = False
         if isinstance(op, str) and op not in FILTER_OPERATORS:
-            issues.append(_issue(_enum_message(FILTER_OPERATORS, op), [*base, "operator"]))
+            issues.append(issue(_enum_message(FILTER_OPERATORS, op), [*base, "operator"]))
             ok = False
         if "value" in item and not isinstance(values, list):
-            issues.append(_issue(f"Expected array, received {_type_name(values)}", [*base, "value"]))
+            issues.append(issue(f"Expected array, received {_type_name(values)}", [*base, "value"]))
             ok = False
         if isinstance(values, list):
             for j, v in enumerate(values):
                 if isinstance(v, (dict, list)):
-                    issues.append(_issue("Invalid input", [*base, "value", j]))
+                    issues.append(issue("Invalid input", [*base, "value", j]))
                     ok = False
         if not ok:
             continue
@@ -262,7 +262,7 @@ def parse_filters(raw: str | None, issues: list[dict[str, Any]]) -> list[Filter]
                         raise ValueError
                     converted.append(data.parse_ts_ms(v))
                 except ValueError:
-                    issues.append(_issue("Invalid datetime", [*base, "value", j]))
+                    issues.append(issue("Invalid datetime", [*base, "value", j]))
                     ok = False
             values = converted
         if ok:
@@ -288,7 +288,7 @@ def _deprecated_filters(query: dict[str, list[str]], issues: list[dict[str, Any]
             try:
                 out.append(Filter("created_at", op, [data.parse_ts_ms(raw)]))
             except ValueError:
-                issues.append(_issue("Invalid datetime", [name]))
+                issues.append(issue("Invalid datetime", [name]))
     for name in _DEPRECATED_EQ:
         raw = _first(query, name)
         if raw:
@@ -304,7 +304,7 @@ def _deprecated_filters(query: dict[str, list[str]], issues: list[dict[str, Any]
         try:
             out.append(Filter("feedback", "eq", [float(raw)]))
         except ValueError:
-            issues.append(_issue("Expected number, received nan", ["feedback"]))
+            issues.append(issue("Expected number, received nan", ["feedback"]))
     for suffix, key in _DEPRECATED_RANGE.items():
         for prefix, op in (("min_", "gte"), ("max_", "lte")):
             raw = _first(query, prefix + suffix)
@@ -312,7 +312,7 @@ def _deprecated_filters(query: dict[str, list[str]], issues: list[dict[str, Any]
                 try:
                     out.append(Filter(key, op, [float(raw)]))
                 except ValueError:
-                    issues.append(_issue("Expected number, received nan", [prefix + suffix]))
+                    issues.append(issue("Expected number, received nan", [prefix + suffix]))
     return out
 
 
@@ -356,9 +356,9 @@ def validate_patch(body: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(body.decode("utf-8") or "null")
     except (ValueError, UnicodeDecodeError):
-        raise _invalid([_issue("Invalid JSON body", [])]) from None
+        raise _invalid([issue("Invalid JSON body", [])]) from None
     if not isinstance(parsed, dict):
-        raise _invalid([_issue(f"Expected object, received {_type_name(parsed)}", [])])
+        raise _invalid([issue(f"Expected object, received {_type_name(parsed)}", [])])
     issues: list[dict[str, Any]] = []
     out: dict[str, Any] = {}
     for name, lo, hi in (("feedback", -1, 1), ("score", 0, 100)):
@@ -368,11 +368,11 @@ def validate_patch(body: bytes) -> dict[str, Any]:
         if v is None:
             out[name] = None
         elif isinstance(v, bool) or not isinstance(v, (int, float)):
-            issues.append(_issue(f"Expected number, received {_type_name(v)}", [name]))
+            issues.append(issue(f"Expected number, received {_type_name(v)}", [name]))
         elif v < lo:
-            issues.append(_issue(f"Number must be greater than or equal to {lo}", [name]))
+            issues.append(issue(f"Number must be greater than or equal to {lo}", [name]))
         elif v > hi:
-            issues.append(_issue(f"Number must be less than or equal to {hi}", [name]))
+            issues.append(issue(f"Number must be less than or equal to {hi}", [name]))
         else:
             out[name] = v
     if "metadata" in parsed:
@@ -380,11 +380,11 @@ def validate_patch(body: bytes) -> dict[str, Any]:
         if meta is None:
             out["metadata"] = None
         elif not isinstance(meta, dict):
-            issues.append(_issue(f"Expected object, received {_type_name(meta)}", ["metadata"]))
+            issues.append(issue(f"Expected object, received {_type_name(meta)}", ["metadata"]))
         else:
             bad = [k for k, v in meta.items() if not isinstance(v, (str, int, float, bool))]
             for k in bad:
-                issues.append(_issue("Invalid input", ["metadata", k]))
+                issues.append(issue("Invalid input", ["metadata", k]))
             if not bad:
                 out["metadata"] = meta
     if issues:

@@ -5,7 +5,7 @@ Each gateway keeps its logs sorted by ``created_at`` in two parallel lists: ``ke
 ``recs`` (either an int generation seed for generated logs, or a dict for logs inserted
 explicitly). A ``created_at`` window is therefore two bisects, and counting it is a
 subtraction. Other filters are applied lazily to materialised logs (:mod:`.matching`); requests
-are parsed and validated in :mod:`.query`, whose names this module re-exports.
+are parsed and validated in :mod:`.query`.
 """
 
 from __future__ import annotations
@@ -16,39 +16,18 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.emulator import data
-from airflow_provider_aigw.emulator.matching import _search_match, _sort_value, matches
+from airflow_provider_aigw.emulator.matching import matches, search_match, sort_value
 from airflow_provider_aigw.emulator.query import (
-    DELETE_ORDER_KEYS,
-    FILTER_KEYS,
-    FILTER_OPERATORS,
-    LIST_ORDER_KEYS,
     ApiError,
     Filter,
     ListQuery,
-    _issue,
-    parse_delete_query,
-    parse_list_query,
-    validate_gateway_id,
-    validate_patch,
+    issue,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = [
-    "DELETE_ORDER_KEYS",
-    "FILTER_KEYS",
-    "FILTER_OPERATORS",
-    "LIST_ORDER_KEYS",
-    "ApiError",
-    "Filter",
-    "Gateway",
-    "ListQuery",
-    "parse_delete_query",
-    "parse_list_query",
-    "validate_gateway_id",
-    "validate_patch",
-]
+__all__ = ["Gateway"]
 
 SEQ_BITS = 32
 _SEQ_MASK = (1 << SEQ_BITS) - 1
@@ -125,7 +104,7 @@ class Gateway:
                 log["id"] = data.uuid7(created_ms, self._rng.getrandbits(80))
             log_id = str(log["id"])
             if self.find(log_id) is not None:
-                raise ApiError(400, [_issue(f"Duplicate log id {log_id}", ["id"])], result={})
+                raise ApiError(400, [issue(f"Duplicate log id {log_id}", ["id"])], result={})
             for k, default in (
                 ("provider", "openai"),
                 ("model", "gpt-4o-mini"),
@@ -256,7 +235,7 @@ class Gateway:
     def _match_all(self, pos: int, filters: list[Filter], search: str | None) -> bool:
         log = self.materialize(pos)
         cms = self.keys[pos] >> SEQ_BITS
-        if search is not None and not _search_match(log, search):
+        if search is not None and not search_match(log, search):
             return False
         return all(matches(log, cms, f) for f in filters)
 
@@ -332,7 +311,7 @@ class Gateway:
         if explicit is None:
             ex = set(excluded)
             explicit = [p for p in range(lo, hi) if p not in ex]
-        keyed = [(_sort_value(self.materialize(p).get(q.order_by)), self.keys[p], p) for p in explicit]
+        keyed = [(sort_value(self.materialize(p).get(q.order_by)), self.keys[p], p) for p in explicit]
         keyed.sort(reverse=desc)
         return [k[2] for k in keyed[offset : offset + count]], len(keyed)
 
