@@ -31,17 +31,9 @@ def check_datetime(name: str, value: Any) -> datetime:
     )
 
 
-# One filter check for the whole provider, reads and exports alike.
-check_filters = normalize_filters
-
-
 def _filters_hash(filters: list[dict[str, Any]]) -> str:
-    canon = []
-    for f in filters:
-        item = dict(f)
-        if "value" in item and not isinstance(item["value"], list):
-            item["value"] = [item["value"]]
-        canon.append(json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    # normalized filters: ``value`` is always a list, so a scalar and a one-item list hash alike
+    canon = [json.dumps(f, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for f in filters]
     digest = hashlib.sha256("\n".join(sorted(canon)).encode("utf-8")).hexdigest()
     return digest[:10]
 
@@ -62,7 +54,7 @@ def window_tag(start: datetime, end: datetime, filters: list[dict[str, Any]] | N
     s = check_datetime("start", start)
     e = check_datetime("end", end)
     tag = f"{_compact_ts(s)}-{_compact_ts(e)}"
-    flt = check_filters(filters)
+    flt = normalize_filters(filters)
     if flt:
         tag += f"-f{_filters_hash(flt)}"
     return tag

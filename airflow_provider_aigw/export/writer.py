@@ -28,7 +28,6 @@ from airflow_provider_aigw.export._parts import _Attempt, _PartStream
 from airflow_provider_aigw.export._storage import Destination, _open_destination
 from airflow_provider_aigw.export._window import (
     check_datetime,
-    check_filters,
     check_gateway_id,
     window_tag,
 )
@@ -42,7 +41,7 @@ from airflow_provider_aigw.export.formats import (
 )
 from airflow_provider_aigw.export.schema import manifest_schema
 from airflow_provider_aigw.export.usage import merge_usage, usage_for_xcom
-from airflow_provider_aigw.filters import validate_choice, validate_duration, validate_positive
+from airflow_provider_aigw.filters import normalize_filters, validate_choice, validate_duration, validate_positive
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import ObjectStoragePath
@@ -217,7 +216,7 @@ def export_logs(
     e = check_datetime("end", end)
     if not s < e:
         raise AIGatewayInputError(f"start ({format_ts(s)}) must be before end ({format_ts(e)})")
-    flt = check_filters(filters)
+    flt = normalize_filters(filters)
     if on_progress is not None and not callable(on_progress):
         raise AIGatewayInputError("on_progress must be callable")
 

@@ -11,24 +11,12 @@ from airflow_provider_aigw.budget import DEFAULT_429_PAUSE, RequestBudget, share
 from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.client import RequestBudget as ClientRequestBudget
 from airflow_provider_aigw.exceptions import AIGatewayBudgetTimeoutError, AIGatewayConfigError, AIGatewayRateLimitError
+from tests.fake_time import FakeTime
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 BASE = "https://api.example.test/client/v4"
 LOGS = f"{BASE}/accounts/{ACCOUNT}/ai-gateway/gateways/gw/logs"
 EMPTY = {"json": {"success": True, "result": [], "result_info": {"total_count": 0}}}
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -15,27 +15,13 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayNotFoundError,
     AIGatewayRateLimitError,
 )
+from tests.fake_time import FakeTime
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "tok-SECRET-d5f1e2a9"
 BASE = "https://api.example.test/client/v4"
 LOGS = f"{BASE}/accounts/{ACCOUNT}/ai-gateway/gateways/gw/logs"
 UTC = dt.timezone.utc
-
-
-class FakeTime:
-    """Injectable clock + sleep: sleeping advances the clock, nothing really waits."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
