@@ -60,6 +60,14 @@ class AIGatewayNotFoundError(AIGatewayAPIError):
     """HTTP 404: the gateway, log or stored body does not exist."""
 
 
+class AIGatewayURLTooLongError(AIGatewayAPIError):
+    """HTTP 414: the request's URL is longer than the API (or Cloudflare's edge) accepts.
+
+    Never retried as it is (nothing of it was applied); a delete halves its batch and sends the
+    halves, and raises this, listing what was and was not deleted, when even a small one is refused.
+    """
+
+
 class AIGatewayRateLimitError(AIGatewayAPIError):
     """HTTP 429 persisted past the retry deadline (Cloudflare's lock-out lasts up to 5 minutes)."""
 

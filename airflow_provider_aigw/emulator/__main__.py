@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_aigw.emulator.data import format_ms, to_ms
+from airflow_provider_aigw.emulator.faults import DELETE_ORDERS
 from airflow_provider_aigw.emulator.server import DEFAULT_ACCOUNT_ID, EmulatorServer
 
 
@@ -42,7 +43,8 @@ ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
     ("POST /__emulator__/faults", "change fault settings, JSON body e.g. {\"error_rate\": 0.2, \"latency_ms\": 50, "
      "\"rate_limit_requests\": 1200, \"rate_limit_period_s\": 300}; keys: latency_ms, latency_jitter_ms, "
      "error_rate, drop_rate, rate_limit_requests, rate_limit_period_s, lockout_s, churn_insert_per_request, "
-     "capacity, seed"),
+     "capacity, ignore_filter_keys, ignore_delete_filter_keys, fail_body_ids, fail_body_status, envelope_bodies, "
+     "max_url_bytes, delete_order, delete_max_logs, seed"),
     ("GET  /__emulator__/gateways", "gateways and their log counts: {\"gateways\": {ID: N}}"),
     ("POST /__emulator__/gateways/ID/logs", "add logs: {\"count\": N, \"start\": ISO, \"end\": ISO[, \"seed\": S]} "
      "seeds N realistic logs in [start, end); a JSON list of log objects adds those; creates the gateway"),
@@ -137,6 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer /request and /response wrapped in the Cloudflare envelope ({success, result}) as the "
         "seed API document describes, instead of the bare body (admin: envelope_bodies)",
     )
+    p.add_argument(
+        "--max-url-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="answer 414 (URI too long) to API requests whose path and query exceed N bytes, applying nothing "
+        "(admin: max_url_bytes)",
+    )
+    p.add_argument(
+        "--delete-order",
+        choices=DELETE_ORDERS,
+        default="asked",
+        help="order in which a DELETE removes its matches: as asked (default), asc or desc by created_at "
+        "whatever was asked, or random (seeded); with --ignore-delete-filter-key id it picks which logs of a "
+        "slice go (admin: delete_order)",
+    )
+    p.add_argument(
+        "--delete-max-logs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a DELETE removes at most N logs whatever its limit: a partial delete (admin: delete_max_logs)",
+    )
     p.add_argument("--ready-file", help="write the ready JSON (url, port, account_id, token, gateways) here")
     return p
 
@@ -171,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         "fail_body_ids": args.fail_body_id,
         "fail_body_status": args.fail_body_status,
         "envelope_bodies": args.envelope_bodies,
+        "max_url_bytes": args.max_url_bytes,
+        "delete_order": args.delete_order,
+        "delete_max_logs": args.delete_max_logs,
     }
     if args.rate_limit:
         faults["rate_limit_requests"], faults["rate_limit_period_s"] = args.rate_limit

@@ -1,6 +1,7 @@
 """Deterministic fault injection for the emulator: latency, 5xx, dropped connections,
 Cloudflare-style rate limiting with lock-out, gateway churn, filter keys the API silently
-ignores, failing body routes and enveloped bodies."""
+ignores, failing body routes, enveloped bodies, a URL length limit (414) and DELETEs that remove
+their matches in another order than asked, or only some of them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["Decision", "Faults", "RateLimiter"]
+__all__ = ["DELETE_ORDERS", "Decision", "Faults", "RateLimiter"]
+
+#: Values of :attr:`Faults.delete_order`.
+DELETE_ORDERS = ("asked", "asc", "desc", "random")
 
 _FIELDS = (
     "latency_ms",
@@ -28,6 +32,9 @@ _FIELDS = (
     "fail_body_ids",
     "fail_body_status",
     "envelope_bodies",
+    "max_url_bytes",
+    "delete_order",
+    "delete_max_logs",
     "seed",
 )
 
@@ -65,6 +72,15 @@ class Faults:
     :param envelope_bodies: answer ``/request`` and ``/response`` wrapped in the Cloudflare
         envelope (``{"success": true, "errors": [], "messages": [], "result": <body>}``), as the
         seed API document describes, instead of the bare stored body (the OpenAPI spec).
+    :param max_url_bytes: answer 414 (URI too long) to an API request whose request-target (path
+        and query, as sent) is longer than this many bytes, before anything is applied (None = no
+        limit; Cloudflare's edge: 32 KB, the API behind it unknown).
+    :param delete_order: the order in which a DELETE removes its matching logs: ``"asked"`` (the
+        request's ``order_by``/``order_by_direction``, default), ``"asc"`` or ``"desc"`` by
+        ``created_at`` whatever was asked, or ``"random"`` (seeded by ``seed``). Together with
+        ``ignore_delete_filter_keys=["id"]`` it decides which logs of a slice an id-less DELETE takes.
+    :param delete_max_logs: a DELETE removes at most this many logs whatever its ``limit`` (a
+        partial delete; None = the ``limit``).
     :param seed: seed of the random generator deciding errors, drops and jitter.
     """
 
@@ -82,6 +98,9 @@ class Faults:
     fail_body_ids: list[str] = field(default_factory=list)
     fail_body_status: int = 500
     envelope_bodies: bool = False
+    max_url_bytes: int | None = None
+    delete_order: str = "asked"
+    delete_max_logs: int | None = None
     seed: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
@@ -100,6 +119,8 @@ class Faults:
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
                     raise TypeError(f"{name} must be a list of strings, got {value!r}")
                 changes[name] = list(value or ())
+        if changes.get("delete_order", "asked") not in DELETE_ORDERS:
+            raise TypeError(f"delete_order must be one of {list(DELETE_ORDERS)}, got {changes['delete_order']!r}")
         with self._lock:
             for k, v in changes.items():
                 setattr(self, k, v)
@@ -134,6 +155,19 @@ class Faults:
             if "*" in self.fail_body_ids or log_id in self.fail_body_ids:
                 return self.fail_body_status
             return None
+
+    def url_too_long(self, target: str) -> bool:
+        """Whether a request-target of this length is answered 414."""
+        with self._lock:
+            return self.max_url_bytes is not None and len(target.encode()) > self.max_url_bytes
+
+    def delete_plan(self) -> tuple[str, int | None, random.Random | None]:
+        """``(order, most logs, generator)`` of a DELETE: the order it removes matches in (see
+        ``delete_order``), its cap (``delete_max_logs``) and, for ``"random"``, a generator drawn
+        from the seeded sequence."""
+        with self._lock:
+            rng = random.Random(self._rng.getrandbits(64)) if self.delete_order == "random" else None
+            return self.delete_order, self.delete_max_logs, rng
 
     def decide(self) -> Decision:
         """Draw the latency / drop / error decision of one request (deterministic sequence)."""

@@ -28,6 +28,11 @@ _HTML_5XX = (
     "<body><h1>Error {status}</h1><p>{reason}</p><p>Ray ID: {ray}</p></body></html>\n"
 )
 
+_HTML_414 = (
+    "<html><head><title>414 Request-URI Too Large</title></head><body><center><h1>414 Request-URI Too Large"
+    "</h1></center><hr><center>cloudflare</center></body></html>\n"
+)
+
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -172,6 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                     headers=rl_headers,
                 )
+            return
+        if faults.url_too_long(self.path):
+            # Refused before routing: nothing of the request is applied (an edge's 414 is HTML).
+            emu.stats.count_outcome(414, rec)
+            self._send(414, _HTML_414, "text/html; charset=UTF-8", rl_headers)
             return
         try:
             status, payload, ctype = emu._dispatch(method, path, query, self.headers, body)

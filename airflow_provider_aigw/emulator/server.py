@@ -373,7 +373,8 @@ class EmulatorServer:
                 if method == "DELETE":
                     if not can_write:
                         raise auth_error()
-                    gw.delete(self._apply_ignored(parse_delete_query(query), method))
+                    order, most, rng = self.faults.delete_plan()
+                    gw.delete(self._apply_ignored(parse_delete_query(query), method), order=order, most=most, rng=rng)
                     return 200, {"success": True}, None
                 raise _method_not_allowed()
             pos = gw.find(log_id)

@@ -11,6 +11,7 @@ are parsed and validated in :mod:`.query`.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import random
 from typing import TYPE_CHECKING, Any
@@ -381,9 +382,22 @@ class Gateway:
         if isinstance(rec, dict):
             self.id_index.pop(str(rec.get("id")), None)
 
-    def delete(self, q: ListQuery) -> int:
-        """Delete up to ``q.limit`` matching logs in the query's order; returns the count."""
-        positions, _total = self.ordered_positions(q, 0, q.limit)
+    def delete(
+        self, q: ListQuery, *, order: str = "asked", most: int | None = None, rng: random.Random | None = None
+    ) -> int:
+        """Delete up to ``q.limit`` matching logs in the query's order; returns the count.
+
+        The emulator's faults may change that: ``order`` ``"asc"``/``"desc"`` (by ``created_at``,
+        whatever was asked) or ``"random"`` (drawn with ``rng``), and ``most`` caps the count.
+        """
+        count = q.limit if most is None else min(q.limit, most)
+        if order in ("asc", "desc"):
+            q = dataclasses.replace(q, order_by="created_at", direction=order)
+        if order == "random":
+            positions, _total = self.ordered_positions(q, 0, len(self.keys))
+            (rng or random.Random()).shuffle(positions)
+            return self.delete_positions(positions[:count])
+        positions, _total = self.ordered_positions(q, 0, count)
         return self.delete_positions(positions)
 
     def delete_oldest(self, n: int) -> int:
