@@ -6,6 +6,7 @@ them to :class:`ConfinedDelete` (see the package docstring for why).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import json
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
-from airflow_provider_aigw.exceptions import AIGatewayUnsafeDeleteError
+from airflow_provider_aigw.exceptions import AIGatewayUnsafeDeleteError, AIGatewayURLTooLongError
 from airflow_provider_aigw.filters import CREATED_AT_RESOLUTION, Filter, format_time, parse_created_at
 
 if TYPE_CHECKING:
@@ -36,9 +37,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Size of the ``id`` filter of one DELETE on the wire (about 320 UUIDs), so that its URL stays
-#: under Cloudflare's 16 KB limit.
+#: under the client's cap (:data:`~airflow_provider_aigw.transport.MAX_URL_CHARS`, 16,000
+#: characters of path and query); after a 414 the delete sends smaller batches.
 MAX_DELETE_ID_CHARS = 14_000
-#: Ids named by the first DELETE, the canary checked by listing.
+#: Ids named by the first DELETE, the canary checked by listing (two unnamed logs go around them).
 CANARY_SIZE = 5
 #: Ids quoted in an error message before "... and N more".
 MAX_QUOTED_IDS = 20
@@ -91,6 +93,13 @@ def _fmt(value: dt.datetime | None) -> str:
 class ConfinedDelete:
     """Delete named logs of one gateway, every DELETE confined by ids, slice, window and filters.
 
+    No DELETE's ``created_at`` slice holds a protected log (``keep``, or an instant in
+    ``protected``): batches are cut around them, and a deletable log sharing a protected log's
+    millisecond is never named (it is left, in :attr:`withheld`). The first DELETE is a canary
+    with unnamed logs of its slice around its named ones and a ``limit`` covering them all: a
+    DELETE that ignores the ``id`` filter takes an unnamed one in any order, and is caught. On a
+    414 a batch is halved before any part of it is sent again.
+
     :param client: the API client.
     :param gateway: the gateway.
     :param filters: the caller's filters (sent with every DELETE, too).
@@ -98,6 +107,8 @@ class ConfinedDelete:
     :param end: window end (exclusive) or None.
     :param limit: most ids per DELETE (1-10,000; the URL length caps it at about 320).
     :param logger: where progress goes (the task's logger).
+    :param protected: ``created_at`` instants of logs no DELETE's slice may hold.
+    :param expected: how many logs the run will name, for the error of a delete that stops midway.
     """
 
     client: AIGatewayClient
@@ -107,20 +118,41 @@ class ConfinedDelete:
     end: dt.datetime | None
     limit: int = field(default=MAX_DELETE_LIMIT, kw_only=True)
     logger: Any = field(default=log, kw_only=True)
-    #: DELETE requests sent, and ids named in them.
+    protected: Iterable[dt.datetime] = field(default=(), kw_only=True)
+    expected: int | None = field(default=None, kw_only=True)
+    #: DELETE requests sent (answered 2xx), and ids named in them.
     calls: int = field(default=0, init=False)
     named: int = field(default=0, init=False)
+    #: Deletable ids never named: they share a millisecond with a protected log.
+    withheld: list[str] = field(default_factory=list, init=False)
+    _instants: list[dt.datetime] = field(default_factory=list, init=False, repr=False)
+    _id_chars: int = field(default=MAX_DELETE_ID_CHARS, init=False, repr=False)
+    _deleted: list[str] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._instants = sorted(set(self.protected))
 
     # -------------------------------------------------------------------------- the run
 
     def run(self, targets: Iterable[Target]) -> None:
         """Delete every target not marked ``keep``, in the given (``created_at``) order."""
         stream = self._in_scope(iter(targets))
-        canary, low, rest = self._pick_canary(stream)
-        if canary:
-            self._canary(canary, low)
-        for batch in self._batches(rest):
-            self._send(batch, batch[0].created_at)
+        read: list[Target] = []
+        run = self._canary_run(stream, read)
+        rest: Iterable[Target] = read
+        if run:
+            self._canary(run)
+            named = {id(t) for t in run[1:-1]} if len(run) > 2 else {id(t) for t in run[len(run) - 1 :]}
+            rest = [t for t in read if id(t) not in named]
+        for batch in self._batches(itertools.chain(rest, stream)):
+            self._delete(batch)
+        if self.withheld:
+            self.logger.warning(
+                "%d deletable log(s) share a millisecond with a kept log and were not deleted (no created_at slice "
+                "can hold them without it): %s",
+                len(self.withheld),
+                sample(self.withheld),
+            )
 
     def _in_scope(self, targets: Iterator[Target]) -> Iterator[Target]:
         """The targets inside the window (no DELETE of this scope could match the others)."""
@@ -130,53 +162,70 @@ class ConfinedDelete:
             ):
                 yield target
 
-    def _pick_canary(self, stream: Iterator[Target]) -> tuple[list[Target], dt.datetime, Iterator[Target]]:
-        """The canary's named targets, its slice start, and the stream without them.
+    def _protect(self, instant: dt.datetime) -> None:
+        if not self._is_protected(instant):
+            bisect.insort(self._instants, instant)
 
-        Named are up to CANARY_SIZE deletable logs created after the first deletable one, in one
-        run without a kept log; the first one (and its instant) stays unnamed inside the slice.
-        """
-        size = min(CANARY_SIZE, self.limit)
-        seen: list[Target] = []
-        first: Target | None = None
-        later: list[Target] = []
+    def _is_protected(self, instant: dt.datetime) -> bool:
+        at = bisect.bisect_left(self._instants, instant)
+        return at < len(self._instants) and self._instants[at] == instant
+
+    def _crosses_protected(self, low: dt.datetime, high: dt.datetime) -> bool:
+        """Whether a protected instant lies in ``(low, high]``."""
+        at = bisect.bisect_right(self._instants, low)
+        return at < len(self._instants) and self._instants[at] <= high
+
+    def _canary_run(self, stream: Iterator[Target], read: list[Target]) -> list[Target]:
+        """The canary's logs: a run of CANARY_SIZE + 2 deletable targets in ascending order, no
+        protected instant among or between them (else the longest such run); ``read`` gets every
+        target read. The first and the last stay unnamed when the run holds three or more."""
+        want = min(CANARY_SIZE, self.limit) + 2
+        run: list[Target] = []
+        best: list[Target] = []
         for target in stream:
-            seen.append(target)
+            read.append(target)
             if target.keep:
-                if first is None:
-                    continue
-                break
-            if first is None:
-                first = target
+                self._protect(target.created_at)
+                run = []
                 continue
-            if target.created_at < seen[-2].created_at:
-                break  # out of order: the slice would not be tight
-            if target.created_at > first.created_at:
-                later.append(target)
-                if len(later) >= size:
-                    break
-        if first is None:
-            return [], dt.datetime.min, iter(seen)
-        if not later:  # one instant only (or one log): name what there is
-            later = [t for t in seen if not t.keep and t.created_at == first.created_at][:size]
-        named = {id(t) for t in later}
-        return later, first.created_at, itertools.chain((t for t in seen if id(t) not in named), stream)
+            if self._is_protected(target.created_at):
+                run = []
+                continue
+            if run and (
+                target.created_at < run[-1].created_at or self._crosses_protected(run[-1].created_at, target.created_at)
+            ):
+                run = []
+            run.append(target)
+            if len(run) > len(best):
+                best = list(run)
+            if len(run) >= want:
+                break
+        # A protected instant learnt after a run was picked (a kept log later in the stream) voids it.
+        return best if not any(self._is_protected(t.created_at) for t in best) else []
 
-    def _batches(self, stream: Iterator[Target]) -> Iterator[list[Target]]:
-        """Runs of deletable targets in ascending order, cut at kept logs, the limit and the URL size."""
+    def _batches(self, stream: Iterable[Target]) -> Iterator[list[Target]]:
+        """Runs of deletable targets in ascending order, cut at protected instants, the limit and the
+        URL size; a target at a protected instant goes to :attr:`withheld`."""
         batch: list[Target] = []
         size = 0
         for target in stream:
             if target.keep:
+                self._protect(target.created_at)
+                self.withheld.extend(t.log_id for t in batch if t.created_at == target.created_at)
+                batch = [t for t in batch if t.created_at != target.created_at]
                 if batch:
                     yield batch
                 batch, size = [], 0
                 continue
-            cost = len(target.log_id) + 7  # "<id>", quoted and escaped, and a comma
+            if self._is_protected(target.created_at):
+                self.withheld.append(target.log_id)
+                continue
+            cost = _id_cost(target)
             if batch and (
                 len(batch) >= self.limit
-                or size + cost > MAX_DELETE_ID_CHARS
+                or size + cost > self._id_chars
                 or target.created_at < batch[-1].created_at
+                or self._crosses_protected(batch[-1].created_at, target.created_at)
             ):
                 yield batch
                 batch, size = [], 0
@@ -187,22 +236,56 @@ class ConfinedDelete:
 
     # -------------------------------------------------------------------------- requests
 
-    def _send(self, batch: list[Target], low: dt.datetime) -> dt.datetime:
-        """One DELETE naming ``batch``, confined to ``[low, last of batch]``; returns the slice end."""
-        high = batch[-1].created_at + CREATED_AT_RESOLUTION
+    def _delete(self, batch: list[Target]) -> None:
+        """One DELETE naming ``batch``; on a 414 the halves, each in its own tighter slice."""
+        try:
+            self._send(batch)
+        except AIGatewayURLTooLongError as err:
+            if len(batch) == 1:
+                raise self._stopped(err, batch) from None
+            half = len(batch) // 2
+            # Later batches are built no larger than what is tried next.
+            self._id_chars = min(self._id_chars, sum(_id_cost(t) for t in batch[:half]))
+            self.logger.warning("a DELETE naming %d ids was refused as too long; sending it in halves", len(batch))
+            self._delete(batch[:half])
+            self._delete(batch[half:])
+
+    def _send(self, batch: list[Target], *, around: list[Target] | None = None) -> None:
+        """One DELETE naming ``batch``, confined to the slice from the first to the last log of
+        ``around`` (default: the batch), with a ``limit`` of as many logs."""
+        around = around or batch
+        first = around[0].created_at
+        high = around[-1].created_at + CREATED_AT_RESOLUTION
+        if self._crosses_protected(first - CREATED_AT_RESOLUTION, around[-1].created_at):
+            raise AIGatewayUnsafeDeleteError(  # never reached: the batches are cut around protected logs
+                f"a DELETE's created_at slice [{format_time(first)}, {format_time(high)}) holds a kept log; not sent"
+            )
         ids = [t.log_id for t in batch]
         self.client.delete_logs(
             self.gateway,
             filters=[*self.filters, {"key": "id", "operator": "eq", "value": ids}],
-            start=low,
+            start=first,
             end=high,
-            limit=len(ids),
+            limit=len(around),
             order_by="created_at",
             order_by_direction="asc",
         )
         self.calls += 1
         self.named += len(ids)
-        return high
+        self._deleted.extend(ids[: MAX_QUOTED_IDS - len(self._deleted)])
+
+    def _stopped(self, err: AIGatewayURLTooLongError, batch: list[Target]) -> AIGatewayURLTooLongError:
+        """The error of a delete no DELETE of one id can continue: what was and was not deleted."""
+        left = f"{self.expected - self.named}" if self.expected is not None else "the rest"
+        return AIGatewayURLTooLongError(
+            f"The delete stopped: the API refuses a DELETE naming a single id as too long ({err}). "
+            f"{self.named} deleted in {self.calls} DELETE(s) ({sample(self._deleted, self.named) or 'none'}); "
+            f"{left} not deleted, among them {sample(t.log_id for t in batch)}. Shorten the filters (they go "
+            "with every DELETE), then re-run the delete",
+            status=err.status,
+            method=err.method,
+            path=err.path,
+        )
 
     def _slice_state(self, low: dt.datetime, high: dt.datetime) -> tuple[set[str], int]:
         """The ids of the slice's matching logs (listed), and how many logs it holds in all.
@@ -216,19 +299,38 @@ class ConfinedDelete:
         everything = self.client.count_logs(self.gateway, start=low, end=high) if self.filters else len(listed)
         return listed, everything
 
-    def _canary(self, named: list[Target], low: dt.datetime) -> None:
+    def _canary(self, run: list[Target]) -> None:
         """Send the canary DELETE and check its slice by listing; stop unless exactly the named went.
 
-        A DELETE removes at most ``limit`` = len(named) logs. When more than that left the slice,
-        something else removed them meanwhile (retention deleting the gateway's oldest logs, which
-        an archive window often holds, or another client): that is logged, not blamed on the API.
+        The run's first and last logs stay unnamed inside the slice, and the DELETE's ``limit``
+        covers the whole run: if the API ignored the ``id`` filter it would take every log of the
+        slice, whatever its order, and an unnamed one would be gone. When more left the slice than
+        that, but only the oldest unnamed one and nothing older is left in the gateway, retention
+        (which deletes the gateway's oldest logs, often an archive window's) removed it: that is
+        logged, not blamed on the API. A slice holding a log that is not in the run is not sent.
         """
-        high = named[-1].created_at + CREATED_AT_RESOLUTION
-        before, total_before = self._slice_state(low, high)
-        self._send(named, low)
-        after, total_after = self._slice_state(low, high)
-        names = {t.log_id for t in named}
+        named = run[1:-1] if len(run) > 2 else run[len(run) - 1 :]
+        low = run[0].created_at
+        high = run[-1].created_at + CREATED_AT_RESOLUTION
         where = f"inside its created_at slice [{format_time(low)}, {format_time(high)})"
+        names = {t.log_id for t in named}
+        before, total_before = self._slice_state(low, high)
+        unknown = sorted(before - {t.log_id for t in run})
+        if unknown:
+            raise AIGatewayUnsafeDeleteError(
+                f"{len(unknown)} log(s) that the delete did not list turned up {where} ({sample(unknown)}): a first "
+                "DELETE there could not be proven safe and was not sent. Nothing was deleted; re-run the delete"
+            )
+        if len(run) < 3:
+            self.logger.warning(
+                "no three deletable logs lie next to each other (kept logs between them): the canary cannot prove "
+                "that the API applies the id filter; every DELETE's slice holds only logs listed to be deleted"
+            )
+        try:
+            self._send(named, around=run)
+        except AIGatewayURLTooLongError as err:
+            raise self._stopped(err, named) from None
+        after, total_after = self._slice_state(low, high)
         left = sorted(names & after)
         if left:
             raise AIGatewayUnsafeDeleteError(
@@ -245,19 +347,30 @@ class ConfinedDelete:
                 if vanished
                 else (f"{unlisted} log(s) that do not match the filters")
             )
-            if total_before - total_after <= len(names):
+            if not self._retention_took(run, set(vanished), after):
                 raise AIGatewayUnsafeDeleteError(
                     f"The API did not apply the id filter of a DELETE: the first, small DELETE (a canary naming "
                     f"{len(names)} id(s)) removed {what}, {where}. The delete stopped there; nothing else was "
                     "deleted. Do not delete from this gateway until the API applies the id filter"
                 )
             self.logger.warning(
-                "while the canary DELETE ran, %s also left the slice; more went than that DELETE may remove "
-                "(limit %d), so something else removed them (retention of the oldest logs, or another client)",
+                "while the canary DELETE ran, %s also left the slice: only its oldest unnamed log, and no older log is "
+                "left in the gateway, so something else removed them (retention of the oldest logs, or another client)",
                 what,
-                len(names),
             )
         self.logger.info("canary DELETE removed exactly its %d named log(s); deleting the rest by id", len(names))
+
+    def _retention_took(self, run: list[Target], vanished: set[str], after: set[str]) -> bool:
+        """Whether retention explains the unnamed logs gone: only the run's oldest one went, its newest
+        is still there (an id-less DELETE takes it too), and no log older than the slice is left."""
+        if len(run) < 3 or run[-1].log_id not in after or not vanished <= {run[0].log_id}:
+            return False
+        return self.client.count_logs(self.gateway, end=run[0].created_at) == 0
+
+
+def _id_cost(target: Target) -> int:
+    """Characters an id takes in a DELETE's URL: ``"<id>",`` with the quotes escaped."""
+    return len(target.log_id) + 7
 
 
 def announce(

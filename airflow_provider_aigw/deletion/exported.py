@@ -191,44 +191,52 @@ def delete_exported(
             f"wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was deleted. "
             "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
         )
-    present, kept_ids = _read_archive(manifest, exported)
+    present, kept_at = _read_archive(manifest, exported)
+    kept_ids = set(kept_at)
     now, kept_now = _prove_exported(listed_ids(client, gateway, filters, start, end), present, kept_ids, window)
     deletable = now - kept_now
     if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
         return deletable if report_only else 0
-    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
+    # No DELETE's created_at slice may hold a kept log that is still there.
+    protected = [at for log_id, at in kept_at.items() if present[log_id]]
+    deleter = ConfinedDelete(
+        client, gateway, filters, start, end, limit=limit, logger=logger, protected=protected, expected=deletable
+    )
     # Exported logs that are gone already (retention, an earlier attempt) are not named again.
     deleter.run(
         Target(str(r.get("id")), parse_created_at(str(r["created_at"])), keep=_body_failed(r))
         for r in iter_manifest_records(manifest)
         if present.get(str(r.get("id")))
     )
+    deleted = deletable - len(deleter.withheld)
     if client.count_logs(gateway, filters=filters, start=start, end=end):
-        _check_left(listed_ids(client, gateway, filters, start, end), present, kept_ids, scope, deletable)
-    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deletable, scope, deleter.calls)
-    return deletable
+        left = listed_ids(client, gateway, filters, start, end)
+        _check_left(left, present, kept_ids, set(deleter.withheld), scope, deleted)
+    logger.info("deleted %d logs (%s) in %d DELETE call(s)", deleted, scope, deleter.calls)
+    return deleted
 
 
-def _read_archive(manifest: Mapping[str, Any], exported: int) -> tuple[dict[str, bool], set[str]]:
-    """Every exported id (mapped to False: not seen matching yet) and those whose body fetch failed.
+def _read_archive(manifest: Mapping[str, Any], exported: int) -> tuple[dict[str, bool], dict[str, dt.datetime]]:
+    """Every exported id (mapped to False: not seen matching yet), and those whose body fetch
+    failed, mapped to their ``created_at``.
 
     Reading checks every file against its sha256 and size, and the rows against the manifest's count.
     """
     present: dict[str, bool] = {}
-    kept_ids: set[str] = set()
+    kept_at: dict[str, dt.datetime] = {}
     rows = 0
     for record in iter_manifest_records(manifest, verify=True):
         rows += 1
         log_id = str(record.get("id"))
         present[log_id] = False
         if _body_failed(record):
-            kept_ids.add(log_id)
+            kept_at[log_id] = parse_created_at(str(record["created_at"]))
     if rows != exported:
         raise AIGatewayError(
             f"refusing to delete: the manifest says {exported} logs were exported, but its files hold {rows}. "
             "Nothing was deleted. Re-run the export for this window, then this delete"
         )
-    return present, kept_ids
+    return present, kept_at
 
 
 def _prove_exported(
@@ -256,8 +264,10 @@ def _prove_exported(
     return now, kept_now
 
 
-def _check_left(left: Iterable[Target], present: dict[str, bool], kept_ids: set[str], scope: str, deleted: int) -> None:
-    """Judge the logs still matching after the delete: none may be an exported, deletable one.
+def _check_left(
+    left: Iterable[Target], present: dict[str, bool], kept_ids: set[str], withheld: set[str], scope: str, deleted: int
+) -> None:
+    """Judge the logs still matching after the delete: none may be an exported one it named.
 
     :raises AIGatewayUnsafeDeleteError: an exported log named by a DELETE is still there.
     :raises AIGatewayLateLogsError: logs that are not in the export match (late arrivals).
@@ -266,9 +276,12 @@ def _check_left(left: Iterable[Target], present: dict[str, bool], kept_ids: set[
     still: list[str] = []
     late: list[str] = []
     kept_left: list[str] = []
+    withheld_left: list[str] = []
     for target in left:
         if target.log_id in kept_ids:
             kept_left.append(target.log_id)
+        elif target.log_id in withheld:
+            withheld_left.append(target.log_id)
         elif target.log_id in present:
             still.append(target.log_id)
         else:
@@ -284,9 +297,15 @@ def _check_left(left: Iterable[Target], present: dict[str, bool], kept_ids: set[
             "or replaced exported logs, and were not deleted; the exported ones were. Re-run the export for this "
             "window (it rewrites the same files), then this delete"
         )
-    if kept_left:
+    if kept_left or withheld_left:
+        shared = (
+            f" {len(withheld_left)} exported log(s) share a millisecond with a kept one and were left too (no "
+            f"DELETE's created_at slice can hold them without it): {sample(withheld_left)}."
+            if withheld_left
+            else ""
+        )
         raise AIGatewayBodyError(
             f"deleted {deleted} exported logs, but kept {len(kept_left)} whose request or response body fetch "
-            f"failed during the export, so the gateway holds the only copy: {sample(kept_left)}. Re-run the export "
-            "of this window with include_bodies=True, then this delete"
+            f"failed during the export, so the gateway holds the only copy: {sample(kept_left)}.{shared} Re-run the "
+            "export of this window with include_bodies=True, then this delete"
         )

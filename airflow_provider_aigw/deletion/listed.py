@@ -78,7 +78,7 @@ def delete_listed(
             )
     if not announce(scope, matching, matching, report_only=report_only, logger=logger):
         return matching if report_only else 0
-    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger)
+    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger, expected=matching)
     deleter.run(listed_ids(client, gateway, filters, start, end))
     left = client.count_logs(gateway, filters=filters, start=start, end=end)
     if left:

@@ -88,9 +88,9 @@ def test_id_ignored_on_delete_is_caught_by_the_canary_and_a_late_log_survives(ma
     remaining = server.ids(GW)
     gone = set(exported) - set(remaining)
     assert late_id in remaining
-    # the canary named 5 logs after the oldest one; ignoring `id`, the API took the 5 oldest of
-    # the slice instead: all exported, and nothing more
-    assert gone == set(exported[:5])
+    # the canary named 5 logs between two unnamed ones, with a limit of all 7: ignoring `id`, the
+    # API took the whole slice, the unnamed ones too: all exported, and nothing more
+    assert gone == set(exported[:7])
     assert set(remaining) == (set(exported) - gone) | set(outside) | {late_id}
     assert server.stats["delete"] == 1
 
@@ -104,7 +104,7 @@ def test_every_delete_is_confined_to_its_created_at_slice(make_emulator, tmp_pat
     deletes = [r for r in server.stats.requests if r["kind"] == "delete"]
     assert len(deletes) == 1 + 7  # the canary (5 ids), then 395 ids by 60
     named_total = 0
-    for request in deletes:
+    for n, request in enumerate(deletes):
         filters = json.loads(request["query"]["filters"][0])
         (ids,) = [f["value"] for f in filters if f["key"] == "id"]
         low = min(f["value"][0] for f in filters if f["key"] == "created_at" and f["operator"] == "gt")
@@ -112,7 +112,8 @@ def test_every_delete_is_confined_to_its_created_at_slice(make_emulator, tmp_pat
         created = sorted(records[i] for i in ids)
         # the slice runs from 1 ms before the batch's first log to 1 ms after its last
         assert (low < created[0] and high > created[-1]) and len([f for f in filters if f["key"] == "created_at"]) == 2
-        assert request["query"]["limit"] == [str(len(ids))]
+        # the canary's limit covers the two unnamed logs around its 5 named ones
+        assert request["query"]["limit"] == [str(len(ids) + (2 if n == 0 else 0))]
         named_total += len(ids)
     assert named_total == 400
     assert server.ids(GW, START, END) == []
@@ -363,9 +364,11 @@ def test_a_limit_below_the_canary_size_is_honoured(make_emulator, tmp_path):
     server.reset_stats()
     assert delete(manifest=summary, limit=2) == 30
     assert server.ids(GW) == outside
-    for request in server.stats.requests:
-        if request["kind"] == "delete":
-            assert int(request["query"]["limit"][0]) <= 2
+    deletes = [r for r in server.stats.requests if r["kind"] == "delete"]
+    for n, request in enumerate(deletes):
+        (ids,) = [f["value"] for f in json.loads(request["query"]["filters"][0]) if f["key"] == "id"]
+        # at most 2 ids named; the canary's limit also covers the two unnamed logs around them
+        assert len(ids) <= 2 and int(request["query"]["limit"][0]) == len(ids) + (2 if n == 0 else 0)
 
 
 Lines = LogLines  # stands in for the delete operator's logger
