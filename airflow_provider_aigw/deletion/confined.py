@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -237,18 +238,30 @@ class ConfinedDelete:
     # -------------------------------------------------------------------------- requests
 
     def _delete(self, batch: list[Target]) -> None:
-        """One DELETE naming ``batch``; on a 414 the halves, each in its own tighter slice."""
+        """DELETEs naming ``batch``: split into equal parts when its ids are over the current cap.
+
+        A 414 applied nothing: the cap halves (for the rest of the run, too) and the batch is sent
+        again in parts under it, each in its own tighter slice; one id refused stops the delete.
+        """
+        chars = sum(_id_cost(t) for t in batch)
+        if len(batch) > 1 and chars > self._id_chars:
+            size = math.ceil(len(batch) / math.ceil(chars / self._id_chars))
+            for at in range(0, len(batch), size):
+                self._delete(batch[at : at + size])
+            return
         try:
             self._send(batch)
         except AIGatewayURLTooLongError as err:
             if len(batch) == 1:
                 raise self._stopped(err, batch) from None
-            half = len(batch) // 2
-            # Later batches are built no larger than what is tried next.
-            self._id_chars = min(self._id_chars, sum(_id_cost(t) for t in batch[:half]))
-            self.logger.warning("a DELETE naming %d ids was refused as too long; sending it in halves", len(batch))
-            self._delete(batch[:half])
-            self._delete(batch[half:])
+            self._id_chars = min(self._id_chars, chars // 2)
+            self.logger.warning(
+                "a DELETE naming %d ids was refused as too long (HTTP 414); sending it again in parts of at most "
+                "%d characters of ids",
+                len(batch),
+                self._id_chars,
+            )
+            self._delete(batch)
 
     def _send(self, batch: list[Target], *, around: list[Target] | None = None) -> None:
         """One DELETE naming ``batch``, confined to the slice from the first to the last log of

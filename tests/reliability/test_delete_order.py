@@ -176,11 +176,21 @@ def test_a_stricter_url_limit_halves_the_batches_and_the_delete_completes(make_e
     server.reset_stats()
     assert delete(manifest=summary) == 2000
     assert set(server.ids(GW)) == outside
-    refused = [r for r in server.stats.requests if r["kind"] == "delete" and len(r["path"]) + len(r["query_string"]) + 1 > 4000]
-    # the first full batch learns the limit: 414s only until the halved size fits, never again after
-    assert 1 <= len(refused) <= 3
-    sent = server.stats["delete"] - len(refused)
-    assert sent <= 2 + (2000 - 5) // 80  # the canary, then batches of at least 80 ids
+    deletes = [r for r in server.stats.requests if r["kind"] == "delete"]
+    refused = [r for r in deletes if len(r["path"]) + 1 + len(r["query_string"]) > 4000]
+    assert [r["at"] for r in refused] == [r["at"] for r in deletes[1:3]]  # the first batch, then one half
+    named = [i for _low, _high, ids, _limit in delete_slices(server) for i in ids]
+    # every exported log named in exactly one accepted DELETE
+    accepted = [i for r in deletes if r not in refused for i in _named(r)]
+    assert sorted(accepted) == sorted(exported_ids(summary)) and len(named) == len(accepted) + sum(
+        len(_named(r)) for r in refused
+    )
+    print(f"DELETEs: {len(deletes)} ({len(refused)} answered 414), list requests: {server.stats['list']}")
+
+
+def _named(request: dict[str, Any]) -> list[str]:
+    (ids,) = [f["value"] for f in json.loads(request["query"]["filters"][0]) if f["key"] == "id"]
+    return list(ids)
 
 
 def test_a_url_limit_no_delete_fits_stops_cleanly_and_reports(make_emulator, tmp_path, monkeypatch):
@@ -204,4 +214,6 @@ def test_a_url_limit_no_delete_fits_stops_cleanly_and_reports(make_emulator, tmp
     assert gone == set(exported[1:6])  # the canary's 5 named logs, nothing else
     assert "5 deleted in 1 DELETE(s)" in text and "195 not deleted" in text and exported[1] in text
     refused = server.stats["delete"] - 1
-    assert refused == 8  # 195 ids halved down to one: 195, 97, 48, 24, 12, 6, 3, 1
+    sizes = [len(_named(r)) for r in server.stats.requests if r["kind"] == "delete"][1:]
+    # each 414 halves the cap of id characters, from 195 ids down to one; nothing is sent twice at a size refused
+    assert refused == 7 and sizes == sorted(sizes, reverse=True) and sizes[-1] == 1

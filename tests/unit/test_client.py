@@ -14,7 +14,9 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayInputError,
     AIGatewayNotFoundError,
     AIGatewayRateLimitError,
+    AIGatewayURLTooLongError,
 )
+from airflow_provider_aigw.transport import MAX_URL_CHARS
 from tests.fake_time import FakeTime
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -700,3 +702,21 @@ def test_an_instant_of_more_than_50_logs_stays_exact_under_oldest_deletion(reque
     # after its page 2 shifts 50 unseen logs into page 2), pass 2 (3 pages, 50 new), pass 3
     # (3 pages, nothing new), then one keyset page past the instant (empty)
     assert len(api.queries) == 2 + 3 + 3 + 3 + 1
+
+
+def test_a_414_is_final_not_retried_and_a_clear_error(requests_mock, client):
+    requests_mock.delete(LOGS, status_code=414, text="<html>414 Request-URI Too Large</html>")
+    too_long = r"refused the request's URL as too long: nothing of it was applied \(HTTP 414; DELETE"
+    with pytest.raises(AIGatewayURLTooLongError, match=too_long):
+        client.delete_logs(filters=[{"key": "id", "operator": "eq", "value": ["a"]}])
+    assert requests_mock.call_count == 1
+
+
+def test_a_url_over_the_cap_is_refused_before_anything_is_sent(requests_mock, client):
+    requests_mock.delete(LOGS, json={"success": True})
+    ids = [f"{n:08x}-0000-7000-8000-000000000000" for n in range(MAX_URL_CHARS // 40)]
+    with pytest.raises(AIGatewayURLTooLongError, match=rf"would be \d+ characters long, over the {MAX_URL_CHARS}"):
+        client.delete_logs(filters=[{"key": "id", "operator": "eq", "value": ids}])
+    assert requests_mock.call_count == 0
+    client.delete_logs(filters=[{"key": "id", "operator": "eq", "value": ids[:300]}])  # about 13,500: sent
+    assert requests_mock.call_count == 1

@@ -43,6 +43,9 @@ def test_cli_help() -> None:
         "--fail-body-id",
         "--fail-body-status",
         "--envelope-bodies",
+        "--max-url-bytes",
+        "--delete-order",
+        "--delete-max-logs",
     ):
         assert flag in out
 
@@ -54,6 +57,7 @@ def test_cli_fault_mode_flags_reach_the_fault_settings() -> None:
             *("--ignore-filter-key", "metadata.value", "--ignore-filter-key", "model"),
             *("--ignore-delete-filter-key", "id", "--fail-body-id", "*", "--fail-body-status", "403"),
             "--envelope-bodies",
+            *("--max-url-bytes", "4000", "--delete-order", "desc", "--delete-max-logs", "3"),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -68,6 +72,7 @@ def test_cli_fault_mode_flags_reach_the_fault_settings() -> None:
             "fail_body_ids": ["*"],
         }
         assert faults["fail_body_status"] == 403 and faults["envelope_bodies"] is True
+        assert (faults["max_url_bytes"], faults["delete_order"], faults["delete_max_logs"]) == (4000, "desc", 3)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

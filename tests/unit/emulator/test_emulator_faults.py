@@ -308,3 +308,40 @@ def test_admin_route_sets_and_shows_the_new_fault_modes(emu: EmulatorServer) -> 
     r = requests.post(base, json=settings, timeout=10)
     assert r.status_code == 200 and {k: r.json()[k] for k in settings} == settings
     assert requests.post(base, json={"ignore_filter_keys": "id"}, timeout=10).status_code == 400
+
+
+def _delete(emu: EmulatorServer, limit: int, **filters: dict[str, Any]) -> requests.Response:
+    params: dict[str, Any] = {**_filters(*filters.values()), "limit": limit}
+    return requests.delete(emu.logs_url(GW), headers=emu.auth_headers, params=params, timeout=10)
+
+
+@pytest.mark.parametrize(("order", "taken"), [("asked", slice(0, 3)), ("asc", slice(0, 3)), ("desc", slice(-3, None))])
+def test_delete_order_decides_which_matches_an_id_less_delete_takes(emu: EmulatorServer, order: str, taken: slice):
+    ids = emu.ids(GW)
+    emu.faults.update(ignore_delete_filter_keys=["id"], delete_order=order)
+    assert _delete(emu, 3, by_id={"key": "id", "operator": "eq", "value": [ids[50]]}).status_code == 200
+    assert set(ids) - set(emu.ids(GW)) == set(ids[taken])
+
+
+def test_random_delete_order_and_delete_max_logs(emu: EmulatorServer) -> None:
+    ids = emu.ids(GW)
+    emu.faults.update(ignore_delete_filter_keys=["id"], delete_order="random", seed=7)
+    _delete(emu, 3, by_id={"key": "id", "operator": "eq", "value": [ids[0]]})
+    gone = set(ids) - set(emu.ids(GW))
+    assert len(gone) == 3 and gone not in (set(ids[:3]), set(ids[-3:]))  # neither the oldest nor the newest
+    emu.faults.update(delete_order="asked", ignore_delete_filter_keys=[], delete_max_logs=2)
+    named = emu.ids(GW)[:5]
+    assert _delete(emu, 5, by_id={"key": "id", "operator": "eq", "value": named}).status_code == 200
+    assert set(named) - set(emu.ids(GW)) == set(named[:2])  # a partial delete: 2 of the 5 named
+    with pytest.raises(TypeError, match="delete_order must be one of"):
+        emu.faults.update(delete_order="sideways")
+
+
+def test_max_url_bytes_answers_414_and_applies_nothing(emu: EmulatorServer) -> None:
+    ids = emu.ids(GW)
+    emu.faults.update(max_url_bytes=300)
+    r = _delete(emu, 10, by_id={"key": "id", "operator": "eq", "value": ids[:10]})
+    assert r.status_code == 414 and emu.ids(GW) == ids
+    assert get(emu, per_page=1).status_code == 200  # a short request still goes
+    assert emu.stats["delete"] == 1
+    assert Faults().to_dict()["max_url_bytes"] is None and Faults().delete_order == "asked"
