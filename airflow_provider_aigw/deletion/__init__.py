@@ -8,13 +8,19 @@ So nothing here trusts one filter alone:
 * every DELETE names its ids AND is confined to a tight ``created_at`` slice (first to last id
   of its batch) inside the window, with the caller's filters: if the API ignores the ``id``
   filter, only logs of that slice can go, and the slice was just listed;
-* the first DELETE is a small canary: its slice is listed before and after it (and, with
-  filters, also counted without them), and unless exactly the named ids are gone the delete
-  stops at once. Its named ids are chosen after an unnamed older log of the same slice, so an
-  API deleting oldest-first without the ``id`` filter takes that one instead, and is caught.
+* no DELETE's slice holds a log that must stay (a kept log of a manifest delete): batches are
+  cut around them, and a deletable log sharing a kept log's millisecond is left and reported;
+* the first DELETE is a small canary: 5 named ids between two unnamed logs of its slice, with a
+  ``limit`` covering all 7. An API ignoring the ``id`` filter takes the whole slice in whatever
+  order it deletes (oldest or newest first, or any other), so an unnamed log is gone. The slice
+  is listed before (it must hold exactly those 7) and after it (and, with filters, also counted
+  without them); unless exactly the named ids are gone the delete stops at once;
+* on a 414 (URL too long) a batch is sent again in smaller parts before anything else; a
+  delete that cannot go on stops, its error listing what was and was not deleted.
 
 Residual risk: a log that turns up inside a batch's slice between the listing and that
-batch's DELETE could be deleted if the API ignored the ``id`` filter after the canary passed.
+batch's DELETE could be deleted if the API applied the ``id`` filter to the canary and then
+stopped applying it.
 
 The parts: :mod:`.confined` (the confined DELETE and its canary), :mod:`.listed` (delete what
 filters and a window match), :mod:`.exported` (delete what an export manifest archived).

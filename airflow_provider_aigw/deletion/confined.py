@@ -240,8 +240,9 @@ class ConfinedDelete:
     def _delete(self, batch: list[Target]) -> None:
         """DELETEs naming ``batch``: split into equal parts when its ids are over the current cap.
 
-        A 414 applied nothing: the cap halves (for the rest of the run, too) and the batch is sent
-        again in parts under it, each in its own tighter slice; one id refused stops the delete.
+        A 414 applied nothing: the cap becomes the batch's larger half (for the rest of the run,
+        too) and the batch is sent again in halves, each in its own tighter slice; one id refused
+        stops the delete.
         """
         chars = sum(_id_cost(t) for t in batch)
         if len(batch) > 1 and chars > self._id_chars:
@@ -254,10 +255,10 @@ class ConfinedDelete:
         except AIGatewayURLTooLongError as err:
             if len(batch) == 1:
                 raise self._stopped(err, batch) from None
-            self._id_chars = min(self._id_chars, chars // 2)
+            self._id_chars = min(self._id_chars, sum(_id_cost(t) for t in batch[: math.ceil(len(batch) / 2)]))
             self.logger.warning(
-                "a DELETE naming %d ids was refused as too long (HTTP 414); sending it again in parts of at most "
-                "%d characters of ids",
+                "a DELETE naming %d ids was refused as too long (HTTP 414); sending it again in halves, and "
+                "at most %d characters of ids per DELETE from now on",
                 len(batch),
                 self._id_chars,
             )
