@@ -18,7 +18,7 @@ from airflow_provider_aigw.deletion import (
     manifest_scope,
 )
 from airflow_provider_aigw.emulator import EmulatorServer
-from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayLateLogsError
+from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayLateLogsError, AIGatewayUnsafeDeleteError
 from airflow_provider_aigw.export.run import ExportRun, run_export
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from tests.log_lines import LogLines
@@ -151,3 +151,24 @@ def test_announce_stops_a_dry_run_and_an_empty_match() -> None:
     assert lines.text("info").splitlines()[-1] == "no logs match (scope): nothing to delete"
     # All matching logs kept: no "nothing matches" shortcut, so the kept ones are reported by the delete.
     assert announce("scope", 0, 2, report_only=False, logger=lines) is True
+
+
+@pytest.mark.parametrize("order", ["asc", "desc", "random"])
+def test_delete_listed_stops_at_the_canary_when_delete_ignores_id_in_any_order(
+    emu: EmulatorServer, client: Any, order: str
+) -> None:
+    window = emu.ids(GW, START, END)
+    outside = set(emu.ids(GW)) - set(window)
+    emu.faults.update(ignore_delete_filter_keys=["id"], delete_order=order, seed=9)
+    with pytest.raises(AIGatewayUnsafeDeleteError, match="did not apply the id filter"):
+        delete_listed(client, gateway=GW, filters=None, start=START, end=END)
+    assert emu.stats["delete"] == 1
+    # only the canary's slice went: its 5 named logs and the unnamed one on each side
+    assert set(window) - set(emu.ids(GW)) == set(window[:7]) and outside <= set(emu.ids(GW))
+
+
+def test_nothing_matching_sends_no_delete(emu: EmulatorServer, client: Any) -> None:
+    before = emu.ids(GW)
+    empty = END + timedelta(days=30)
+    assert delete_listed(client, gateway=GW, filters=None, start=empty, end=empty + timedelta(days=1)) == 0
+    assert emu.ids(GW) == before and emu.stats["delete"] == 0 and emu.stats["list"] == 1
