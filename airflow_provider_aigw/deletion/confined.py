@@ -143,7 +143,7 @@ class ConfinedDelete:
         rest: Iterable[Target] = read
         if run:
             self._canary(run)
-            named = {id(t) for t in run[1:-1]} if len(run) > 2 else {id(t) for t in run[len(run) - 1 :]}
+            named = {id(t) for t in _named_of(run)}
             rest = [t for t in read if id(t) not in named]
         for batch in self._batches(itertools.chain(rest, stream)):
             self._delete(batch)
@@ -323,7 +323,7 @@ class ConfinedDelete:
         (which deletes the gateway's oldest logs, often an archive window's) removed it: that is
         logged, not blamed on the API. A slice holding a log that is not in the run is not sent.
         """
-        named = run[1:-1] if len(run) > 2 else run[len(run) - 1 :]
+        named = _named_of(run)
         low = run[0].created_at
         high = run[-1].created_at + CREATED_AT_RESOLUTION
         where = f"inside its created_at slice [{format_time(low)}, {format_time(high)})"
@@ -380,6 +380,11 @@ class ConfinedDelete:
         if len(run) < 3 or run[-1].log_id not in after or not vanished <= {run[0].log_id}:
             return False
         return self.client.count_logs(self.gateway, end=run[0].created_at) == 0
+
+
+def _named_of(run: list[Target]) -> list[Target]:
+    """The canary's named logs: all but the first and the last of its run (of a shorter run, the last)."""
+    return run[1:-1] if len(run) > 2 else run[-1:]
 
 
 def _id_cost(target: Target) -> int:

@@ -9,8 +9,6 @@ Every case is judged by the emulator's ground truth, which log ids still exist a
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,26 +20,11 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayUnsafeDeleteError,
     AIGatewayURLTooLongError,
 )
-from airflow_provider_aigw.operators.ai_gateway import AIGatewayDeleteLogsOperator, AIGatewayExportLogsOperator
 
 from .conftest import END, GW, START, exported_ids, use_connection
+from .test_ignored_filters import at, delete, export
 
 pytestmark = pytest.mark.integration
-
-
-def export(dest: Path, **kwargs: Any) -> dict[str, Any]:
-    op = AIGatewayExportLogsOperator(task_id="export", destination=f"file://{dest}", **kwargs)
-    summary: dict[str, Any] = op.execute({"data_interval_start": START, "data_interval_end": END})
-    return summary
-
-
-def delete(**kwargs: Any) -> int:
-    deleted: int = AIGatewayDeleteLogsOperator(task_id="delete", **kwargs).execute({})
-    return deleted
-
-
-def at(hours: float) -> str:
-    return (START + timedelta(hours=hours)).isoformat()
 
 
 def delete_slices(server: Any) -> list[tuple[int, int, list[str], int]]:
