@@ -24,6 +24,7 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayUnsafeDeleteError,
 )
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.export.run import Progress
 from airflow_provider_aigw.filters import (
     Filter,
     TimeLike,
@@ -192,7 +193,11 @@ def delete_exported(
             "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
         )
     present, kept_ids = _read_archive(manifest, exported)
-    now, kept_now = _prove_exported(listed_ids(client, gateway, filters, start, end), present, kept_ids, window)
+    sent_before = client.requests_sent
+    checking = Progress(logger, expected=matching, requests=lambda: client.requests_sent - sent_before, done="checked")
+    walk = checking.wrap(listed_ids(client, gateway, filters, start, end))
+    now, kept_now = _prove_exported(walk, present, kept_ids, window)
+    checking.report()
     deletable = now - kept_now
     if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
         return deletable if report_only else 0
