@@ -28,10 +28,10 @@ alerting.
 Picking a day by hand: set ``params.window`` (``"2026-11-27"``, or ``"START/END"`` in ISO 8601),
 in the UI's trigger form or ``airflow dags trigger aigw_archive_logs -c '{"window":
 "2026-11-27"}'``. Without it a run archives its data interval, and Airflow infers a manual run's
-data interval as the day BEFORE its logical date: *Trigger* with *Inferred from Logical Date*
-2026-11-09 archives 2026-11-08. A logical date before the DAG's start date runs no task at all
-(Airflow creates none; the CLI refuses it): trigger with a recent logical date and
-``params.window`` instead. Other settings: ``AIGW_ARCHIVE_URL`` (environment) is the default
+data interval as the day BEFORE its logical date: *Trigger* with *Inferred from Logical Date
+and Timetable* 2026-11-09 archives 2026-11-08. A logical date before the DAG's start date runs
+no task at all (Airflow creates none; the CLI refuses it): trigger with a recent logical date
+and ``params.window`` instead. Other settings: ``AIGW_ARCHIVE_URL`` (environment) is the default
 destination, e.g. ``s3://aws_default@my-bucket/ai-gateway``; ``params.destination`` and
 ``params.format`` can be overridden per run (``-c '{"destination": "file:///tmp/archive"}'``).
 Downstream DAGs can be scheduled on ``ARCHIVE_ASSET``; its events carry the manifest summary
