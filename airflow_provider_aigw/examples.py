@@ -1,19 +1,59 @@
-"""Copy the example DAGs shipped in the package into a DAGs folder.
+"""Copy the example DAGs shipped in the package into a DAGs folder; the archive DAGs' start.
 
 ``python -m airflow_provider_aigw.examples`` copies them into Airflow's configured DAGs folder
 (``[core] dags_folder``); ``--to DIR`` picks another folder, ``--list`` only names them. A file
 that already exists with other content is left alone unless ``--force`` is given.
+
+:func:`archive_start` reads ``AIGW_ARCHIVE_START_DATE``, the first day the archiving example
+DAGs archive, when the DAG file is parsed.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import filecmp
+import os
+import re
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: The environment variable holding the first day (UTC, ``YYYY-MM-DD``) the archive DAGs archive.
+START_DATE_ENV = "AIGW_ARCHIVE_START_DATE"
+#: The archive DAGs' ``start_date`` while ``AIGW_ARCHIVE_START_DATE`` is unset. Without catch-up
+#: it only bounds the days a run can be triggered for: Airflow creates no task for a logical
+#: date before the start date.
+DEFAULT_START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def archive_start(environ: Mapping[str, str] | None = None) -> tuple[dt.datetime, bool]:
+    """``(start_date, catchup)`` of the archiving example DAGs, from ``AIGW_ARCHIVE_START_DATE``.
+
+    Unset (or empty): ``(DEFAULT_START_DATE, False)``. Unpausing the DAG then runs only the last
+    complete day, at once; a day missed while the scheduler was down is not run later (archive it
+    with ``airflow backfill create``). Set to a UTC day ``YYYY-MM-DD``: ``(that day, True)``, every
+    day since is archived, oldest first, including days missed later. A fixed value, so the DAG is
+    the same at every parse (Airflow advises against a start date computed from the clock).
+
+    :raises ValueError: the value is not a ``YYYY-MM-DD`` day (the DAG then fails to import).
+    """
+    value = (os.environ if environ is None else environ).get(START_DATE_ENV, "").strip()
+    if not value:
+        return DEFAULT_START_DATE, False
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{START_DATE_ENV}={value!r} is not a day: give the first UTC day to archive as YYYY-MM-DD, "
+            "e.g. 2026-12-01, or unset it to archive from yesterday on without catch-up"
+        ) from None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc), True
 
 
 def example_dags_dir() -> Path:

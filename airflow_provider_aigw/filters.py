@@ -119,15 +119,15 @@ def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
     for index, item in enumerate(filters):
         where = f"{param}[{index}]"
         if not isinstance(item, Mapping):
-            raise AIGatewayInputError(f"{where} must be a dict, got {type(item).__name__}")
+            raise AIGatewayInputError(f"{where} must be a dict, got {type(item).__name__}. {_shape_hint(item)}")
         unknown = set(item) - {"key", "operator", "value"}
         if unknown:
             raise AIGatewayInputError(
-                f"{where} has unexpected field(s) {sorted(unknown)}; allowed: key, operator, value"
+                f"{where} has unexpected field(s) {sorted(unknown)}; allowed: key, operator, value. {_shape_hint(item)}"
             )
         key = item.get("key")
         if not isinstance(key, str) or not key.strip():
-            raise AIGatewayInputError(f"{where}.key must be a non-empty string, got {key!r}")
+            raise AIGatewayInputError(f"{where}.key must be a non-empty string, got {key!r}. {_shape_hint(item)}")
         operator = item.get("operator")
         if operator not in OPERATORS:
             raise AIGatewayInputError(f"{where}.operator must be one of {sorted(OPERATORS)}, got {operator!r}")
@@ -147,6 +147,21 @@ def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
                 raise AIGatewayInputError(f"{where}.value items must be finite numbers, got {v!r}")
         normalized.append({"key": key, "operator": operator, "value": values})
     return normalized
+
+
+def _shape_hint(item: Any) -> str:
+    """The right shape of a filter, as the fix of ``item`` when it is ``{field: value}``."""
+    # Only a dict with none of the three fields reads as {field: value}.
+    plain = isinstance(item, Mapping) and not set(item) & {"key", "operator", "value"}
+    fields = dict(item) if plain else {}
+    examples = [
+        {"key": k, "operator": "eq", "value": list(v) if isinstance(v, (list, tuple)) else [v]}
+        for k, v in fields.items()
+        if isinstance(k, str)
+    ] or [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}]
+    shown = json.dumps(examples if len(examples) > 1 else examples[0], default=str)
+    lead = "Write it as" if fields else "A filter has the shape"
+    return f"{lead} {shown} (operator: {', '.join(sorted(OPERATORS))}; value: a list)"
 
 
 def check_delete_filter_keys(filters: Sequence[Filter], *, param: str = "filters") -> None:

@@ -362,9 +362,10 @@ class APITransport:
         if status == 404:
             if path.endswith("/logs"):
                 return AIGatewayNotFoundError(
-                    "Gateway not found: the gateway does not exist, or the account logs through Workers "
-                    "Observability (accounts created on or after 2026-09-24), where the legacy Logs API is "
-                    f"unavailable. The API said: {detail} {where}",
+                    "Gateway not found: check the account_id in the connection's extra (now "
+                    f"{self.account_id}; a wrong one makes every gateway 'not found') and the gateway id. Else "
+                    "the account logs through Workers Observability (accounts created on or after 2026-09-24), "
+                    f"where the legacy Logs API is unavailable. The API said: {detail} {where}",
                     **kwargs,
                 )
             return AIGatewayNotFoundError(f"Not found: {detail} {where}", **kwargs)

@@ -20,8 +20,12 @@ and ``dagrun_timeout`` then fails the run (calling ``notify_failure``) instead o
 waiting. The same pattern maps over time slices of one long window (``expand_kwargs`` with
 ``start``/``end`` pairs) to backfill one gateway.
 
-Unattended, no day is lost: ``catchup=True`` runs every missed day, oldest first; failed
-exports are retried (``default_args``); ``notify_failure`` is the hook point for your alerting.
+Start and catch-up as in ``aigw_archive_logs`` (``AIGW_ARCHIVE_START_DATE``, environment): unset,
+unpausing runs yesterday (UTC) at once and no older day (``catchup=False``); set to a UTC day
+``YYYY-MM-DD``, every day since runs, oldest first, and a day missed later is run when the
+scheduler is back (``catchup=True``). A gateway without logs that day gets an empty manifest.
+Failed exports are retried (``default_args``); ``notify_failure`` is the hook point for your
+alerting.
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ from airflow_provider_aigw.compat import (  # airflow.sdk on Airflow 3, fallback
     TimeDeltaSensor,
     task,
 )
+from airflow_provider_aigw.examples import archive_start
 from airflow_provider_aigw.operators.ai_gateway import DEFAULT_SETTLE_LAG, AIGatewayExportLogsOperator
 
 log = logging.getLogger(__name__)
 
 MAX_PARALLEL_EXPORTS = 2
+#: The first day to export and whether missed days are caught up: AIGW_ARCHIVE_START_DATE.
+START_DATE, CATCHUP = archive_start()
 
 
 def notify_failure(context: Any) -> None:
@@ -53,6 +60,8 @@ def notify_failure(context: Any) -> None:
 
 
 default_args = {
+    # Here too, so that `airflow dags trigger` refuses a logical date before the start.
+    "start_date": START_DATE,
     "retries": 3,
     "retry_delay": dt.timedelta(minutes=10),
     "retry_exponential_backoff": True,
@@ -65,8 +74,8 @@ with DAG(
     dag_id="aigw_multi_gateway_export",
     description="Export several AI Gateways with mapped tasks sharing one API budget",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=True,
+    start_date=START_DATE,
+    catchup=CATCHUP,
     max_active_runs=1,
     dagrun_timeout=dt.timedelta(hours=20),
     default_args=default_args,

@@ -24,6 +24,7 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayUnsafeDeleteError,
 )
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.export.run import Progress
 from airflow_provider_aigw.filters import (
     Filter,
     TimeLike,
@@ -193,7 +194,11 @@ def delete_exported(
         )
     present, kept_at = _read_archive(manifest, exported)
     kept_ids = set(kept_at)
-    now, kept_now = _prove_exported(listed_ids(client, gateway, filters, start, end), present, kept_ids, window)
+    sent_before = client.requests_sent
+    checking = Progress(logger, expected=matching, requests=lambda: client.requests_sent - sent_before, done="checked")
+    walk = checking.wrap(listed_ids(client, gateway, filters, start, end))
+    now, kept_now = _prove_exported(walk, present, kept_ids, window)
+    checking.report()
     deletable = now - kept_now
     if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
         return deletable if report_only else 0

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_aigw.bodies import BodyFetcher
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SETTLE_LAG = dt.timedelta(minutes=5)
 #: Seconds between progress lines of a long export.
 PROGRESS_INTERVAL = 30.0
+#: What :meth:`Progress.wrap` passes through (a log dict, or the delete's targets).
+_Item = TypeVar("_Item")
 #: What a failed body fetch does to the task: fail it (after writing everything) or warn.
 ON_BODY_ERROR = ("fail", "warn")
 
@@ -76,18 +78,21 @@ def strip_userinfo(url: str) -> str:
 
 @dataclass
 class Progress:
-    """Logs throughput and ETA of a long export at most every ``interval`` seconds.
+    """Logs throughput and ETA of a long walk of logs at most every ``interval`` seconds.
 
     :param logger: where the lines go (the task's logger).
-    :param expected: logs that matched when the export started.
-    :param requests: API requests this export has sent so far.
+    :param expected: logs that matched when the walk started.
+    :param requests: API requests this walk has sent so far.
     :param interval: seconds between lines.
+    :param done: what is done to each log, the verb of the line (``"exported"``; the delete's
+        check: ``"checked"``).
     """
 
     logger: Any
     expected: int = field(kw_only=True)
     requests: Callable[[], int] = field(kw_only=True)
     interval: float = field(default=PROGRESS_INTERVAL, kw_only=True)
+    done: str = field(default="exported", kw_only=True)
     #: Logs passed through so far.
     count: int = field(default=0, init=False)
     _started: float = field(default_factory=time.monotonic, init=False)
@@ -96,7 +101,7 @@ class Progress:
     def __post_init__(self) -> None:
         self._last = self._started
 
-    def wrap(self, logs: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def wrap(self, logs: Iterable[_Item]) -> Iterator[_Item]:
         """Pass ``logs`` through, counting them and reporting every ``interval`` seconds."""
         for item in logs:
             self.count += 1
@@ -112,7 +117,7 @@ class Progress:
         rate = self.count / elapsed if elapsed > 0 else 0.0
         pages = math.ceil(self.count / MAX_PER_PAGE)
         line = (
-            f"exported {self.count:,} of {self.expected:,} logs, {pages:,} pages, "
+            f"{self.done} {self.count:,} of {self.expected:,} logs, {pages:,} pages, "
             f"{self.requests():,} API requests"
         )
         if elapsed > 0:

@@ -25,6 +25,7 @@ from airflow_provider_aigw.triggers.ai_gateway import (
     is_transient,
     normalize_query,
     outage_message,
+    settled_message,
     validate_max_matches,
     validate_min_count,
 )
@@ -63,6 +64,12 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     Invalid input (filters, naive datetimes, ``end <= start``, ``min_count < 1``) raises
     :class:`~airflow_provider_aigw.exceptions.AIGatewayInputError` before any request.
 
+    With ``succeed_when_settled=True`` a window that has settled (``end + settle_lag`` has
+    passed: no log of it can still arrive) is a final answer: the first check made after that
+    succeeds whatever the count, 0 included, and logs so. A day without traffic then archives
+    as an empty day instead of waiting for a log that will never come. A window that has not
+    settled still waits for ``min_count``.
+
     :param filters: filters in the API's shape, ``{"key", "operator", "value"}`` or a list
         of them (templated; a rendered string such as ``"{{ params.filters }}"`` holding
         them as JSON or a Python literal is accepted, as in the operators).
@@ -75,6 +82,9 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         logs reach the API seconds, sometimes a minute, after the request they record, so
         a window is only complete some time after its end. A ``timedelta`` or seconds;
         needs ``end``.
+    :param succeed_when_settled: succeed, with whatever count (0 included), at the first
+        check made once the window has settled (``end + settle_lag``); needs ``end``.
+        Default ``False``: wait for ``min_count`` whatever the window's age.
     :param gateway_id: gateway to watch; default: the connection's (templated).
     :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``).
     :param deferrable: wait on the triggerer instead of a worker; ``None`` (the default)
@@ -97,6 +107,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         min_count: int = 1,
         max_matches: int = 5,
         settle_lag: dt.timedelta | float = 0,
+        succeed_when_settled: bool = False,
         gateway_id: str | None = None,
         aigw_conn_id: str = AIGatewayHook.default_conn_name,
         deferrable: bool | None = None,
@@ -109,6 +120,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         self.min_count = validate_min_count(min_count)
         self.max_matches = validate_max_matches(max_matches)
         self.settle_lag = validate_duration(settle_lag, param="settle_lag").total_seconds()
+        self.succeed_when_settled = bool(succeed_when_settled)
         self.gateway_id = gateway_id
         self.aigw_conn_id = aigw_conn_id
         if deferrable is None:
@@ -126,9 +138,10 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         """Validated filters, window and settle time (epoch seconds); raises before any request."""
         filters, start, end = normalize_query(self.filters, self.start, self.end)
         settled_at: float | None = None
-        if self.settle_lag:
+        if self.settle_lag or self.succeed_when_settled:
             if end is None:
-                raise AIGatewayInputError("settle_lag needs an end: it is counted from the end of the window")
+                needs = "settle_lag" if self.settle_lag else "succeed_when_settled"
+                raise AIGatewayInputError(f"{needs} needs an end: a window settles settle_lag after its end")
             end_dt = parse_time(end, param="end")
             assert end_dt is not None
             settled_at = end_dt.timestamp() + self.settle_lag
@@ -137,12 +150,13 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """One check: ``is_done`` once ``min_count`` logs match (and the window has settled)."""
         filters, start, end, settled_at = self._query()
-        self._check_settles_in_time(settled_at)
-        if settled_at is not None and time.time() < settled_at:
+        self._check_settles_in_time(settled_at if self.settle_lag else None)
+        checked_at = time.time()
+        if self.settle_lag and settled_at is not None and checked_at < settled_at:
             self.log.info(
                 "Window ending %s settles in %.1fs (settle_lag=%ss); not checking yet",
                 end,
-                settled_at - time.time(),
+                settled_at - checked_at,
                 self.settle_lag,
             )
             return PokeReturnValue(is_done=False)
@@ -167,8 +181,14 @@ class AIGatewayLogsSensor(BaseSensorOperator):
                 ) from err
             self.log.warning("Transient failure checking for logs; will check again: %s", err)
             return PokeReturnValue(is_done=False)
+        if result["count"] >= self.min_count:
+            self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
+            return PokeReturnValue(is_done=True, xcom_value=result)
+        if self.succeed_when_settled and settled_at is not None and checked_at >= settled_at:
+            self.log.info(settled_message(result))
+            return PokeReturnValue(is_done=True, xcom_value=result)
         self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
-        return PokeReturnValue(is_done=result["count"] >= self.min_count, xcom_value=result)
+        return PokeReturnValue(is_done=False, xcom_value=result)
 
     def _time_left(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.time()
@@ -217,7 +237,8 @@ class AIGatewayLogsSensor(BaseSensorOperator):
                 max_matches=self.max_matches,
                 poll_interval=self.poke_interval,
                 deadline=self._deadline,
-                not_before=settled_at,
+                not_before=settled_at if self.settle_lag else None,
+                settled_at=settled_at if self.succeed_when_settled else None,
                 exponential_backoff=self.exponential_backoff,
                 max_interval=self.max_wait.total_seconds() if self.max_wait is not None else None,
             ),
@@ -232,7 +253,10 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         status = event.get("status")
         if status == "success":
             result = event["result"]
-            self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
+            if result["count"] < self.min_count:
+                self.log.info(settled_message(result))
+            else:
+                self.log.info("%d matching log(s), need %d", result["count"], self.min_count)
             return result
         if status == "timeout":
             # soft_fail turns this into a skip (BaseSensorOperator.resume_execution), as in poke mode.

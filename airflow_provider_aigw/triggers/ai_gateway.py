@@ -144,6 +144,15 @@ def check_logs(
     }
 
 
+def settled_message(result: dict[str, Any]) -> str:
+    """The log line of a sensor that succeeds on a settled window with fewer than ``min_count`` logs."""
+    return (
+        f"window [{result['start']}, {result['end']}) of gateway {result['gateway_id']!r} has settled with "
+        f"{result['count']} matching log(s) (min_count={result['min_count']}): no more can arrive, succeeding "
+        "(succeed_when_settled)"
+    )
+
+
 def outage_message(error: BaseException) -> str:
     """Why a sensor whose API still failed at its timeout fails instead of timing out."""
     return (
@@ -159,7 +168,8 @@ class AIGatewayLogsTrigger(BaseTrigger):
     yields exactly one event:
 
     * ``{"status": "success", "result": {...}}`` - ``result`` is the sensor's XCom value
-      (``count``, ``min_count``, ``gateway_id``, ``start``, ``end``, ``matches``);
+      (``count``, ``min_count``, ``gateway_id``, ``start``, ``end``, ``matches``); with
+      ``settled_at``, a poll made after it succeeds whatever the count;
     * ``{"status": "error", "message": ..., "http_status": ..., "error_type": ...}`` - a
       permanent failure (400, 403, 404, bad connection or input), sent at once;
     * ``{"status": "timeout", "message": ..., "count": ...}`` - ``deadline`` passed first
@@ -184,6 +194,9 @@ class AIGatewayLogsTrigger(BaseTrigger):
     :param deadline: absolute deadline as epoch seconds; ``None`` waits forever.
     :param not_before: epoch seconds before which no poll is made (e.g. window end plus
         settle lag); ``None`` polls at once.
+    :param settled_at: epoch seconds after which the window has settled (its end plus the
+        settle lag): a poll made from then on is final and succeeds with whatever count, 0
+        included (the sensor's ``succeed_when_settled``); ``None`` waits for ``min_count``.
     :param exponential_backoff: double the wait after every unsuccessful poll.
     :param max_interval: cap of one wait in seconds (``None``: no cap for the backoff of
         unsuccessful polls, 300 s for transient failures).
@@ -204,6 +217,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
         not_before: float | None = None,
         exponential_backoff: bool = False,
         max_interval: float | None = None,
+        settled_at: float | None = None,
     ) -> None:
         super().__init__()
         self.aigw_conn_id = aigw_conn_id
@@ -216,6 +230,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
         self.not_before = _seconds_or_none(not_before, "not_before")
         self.exponential_backoff = bool(exponential_backoff)
         self.max_interval = _seconds_or_none(max_interval, "max_interval")
+        self.settled_at = _seconds_or_none(settled_at, "settled_at")
         self._hook: AIGatewayHook | None = None
         # Injectable for tests (deterministic time); production uses wall clock + asyncio.sleep.
         self._clock: Callable[[], float] = time.time
@@ -245,6 +260,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
                 "not_before": self.not_before,
                 "exponential_backoff": self.exponential_backoff,
                 "max_interval": self.max_interval,
+                "settled_at": self.settled_at,
             },
         )
 
@@ -314,6 +330,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
                     return
                 continue
             retry_after: float | None = None
+            checked_at = self._clock()
             try:
                 result = await asyncio.to_thread(self._check, self._remaining())
             except AIGatewayAPIError as err:
@@ -331,6 +348,10 @@ class AIGatewayLogsTrigger(BaseTrigger):
                 failures = 0
                 last_count = result["count"]
                 if result["count"] >= self.min_count:
+                    yield TriggerEvent({"status": "success", "result": result})
+                    return
+                if self.settled_at is not None and checked_at >= self.settled_at:
+                    self.log.info(settled_message(result))
                     yield TriggerEvent({"status": "success", "result": result})
                     return
                 self.log.info("%d matching log(s), waiting for %d", result["count"], self.min_count)

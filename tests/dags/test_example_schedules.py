@@ -139,7 +139,53 @@ def test_no_pool_or_anything_else_is_created_by_hand(load_dag: Any) -> None:
             assert task.execution_timeout is not None, (dag_id, task.task_id)
             assert task.on_failure_callback, (dag_id, task.task_id)
         assert dag.dagrun_timeout is not None and dag.on_failure_callback, dag_id
-    assert load_dag("aigw_archive_logs", retries=None).catchup and load_dag("aigw_multi_gateway_export").catchup
+
+
+
+@pytest.mark.parametrize("dag_id", ["aigw_archive_logs", "aigw_multi_gateway_export"])
+def test_unpausing_runs_yesterday_at_once_and_nothing_older(load_dag: Any, dag_id: str) -> None:
+    """Issue 20: no catch-up from a start date far back unless AIGW_ARCHIVE_START_DATE asks for one."""
+    dag = load_dag(dag_id)
+    assert dag.catchup is False
+    first = first_run_on_unpause(dag)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert (first.data_interval.start, first.data_interval.end) == (today - timedelta(days=1), today)
+    assert first.run_after <= datetime.now(UTC)  # due now: the scheduler creates it at once
+
+
+@pytest.mark.parametrize("dag_id", ["aigw_archive_logs", "aigw_multi_gateway_export"])
+def test_a_start_date_setting_catches_up_from_that_day(
+    load_dag: Any, dag_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    monkeypatch.setenv("AIGW_ARCHIVE_START_DATE", f"{today - timedelta(days=3):%Y-%m-%d}")
+    dag = load_dag(dag_id)
+    assert dag.catchup is True and dag.start_date == today - timedelta(days=3)
+    first = first_run_on_unpause(dag)
+    three_days_ago = today - timedelta(days=3)
+    assert (first.data_interval.start, first.data_interval.end) == (three_days_ago, three_days_ago + timedelta(days=1))
+    # Airflow's CLI refuses a logical date before the start (default_args carry it).
+    assert dag.default_args["start_date"] == dag.start_date
+
+
+def test_a_bad_start_date_setting_fails_the_import_with_its_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.compat_helpers import DagBag
+    from tests.dags.conftest import EXAMPLE_DAGS
+
+    monkeypatch.setenv("AIGW_ARCHIVE_START_DATE", "1 Dec 2026")
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "aigw_archive_logs.py"))
+    (error,) = bag.import_errors.values()
+    assert "AIGW_ARCHIVE_START_DATE='1 Dec 2026' is not a day: give the first UTC day to archive as YYYY-MM-DD" in error
+
+
+def first_run_on_unpause(dag: Any) -> Any:
+    """The run the scheduler creates first for a DAG that never ran, by its timetable, now."""
+    from airflow.timetables.base import TimeRestriction
+
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup)
+    info = dag.timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert info is not None
+    return info
 
 
 def test_archive_on_its_boundary_waits_for_the_day_to_settle(
@@ -172,6 +218,33 @@ def test_archive_on_its_boundary_waits_for_the_day_to_settle(
     # No request before end + settle lag; then 1 check, the export's count + 3 pages, and the
     # delete's listings (count, walk of 3 pages, canary slice listed twice, final count) and 2 DELETEs.
     assert emu.stats["list"] == 1 + (1 + 3) + (1 + 3 + 2 + 1) and emu.stats["delete"] == 2
+
+
+def test_archive_of_an_idle_day_waits_for_it_to_settle_then_archives_it_empty(
+    load_dag: Any, emu: EmulatorServer, after_boundary: Any, tmp_path: Path
+) -> None:
+    """Issue 20: a day without logs, run seconds after midnight. The sensor waits (reschedules,
+    no request) until the day has settled, then 0 logs is final: empty manifest, nothing deleted."""
+    boundary, clock = after_boundary(timedelta(days=1))
+    day = boundary - timedelta(days=1)
+    emu.add_logs(GW, [{"created_at": iso(boundary + timedelta(seconds=s))} for s in (1, 2, 3)])  # today's
+    settled = boundary + timedelta(minutes=5)
+    requests_before_settled: list[int] = []
+    clock.on_move.append(
+        lambda: requests_before_settled.append(emu.stats["total"]) if datetime.now(UTC) < settled else None
+    )
+    today = emu.ids(GW)
+    emu.reset_stats()
+
+    run = run_as_scheduled(load_dag("aigw_archive_logs"), run_conf={"destination": f"file://{tmp_path}"})
+
+    assert states(run) == {"wait_for_logs": "success", "export_logs": "success", "delete_exported_logs": "success"}
+    assert requests_before_settled and set(requests_before_settled) == {0}  # it waited, asking nothing
+    assert get_xcom(run, "wait_for_logs")["count"] == 0
+    manifest = read_manifest(manifest_uri(tmp_path, day, boundary))
+    assert (manifest["count"], manifest["files"]) == (0, [])
+    assert get_xcom(run, "delete_exported_logs") == 0
+    assert emu.ids(GW) == today and emu.stats["delete"] == 0
 
 
 def test_archive_outage_fails_the_run_after_retries_never_skips_the_day(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 from tests.compat_helpers import dag_test
 
 pytestmark = pytest.mark.dags
@@ -167,15 +168,29 @@ def test_archive_dag_waits_for_logs_then_exports_and_deletes(archive_dag, aigw_e
     assert server.count(GW) == 7
 
 
-def test_archive_dag_skips_a_day_without_logs(archive_dag, aigw_emulator_factory, monkeypatch, tmp_path):
+def test_archive_dag_archives_a_settled_day_without_logs_as_empty(
+    archive_dag, aigw_emulator_factory, monkeypatch, tmp_path
+):
+    """Issue 20: an idle day is no error. Its window settled long ago: the sensor's first check is
+    final (0 logs), the export writes an empty manifest, the delete has nothing to do."""
     server = aigw_emulator_factory(gateways={GW: 0})
-    server.seed_logs(GW, 5, DAY, DAY + timedelta(hours=1))  # only the next day has logs
+    server.seed_logs(GW, 6, DAY - timedelta(days=2), DAY - timedelta(days=1))  # the day before
+    server.seed_logs(GW, 5, DAY, DAY + timedelta(hours=1))  # and the next day have logs
+    before = server.ids(GW)
     monkeypatch.setenv(ENV, server.airflow_conn_json(GW))
-    wait = archive_dag.get_task("wait_for_logs")
-    wait.mode, wait.poke_interval, wait.timeout = "poke", 0.2, 1  # the DAG waits up to 2 h
+    server.reset_stats()
 
     run = dag_test(archive_dag, logical_date=DAY, run_conf={"destination": f"file://{tmp_path}/archive"})
 
-    assert states(run) == {"wait_for_logs": "skipped", "export_logs": "skipped", "delete_exported_logs": "skipped"}
-    assert server.count(GW) == 5 and not (tmp_path / "archive").exists()
-    assert server.stats["total"] == server.stats["list"]  # only the sensor's checks
+    assert states(run) == {"wait_for_logs": "success", "export_logs": "success", "delete_exported_logs": "success"}
+    assert run.state == "success"
+    assert xcom(run, "wait_for_logs")["count"] == 0
+    manifest = read_manifest(
+        f"file://{tmp_path}/archive/gateway={GW}/_manifests/20260109T000000Z-20260110T000000Z.jsonl.gz.json"
+    )
+    assert (manifest["count"], manifest["files"], manifest["complete"]) == (0, [], True)
+    assert list(iter_manifest_records(manifest, verify=True)) == []
+    assert xcom(run, "delete_exported_logs") == 0
+    assert server.ids(GW) == before and server.stats["delete"] == 0
+    # the sensor's one check, the export's count and (empty) page, the delete's count and walk
+    assert server.stats["total"] == server.stats["list"] == 1 + 2 + 2

@@ -2,18 +2,24 @@
 
 The runs are created against the real api-server and metadata DB; no scheduler runs them: what
 is asserted is the data interval Airflow gives each run, which is the window the archive DAG
-exports (unless ``params.window`` overrides it, see tests/dags).
+exports (unless ``params.window`` overrides it, see tests/dags). One run, triggered in the
+browser with a day in the form's ``window`` field, is then executed task by task (``airflow
+tasks test`` on that very run) against the emulator, and its archive compared with the
+emulator's ground truth.
 """
 
 from __future__ import annotations
 
 import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.examples import example_dags_dir
+from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 
 pytestmark = pytest.mark.ui
 
@@ -109,3 +115,70 @@ def test_ui_trigger_specify_manually_picks_the_day(
     (new,) = [run for run_id, run in runs(airflow_server).items() if run_id not in before]
     assert new["run_type"] == "manual"
     assert (utc(new["data_interval_start"]), utc(new["data_interval_end"])) == (utc(DAY_START), utc(DAY_END))
+
+
+def test_inferred_from_a_logical_date_is_the_day_before(airflow_server: Any, archive_dag: str) -> None:
+    # What the UI's "Inferred from Logical Date and Timetable" sends: a logical date and no data interval. The
+    # docs and the window param's description warn about it.
+    body = {"dag_run_id": "inferred-2026-11-09", "logical_date": "2026-11-09T00:00:00Z"}
+    status, run = airflow_server.api("POST", f"/dags/{archive_dag}/dagRuns", body)
+    assert status == 200, run
+    assert (utc(run["data_interval_start"]), utc(run["data_interval_end"])) == (
+        utc("2026-11-08T00:00:00Z"),
+        utc("2026-11-09T00:00:00Z"),
+    )
+
+
+def test_cli_refuses_a_logical_date_before_the_start(airflow_server: Any, archive_dag: str) -> None:
+    # The REST API and the UI would create a run without task instances: the docs say so.
+    with pytest.raises(RuntimeError, match=r"should be >= start_date \[2026-01-01T00:00:00\+00:00\]"):
+        airflow_server.cli(
+            "dags", "trigger", archive_dag, "--run-id", "before-start", "--logical-date", "2025-12-01T00:00:00+00:00"
+        )
+    assert "before-start" not in runs(airflow_server)
+
+
+GW = "my-gateway"
+PICKED = datetime(2026, 11, 23, tzinfo=timezone.utc)  # a day no other test here names
+
+
+def test_ui_trigger_with_the_window_field_archives_exactly_that_day(
+    page: Any,
+    airflow_server: Any,
+    archive_dag: str,
+    screenshot: Any,
+    aigw_emulator_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    emu: EmulatorServer = aigw_emulator_factory(gateways={GW: 0})
+    emu.seed_logs(GW, 30, PICKED - timedelta(days=1), PICKED, seed=1)
+    emu.seed_logs(GW, 140, PICKED, PICKED + timedelta(days=1), seed=2)
+    emu.seed_logs(GW, 30, PICKED + timedelta(days=1), PICKED + timedelta(days=2), seed=3)
+    truth = emu.ids(GW, PICKED, PICKED + timedelta(days=1))
+    others = emu.ids(GW, None, PICKED) + emu.ids(GW, PICKED + timedelta(days=1))
+    before = set(runs(airflow_server))
+
+    page.goto(f"{airflow_server.url}/dags/{archive_dag}")
+    page.get_by_test_id("trigger-dag-button").click()
+    dialog = page.get_by_role("dialog")
+    window = dialog.locator("#element_window")
+    if not window.is_visible():
+        dialog.get_by_text("Run Parameters").click()
+    window.fill("2026-11-23")
+    screenshot(page, "08-trigger-window-param")
+    dialog.locator("#element_destination").fill(f"file://{tmp_path}")
+    dialog.get_by_test_id("trigger-dag-submit").click()
+    page.get_by_text("Dag Run Triggered").wait_for()
+    (new,) = [run for run_id, run in runs(airflow_server).items() if run_id not in before]
+    assert new["run_type"] == "manual" and new["conf"]["window"] == "2026-11-23"
+
+    # That run, executed task by task against the emulator (no scheduler runs in these tests).
+    monkeypatch.setitem(airflow_server.env, "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT", emu.airflow_conn_json(GW))
+    for task_id in ("wait_for_logs", "export_logs", "delete_exported_logs"):
+        airflow_server.cli("tasks", "test", archive_dag, task_id, new["dag_run_id"])
+
+    tag = "20261123T000000Z-20261124T000000Z"
+    manifest = read_manifest(f"file://{tmp_path}/gateway={GW}/_manifests/{tag}.jsonl.gz.json")
+    assert [r["id"] for r in iter_manifest_records(manifest, verify=True)] == truth and len(truth) == 140
+    assert emu.ids(GW) == others  # exactly the picked day deleted, the days around it kept

@@ -317,14 +317,19 @@ def test_403_names_the_needed_permission(requests_mock, client, method, permissi
     assert requests_mock.call_count == 1
 
 
-def test_404_on_logs_route_hints_at_workers_observability(requests_mock, client):
+def test_404_on_logs_route_hints_at_account_id_and_workers_observability(requests_mock, client):
     requests_mock.get(
         LOGS, status_code=404, json={"success": False, "errors": [{"code": 7002, "message": "Not Found"}]}
     )
     with pytest.raises(
         AIGatewayNotFoundError, match=r"^Gateway not found: .*Workers Observability.*GET /acc.*/logs\)$"
-    ):
+    ) as info:
         client.count_logs()
+    # A wrong account_id makes every gateway "not found": the message says so first, with the id used.
+    assert str(info.value).startswith(
+        f"Gateway not found: check the account_id in the connection's extra (now {ACCOUNT}; a wrong one makes "
+        "every gateway 'not found') and the gateway id."
+    )
 
 
 def test_404_on_a_log(requests_mock, client):

@@ -69,6 +69,26 @@ def test_bad_filters_are_refused_with_a_message_naming_the_item(filters, message
         normalize_filters(filters)
 
 
+def test_a_field_value_dict_is_refused_with_the_filter_to_write_instead():
+    with pytest.raises(AIGatewayInputError) as info:
+        normalize_filters({"model": "gpt-4o"})
+    assert str(info.value) == (
+        "filters[0] has unexpected field(s) ['model']; allowed: key, operator, value. Write it as "
+        '{"key": "model", "operator": "eq", "value": ["gpt-4o"]} (operator: contains, eq, gt, lt, neq; value: a list)'
+    )
+    with pytest.raises(AIGatewayInputError, match=r'Write it as \[\{"key": "model", .*\{"key": "provider", '):
+        normalize_filters([{"model": "gpt-4o", "provider": ["openai"]}])
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [["model=gpt-4o"], [{"operator": "eq", "value": [1]}], [{"key": "model", "operator": "eq", "value": [1], "op": 1}]],
+)
+def test_other_bad_shapes_show_the_shape_of_a_filter(filters):
+    with pytest.raises(AIGatewayInputError, match=r'A filter has the shape \{"key": "model", "operator": "eq"'):
+        normalize_filters(filters)
+
+
 def test_encoding_is_one_compact_json_array():
     encoded = encode_filters(normalize_filters({"key": "model", "operator": "eq", "value": "gpt-4o"}))
     assert encoded == '[{"key":"model","operator":"eq","value":["gpt-4o"]}]'

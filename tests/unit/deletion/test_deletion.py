@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from airflow_provider_aigw.deletion import (
 )
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayLateLogsError, AIGatewayUnsafeDeleteError
+from airflow_provider_aigw.export import run as export_run
 from airflow_provider_aigw.export.run import ExportRun, run_export
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from tests.log_lines import LogLines
@@ -105,6 +109,25 @@ def test_delete_from_manifest_deletes_exactly_the_exported_logs(
     assert "dry run: 60 exported logs would be deleted" in lines.text("info").splitlines()[-1]
     assert delete_from_manifest(client, run.summary["manifest_uri"], start=START, logger=lines) == 60
     assert emu.ids(GW) == outside
+
+
+def test_the_delete_check_logs_progress_and_an_eta_as_the_export_does(
+    emu: EmulatorServer, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = export_day(tmp_path)
+    # The progress clock reads 10 s later at every log walked: a line every 3 logs (interval 30 s).
+    ticks = itertools.count(time.monotonic() + 10, 10)
+    monkeypatch.setattr(export_run, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    lines = LogLines()
+    assert delete_from_manifest(client, run.summary, logger=lines) == 60
+    info = lines.text("info").splitlines()
+    checking = [line for line in info if line.startswith("checked ")]
+    assert len(checking) >= 10 and all(" of 60 logs, " in line for line in checking)
+    assert all("ETA" in line for line in checking[:-1])
+    # the last line sums the check up: the keyset walk of 60 logs is 2 pages, 2 requests
+    assert checking[-1].startswith("checked 60 of 60 logs, 2 pages, 2 API requests")
+    assert info.index(checking[-1]) < next(i for i, line in enumerate(info) if line.startswith("deleting the 60"))
+    assert emu.ids(GW, START, END) == []
 
 
 def test_delete_from_manifest_refuses_late_logs_and_deletes_nothing(

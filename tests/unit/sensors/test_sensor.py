@@ -19,6 +19,7 @@ from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.sensors.ai_gateway import DEFERRAL_TIMEOUT_GRACE, AIGatewayLogsSensor
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
 from tests.compat_helpers import AirflowRescheduleException
+from tests.log_lines import LogLines
 
 GW = "my-gateway"
 ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
@@ -33,6 +34,14 @@ def logs(n: int, model: str = "gpt-4o", offset_min: int = 0) -> list[dict[str, A
         {"created_at": (T0 + timedelta(minutes=offset_min + i)).isoformat(), "model": model, "provider": "openai"}
         for i in range(n)
     ]
+
+
+@pytest.fixture
+def lines(monkeypatch: pytest.MonkeyPatch) -> LogLines:
+    """The sensor's log lines (Airflow 3's task loggers bypass caplog)."""
+    recorder = LogLines()
+    monkeypatch.setattr(AIGatewayLogsSensor, "log", recorder)
+    return recorder
 
 
 @pytest.fixture
@@ -285,6 +294,7 @@ def test_deferrable_defers_with_serialisable_trigger(emu):
         "not_before": T1.timestamp() + 90,
         "exponential_backoff": True,
         "max_interval": 120.0,
+        "settled_at": None,
     }
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert emu.token not in json.dumps([path, kwargs]) and emu.token not in repr(trigger)
@@ -484,3 +494,78 @@ def test_rendered_filters_string_is_accepted_as_in_the_operators(emu):
     with pytest.raises(AIGatewayInputError, match="filters looks like a list or dict but cannot be parsed"):
         sensor(filters="[{'key': 'model',", start=T0, end=T1).poke({})
     assert emu.stats["total"] == 1
+
+
+# ------------------------------------------------------------------ succeed_when_settled
+
+
+def test_settled_empty_window_succeeds_with_succeed_when_settled(emu, lines):
+    emu.add_logs(GW, logs(2, model="claude-3-5-haiku"))  # other logs of the window do not count
+    task = sensor(filters=GPT, start=T0, end=T1, settle_lag=300, succeed_when_settled=True)
+    ret = task.poke({})
+    assert ret.is_done is True
+    assert xcom_head(ret.xcom_value) == {
+        "count": 0,
+        "min_count": 1,
+        "gateway_id": GW,
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+    }
+    assert lines.text("info") == (
+        "window [2026-11-20T12:00:00.000Z, 2026-11-20T13:00:00.000Z) of gateway 'my-gateway' has settled with "
+        "0 matching log(s) (min_count=1): no more can arrive, succeeding (succeed_when_settled)"
+    )
+    assert emu.stats["total"] == 1
+
+
+def test_settled_window_with_fewer_than_min_count_succeeds(emu):
+    emu.add_logs(GW, logs(2))
+    ret = sensor(start=T0, end=T1, min_count=5, succeed_when_settled=True).poke({})
+    assert ret.is_done is True and ret.xcom_value["count"] == 2
+
+
+def test_settled_empty_window_still_waits_by_default(emu):
+    ret = sensor(start=T0, end=T1, settle_lag=300).poke({})
+    assert ret.is_done is False and ret.xcom_value["count"] == 0
+
+
+def test_unsettled_empty_window_waits_without_a_request(emu):
+    end = datetime.now(timezone.utc) - timedelta(seconds=10)  # ended, but not settle_lag ago
+    ret = sensor(start=T0, end=end, settle_lag=300, succeed_when_settled=True).poke({})
+    assert ret.is_done is False and emu.stats["total"] == 0
+
+
+def test_window_not_yet_ended_waits_for_min_count(emu):
+    # settle_lag=0: checks run before the end, and only min_count ends the wait until then.
+    end = datetime.now(timezone.utc) + timedelta(hours=1)
+    emu.add_logs(GW, [{"created_at": (end - timedelta(hours=2)).isoformat()}])
+    task = sensor(start=end - timedelta(hours=3), end=end, min_count=2, succeed_when_settled=True)
+    ret = task.poke({})
+    assert ret.is_done is False and ret.xcom_value["count"] == 1 and emu.stats["total"] == 1
+
+
+def test_succeed_when_settled_needs_an_end(emu):
+    with pytest.raises(AIGatewayInputError, match="succeed_when_settled needs an end"):
+        sensor(start=T0, succeed_when_settled=True).poke({})
+    assert emu.stats["total"] == 0
+
+
+def test_deferrable_settled_empty_window_succeeds_without_deferring(emu):
+    result = sensor(deferrable=True, start=T0, end=T1, settle_lag=300, succeed_when_settled=True).execute({})
+    assert result["count"] == 0 and emu.stats["total"] == 1
+
+
+def test_deferrable_unsettled_window_hands_the_settle_time_to_the_trigger(emu):
+    end = datetime.now(timezone.utc) + timedelta(minutes=10)
+    with pytest.raises(TaskDeferred) as info:
+        sensor(deferrable=True, start=T0, end=end, settle_lag=30, succeed_when_settled=True, timeout=3600).execute({})
+    trigger = info.value.trigger
+    assert trigger.not_before == pytest.approx(end.timestamp() + 30)
+    assert trigger.settled_at == pytest.approx(end.timestamp() + 30)
+    assert emu.stats["total"] == 0
+
+
+def test_execute_complete_after_a_settled_empty_window(lines):
+    result = {"count": 0, "min_count": 1, "gateway_id": GW, "start": "a", "end": "b", "matches": []}
+    assert sensor(deferrable=True).execute_complete({}, {"status": "success", "result": result}) == result
+    assert "window [a, b) of gateway 'my-gateway' has settled with 0 matching log(s)" in lines.text("info")

@@ -19,6 +19,7 @@ from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError, AIGatewayRateLimitError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger, is_transient
+from tests.log_lines import LogLines
 
 GW = "my-gateway"
 ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
@@ -90,6 +91,7 @@ def test_serialize_round_trips_json_only_kwargs():
         not_before=NOW + 60,
         exponential_backoff=True,
         max_interval=120,
+        settled_at=NOW + 60,
     )
     path, kwargs = trigger.serialize()
     assert path == "airflow_provider_aigw.triggers.ai_gateway.AIGatewayLogsTrigger"
@@ -106,6 +108,7 @@ def test_serialize_round_trips_json_only_kwargs():
         "not_before": NOW + 60,
         "exponential_backoff": True,
         "max_interval": 120.0,
+        "settled_at": NOW + 60,
     }
     assert json.loads(json.dumps(kwargs)) == kwargs
     again = AIGatewayLogsTrigger(**json.loads(json.dumps(kwargs)))
@@ -127,6 +130,7 @@ def test_serialize_defaults():
         "not_before": None,
         "exponential_backoff": False,
         "max_interval": None,
+        "settled_at": None,
     }
 
 
@@ -441,3 +445,40 @@ async def test_client_retry_budget_is_capped_by_the_deadline(emu, monkeypatch):
     assert seen == [(12.0, 12.0, 10), (7.0, 7.0, 10), (2.0, 2.0, 10), (1.0, 1.0, 0)]
     # the connection's own client keeps its settings
     assert (trigger._hook.client.retry_deadline, trigger._hook.client.timeout) == (900.0, 30.0)
+
+
+# ------------------------------------------------------------------ settled_at
+
+
+async def test_settled_empty_window_succeeds_at_the_first_poll_after_settling(emu, monkeypatch):
+    fake = FakeTime()
+    trigger = faked(
+        AIGatewayLogsTrigger(
+            start=T0, end=T1, poll_interval=5, not_before=NOW + 42, settled_at=NOW + 42, deadline=NOW + 600
+        ),
+        fake,
+    )
+    lines = LogLines()
+    monkeypatch.setattr(AIGatewayLogsTrigger, "log", lines)
+    event = await first_event(trigger)
+    assert event["status"] == "success" and event["result"]["count"] == 0
+    assert fake.waits == [42] and emu.stats["list"] == 1
+    assert "has settled with 0 matching log(s) (min_count=1)" in lines.text("info")
+
+
+async def test_polls_before_settled_at_wait_for_min_count(emu):
+    fake = FakeTime()
+    trigger = faked(
+        AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=60, settled_at=NOW + 100, deadline=NOW + 600), fake
+    )
+    event = await first_event(trigger)
+    # polls at NOW and NOW+60 saw 0 logs before the settle time; the poll at NOW+120 is final
+    assert event["status"] == "success" and event["result"]["count"] == 0
+    assert fake.waits == [60, 60] and emu.stats["list"] == 3
+
+
+async def test_without_settled_at_an_empty_window_times_out(emu):
+    fake = FakeTime()
+    trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=60, deadline=NOW + 150), fake)
+    event = await first_event(trigger)
+    assert event["status"] == "timeout" and event["count"] == 0
