@@ -132,7 +132,7 @@ def press_test(page: Any, base_url: str, conn_id: str) -> tuple[str, dict[str, A
     return toast.inner_text(), {"status": response.status, "body": response.json()}
 
 
-def tested_icon_colour(page: Any, conn_id: str) -> str:
+def icon_colour_after_test(page: Any, conn_id: str) -> str:
     """The colour of the row's Test button icon after a test (green: passed, red: failed)."""
     button = page.locator("tr", has_text=conn_id).get_by_role("button", name="Test Connection")
     return str(button.locator("svg").get_attribute("color"))
@@ -177,7 +177,7 @@ def test_a_connection_made_in_the_form_as_labelled_tests_green(
     message = f"Connected: gateway '{GATEWAY}' holds {LOGS} logs"
     assert answer == {"status": 200, "body": {"status": True, "message": message}}
     assert "Test Connection Successful" in text and message in text  # the provider's message in the toast
-    assert tested_icon_colour(page, "aigw_form_port_0") == "green"
+    assert icon_colour_after_test(page, "aigw_form_port_0") == "green"
     assert emu.stats["total"] == 1  # one list call
 
 
@@ -199,7 +199,18 @@ def test_a_connection_made_in_the_form_without_the_port(
         assert answer["status"] == 400
         assert answer["body"]["detail"].startswith("The host or port to test differs from the stored connection")
         assert text.splitlines() == ["Test Connection Failed", "Bad Request"]  # Airflow's toast, not ours
-        assert tested_icon_colour(page, "aigw_form_no_port") == "red"
+        assert icon_colour_after_test(page, "aigw_form_no_port") == "red"
+    # Where the docs send users instead: the same connection passes through the REST API (no port
+    # in the body; the provider's message in the answer) and `airflow connections test` (which
+    # prints the provider's message only on failure).
+    message = f"Connected: gateway '{GATEWAY}' holds {LOGS} logs"
+    status, body = airflow_server.api(
+        "POST",
+        "/connections/test",
+        {"connection_id": "aigw_form_no_port", "conn_type": "cloudflare_ai_gateway", "host": emu.url},
+    )
+    assert (status, body) == (200, {"status": True, "message": message})
+    assert "Connection success!" in airflow_server.cli("connections", "test", "aigw_form_no_port")
 
 
 def test_test_button_succeeds_for_a_connection_added_with_the_cli(
