@@ -9,17 +9,24 @@ from airflow_provider_aigw import __version__
 #: Connection form layout (Airflow 3.2+ reads it from here, 2.x from the hook classmethod).
 #: Airflow 3.2+ shows placeholders of the standard fields only; the extra fields' placeholders
 #: are for the Airflow 2.x / 3.0 / 3.1 form (3.3's form shows their description instead).
+#: The port stays visible although the provider ignores it: Airflow 3.3.2's Test button sends
+#: port 0 for a connection saved without one and its API then refuses the test ("The host or
+#: port to test differs from the stored connection", apache/airflow#73298). A port of 0 typed
+#: into the form is saved and sent back unchanged, so the test runs. The form has no default
+#: values for standard fields, hence the label asks for it.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
+    "hidden-fields": ["schema"],
     "relabeling": {
         "password": "API Token",
         "host": "API base URL",
         "login": "Email (Global API Key auth only)",
+        "port": "Port: enter 0 (for the Test button)",
     },
     "placeholders": {
         "password": "Cloudflare API token with AI Gateway Read (and Write to patch/delete)",
         "host": "https://api.cloudflare.com/client/v4",
         "login": "leave empty for API token auth",
+        "port": "0 (unused; Airflow 3.3.2's Test button needs a port)",
         "account_id": "32 hex characters",
         "gateway_id": "my-gateway",
     },
@@ -41,7 +48,10 @@ CONN_FIELDS: dict[str, Any] = {
     "gateway_id": {
         "label": "Default gateway ID",
         "schema": {"type": ["string", "null"]},
-        "description": "Gateway used when a task does not name one, e.g. my-gateway; the Test button needs it.",
+        "description": (
+            "Gateway used when a task does not name one, e.g. my-gateway; the Test button needs it"
+            " (and AIRFLOW__CORE__TEST_CONNECTION=Enabled)."
+        ),
     },
 }
 

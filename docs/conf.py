@@ -31,7 +31,11 @@ extensions = [
 exclude_patterns = ["_build", "screenshots"]
 html_theme = "alabaster"
 html_title = f"Cloudflare AI Gateway provider {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+# Alabaster's default 940px page fits about 70 characters of code, 1160px about 80; aigw.css
+# wraps longer lines instead of clipping them behind a scroll bar.
+html_theme_options = {"page_width": "1160px"}
+html_css_files = ["aigw.css"]
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}

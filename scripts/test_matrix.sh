@@ -7,8 +7,12 @@
 # plus the pins that release needs (see pins_for). A venv is reused while pyproject.toml and the pins
 # are unchanged. Prints a pass/fail table; exits non-zero when any release fails to install or test.
 #
+# Every run has a Fernet key configured, as every real deployment does (connection passwords are
+# then stored encrypted): AIRFLOW__CORE__FERNET_KEY, a new one per run unless already set.
+#
 # Environment: PYTHON (interpreter for new venvs, default python3), PYTEST_ARGS (extra pytest args),
-# MATRIX_DIR (default .venv-matrix), MATRIX_REINSTALL=1 (rebuild the venvs).
+# MATRIX_DIR (default .venv-matrix), MATRIX_REINSTALL=1 (rebuild the venvs),
+# AIRFLOW__CORE__FERNET_KEY (default: generated).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,6 +39,10 @@ pins_for() {
         # task of dag.test() (even a one-task DAG) fails to start, "PATCH /task-instances/{id}/run
         # 422: Input should be a valid dictionary". 3.1 bounds them (cadwyn 5.4, fastapi 0.117).
         3.0.*) echo "universal-pathlib<0.3 cadwyn<5.5 fastapi[standard]<0.118" ;;
+        # 2.11 sets an attribute on cryptography's MultiFernet, which became a Rust class without
+        # one: with a Fernet key and cryptography 51, every connection with a password fails
+        # ("'MultiFernet' object has no attribute 'is_encrypted'"). Airflow's constraints pin 42.0.8.
+        2.11.*) echo "cryptography==42.0.8" ;;
         *) echo "" ;;
     esac
 }
@@ -78,6 +86,11 @@ skipped = sum(int(s.get("skipped", 0)) for s in suites)
 print(tests - failed - skipped, failed, skipped)
 PY
 }
+
+# A Fernet key in the Fernet format (32 random bytes, URL-safe base64), new for each run.
+AIRFLOW__CORE__FERNET_KEY="${AIRFLOW__CORE__FERNET_KEY:-$("$PYTHON" -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')}"
+export AIRFLOW__CORE__FERNET_KEY
+echo "=== Fernet key configured (AIRFLOW__CORE__FERNET_KEY): connection passwords are stored encrypted"
 
 mkdir -p "$MATRIX_DIR"
 rows=()

@@ -1,7 +1,7 @@
 """The connection form and its Test button in Airflow's own UI, driven in headless chromium.
 
 What a new user does: Admin > Connections > Add Connection, pick "Cloudflare AI Gateway", fill
-the form, save, press Test. Asserted against a real api-server and the emulator.
+the form as its labels say, save, press Test. Asserted against a real api-server and the emulator.
 """
 
 from __future__ import annotations
@@ -60,21 +60,23 @@ def test_form_renders_every_field_then_saves_exactly_what_was_entered(
     dialog = open_add_form(page, airflow_server.url)
     dialog.locator("input[name=connection_id]").fill("aigw_from_form")
 
-    # Standard fields: relabelled, with placeholders; schema and port hidden.
+    # Standard fields: relabelled, with placeholders; schema hidden, the port asks for 0.
     standard = {
         "host": ("API base URL", "https://api.cloudflare.com/client/v4"),
         "login": ("Email (Global API Key auth only)", "leave empty for API token auth"),
         "password": ("API Token", "Cloudflare API token with AI Gateway Read (and Write to patch/delete)"),
+        "port": ("Port: enter 0 (for the Test button)", "0 (unused; Airflow 3.3.2's Test button needs a port)"),
     }
     for name, (label, placeholder) in standard.items():
         field = dialog.locator(f"input[name={name}]")
         assert field.get_attribute("placeholder") == placeholder
         assert label_of(dialog, field).inner_text().strip() == label
-    assert dialog.locator("input[name=port], input[name=schema]").count() == 0
+    assert dialog.locator("input[name=schema]").count() == 0
     assert dialog.locator("input[name=password]").get_attribute("type") == "password"
     screenshot(page, "01-standard-fields")
     dialog.locator("input[name=host]").fill(emu.url)
     dialog.locator("input[name=password]").fill(emu.token)
+    dialog.locator("input[name=port]").fill("0")
 
     # Extra fields: Account ID required (mark + message, Save disabled), length-bounded input.
     dialog.get_by_role("button", name="Extra Fields", exact=True).click()
@@ -90,6 +92,7 @@ def test_form_renders_every_field_then_saves_exactly_what_was_entered(
     assert dialog.get_by_text("This field is required").is_visible()
     assert dialog.get_by_text("32 hex characters: the id in your dashboard URL").is_visible()
     assert dialog.get_by_text("Gateway used when a task does not name one, e.g. my-gateway").is_visible()
+    assert dialog.get_by_text("AIRFLOW__CORE__TEST_CONNECTION=Enabled").is_visible()
     save = dialog.get_by_role("button", name="Save")
     assert save.is_disabled()
     screenshot(page, "02-extra-fields-required")
@@ -112,7 +115,7 @@ def test_form_renders_every_field_then_saves_exactly_what_was_entered(
     status, stored = airflow_server.api("GET", "/connections/aigw_from_form")
     assert status == 200
     assert json.loads(stored["extra"]) == {"account_id": ACCOUNT, "gateway_id": GATEWAY}
-    assert (stored["conn_type"], stored["host"], stored["port"]) == ("cloudflare_ai_gateway", emu.url, None)
+    assert (stored["conn_type"], stored["host"], stored["port"]) == ("cloudflare_ai_gateway", emu.url, 0)
 
 
 def press_test(page: Any, base_url: str, conn_id: str) -> tuple[str, dict[str, Any]]:
@@ -129,6 +132,12 @@ def press_test(page: Any, base_url: str, conn_id: str) -> tuple[str, dict[str, A
     return toast.inner_text(), {"status": response.status, "body": response.json()}
 
 
+def icon_colour_after_test(page: Any, conn_id: str) -> str:
+    """The colour of the row's Test button icon after a test (green: passed, red: failed)."""
+    button = page.locator("tr", has_text=conn_id).get_by_role("button", name="Test Connection")
+    return str(button.locator("svg").get_attribute("color"))
+
+
 def add_connection(airflow_server: Any, conn_id: str, emu: EmulatorServer, *, token: str, port: int | None) -> None:
     """``airflow connections add`` as the README shows it (the JSON form drops a port of 0)."""
     args = ["connections", "add", conn_id, "--conn-type", "cloudflare_ai_gateway", "--conn-host", emu.url]
@@ -140,15 +149,48 @@ def add_connection(airflow_server: Any, conn_id: str, emu: EmulatorServer, *, to
     assert status == 200 and stored["port"] == port
 
 
-def test_test_button_on_a_connection_saved_from_the_form(
+def add_in_the_form(page: Any, base_url: str, conn_id: str, emu: EmulatorServer, *, port: str) -> None:
+    """Create a connection in the Add Connection form only (no CLI, no API) and save it."""
+    dialog = open_add_form(page, base_url)
+    dialog.locator("input[name=connection_id]").fill(conn_id)
+    dialog.locator("input[name=host]").fill(emu.url)
+    dialog.locator("input[name=password]").fill(emu.token)
+    dialog.locator("input[name=port]").fill(port)
+    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    dialog.locator("#element_account_id").fill(ACCOUNT)
+    dialog.locator("#element_gateway_id").fill(GATEWAY)
+    dialog.get_by_role("button", name="Save").click()
+    page.locator("tr", has_text=conn_id).wait_for()
+
+
+def test_a_connection_made_in_the_form_as_labelled_tests_green(
     page: Any, airflow_server: Any, emu: EmulatorServer, screenshot: Any
 ) -> None:
-    # The connection the form saved has no port. Airflow 3.3.2's Test button sends port 0 for it
+    # The port field says "enter 0": the saved port is 0, which Airflow 3.3.2's Test button sends
+    # back unchanged, so its API reuses the stored token and the provider's test runs.
+    add_in_the_form(page, airflow_server.url, "aigw_form_port_0", emu, port="0")
+    status, stored = airflow_server.api("GET", "/connections/aigw_form_port_0")
+    assert (status, stored["port"]) == (200, 0)
+    emu.reset_stats()
+    text, answer = press_test(page, airflow_server.url, "aigw_form_port_0")
+    screenshot(page, "05-test-success")
+    message = f"Connected: gateway '{GATEWAY}' holds {LOGS} logs"
+    assert answer == {"status": 200, "body": {"status": True, "message": message}}
+    assert "Test Connection Successful" in text and message in text  # the provider's message in the toast
+    assert icon_colour_after_test(page, "aigw_form_port_0") == "green"
+    assert emu.stats["total"] == 1  # one list call
+
+
+def test_a_connection_made_in_the_form_without_the_port(
+    page: Any, airflow_server: Any, emu: EmulatorServer, screenshot: Any
+) -> None:
+    # Port left empty: the form saves null, Airflow 3.3.2's Test button sends port 0 for it
     # (Number(null)) and its API refuses that as "another destination" before the provider runs
-    # (apache/airflow#73298, merged after 3.3.2). Connections of every type without a port
-    # (dbt_cloud, http, aws, ...) fail the same way; no form definition avoids it.
-    add_connection(airflow_server, "aigw_no_port", emu, token=emu.token, port=None)
-    text, answer = press_test(page, airflow_server.url, "aigw_no_port")
+    # (apache/airflow#73298, merged after 3.3.2). Nothing provider-side reaches that toast.
+    add_in_the_form(page, airflow_server.url, "aigw_form_no_port", emu, port="")
+    status, stored = airflow_server.api("GET", "/connections/aigw_form_no_port")
+    assert (status, stored["port"]) == (200, None)
+    text, answer = press_test(page, airflow_server.url, "aigw_form_no_port")
     screenshot(page, "04-test-no-port")
     if airflow_accepts_port_0_for_no_port():
         assert answer == {"status": 200, "body": {"status": True, "message": answer["body"]["message"]}}
@@ -156,17 +198,22 @@ def test_test_button_on_a_connection_saved_from_the_form(
     else:
         assert answer["status"] == 400
         assert answer["body"]["detail"].startswith("The host or port to test differs from the stored connection")
-        assert "Test Connection Failed" in text
-        # The same connection tested as Airflow's API means it (no port) passes: the provider is fine.
-        status, body = airflow_server.api(
-            "POST",
-            "/connections/test",
-            {"connection_id": "aigw_no_port", "conn_type": "cloudflare_ai_gateway", "host": emu.url},
-        )
-        assert (status, body) == (200, {"status": True, "message": f"Connected: gateway '{GATEWAY}' holds {LOGS} logs"})
+        assert text.splitlines() == ["Test Connection Failed", "Bad Request"]  # Airflow's toast, not ours
+        assert icon_colour_after_test(page, "aigw_form_no_port") == "red"
+    # Where the docs send users instead: the same connection passes through the REST API (no port
+    # in the body; the provider's message in the answer) and `airflow connections test` (which
+    # prints the provider's message only on failure).
+    message = f"Connected: gateway '{GATEWAY}' holds {LOGS} logs"
+    status, body = airflow_server.api(
+        "POST",
+        "/connections/test",
+        {"connection_id": "aigw_form_no_port", "conn_type": "cloudflare_ai_gateway", "host": emu.url},
+    )
+    assert (status, body) == (200, {"status": True, "message": message})
+    assert "Connection success!" in airflow_server.cli("connections", "test", "aigw_form_no_port")
 
 
-def test_test_button_succeeds_for_a_correct_connection(
+def test_test_button_succeeds_for_a_connection_added_with_the_cli(
     page: Any, airflow_server: Any, emu: EmulatorServer, screenshot: Any
 ) -> None:
     # A connection stored with port 0 (the provider ignores the port) is what the Test button
@@ -174,7 +221,6 @@ def test_test_button_succeeds_for_a_correct_connection(
     add_connection(airflow_server, "aigw_saved", emu, token=emu.token, port=0)
     emu.reset_stats()
     text, answer = press_test(page, airflow_server.url, "aigw_saved")
-    screenshot(page, "05-test-success")
     message = f"Connected: gateway '{GATEWAY}' holds {LOGS} logs"
     assert answer == {"status": 200, "body": {"status": True, "message": message}}
     assert "Test Connection Successful" in text and message in text

@@ -167,11 +167,14 @@ def test_token_is_registered_with_the_secrets_masker(monkeypatch):
 def test_ui_metadata_for_airflow_2_and_3():
     # Airflow < 3.2 calls the classmethod and validates snake_case keys; 3.2+ reads the provider info.
     behaviour = AIGatewayHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["schema", "port"]
+    # The port stays visible: Airflow 3.3.2's Test button only works for a connection saved with
+    # one (0, which the provider ignores), and the label asks for it (tests/ui proves it).
+    assert behaviour["hidden_fields"] == ["schema"]
     assert behaviour["relabeling"] == {
         "password": "API Token",
         "host": "API base URL",
         "login": "Email (Global API Key auth only)",
+        "port": "Port: enter 0 (for the Test button)",
     }
     (conn_type,) = get_provider_info()["connection-types"]
     assert conn_type["connection-type"] == "cloudflare_ai_gateway"
