@@ -174,7 +174,9 @@ def test_filters_go_on_the_wire_as_one_json_parameter(requests_mock, client):
     assert query["order_by_direction"] == ["asc"]
 
 
-@pytest.mark.parametrize(("n", "expected_requests"), [(0, 1), (1, 1), (49, 1), (50, 1), (51, 2), (100, 2), (1234, 25)])
+@pytest.mark.parametrize(
+    ("n", "expected_requests"), [(0, 1), (1, 1), (49, 1), (50, 2), (51, 2), (100, 3), (437, 9), (1234, 25)]
+)
 def test_full_listing_costs_ceil_n_over_50_requests(requests_mock, client, n, expected_requests):
     api = FakeListAPI(make_logs(n))
     requests_mock.get(LOGS, json=api)
