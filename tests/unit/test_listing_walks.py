@@ -81,12 +81,17 @@ def test_a_multiple_of_the_page_costs_one_empty_page_more(requests_mock, client,
 # ------------------------------------------------------- 3. exact whatever the tie order
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_an_instant_of_120_logs_in_a_new_order_on_each_request_is_walked_exactly(requests_mock, client, seed):
-    api = LyingListAPI(make_logs(120, same_instant=120), shuffle_seed=seed)
+@pytest.mark.parametrize(
+    ("size", "seed", "requests"),
+    # (200, 3) and (500, 1): the page-number passes of the old walk lost 3 and 2 ids
+    [*((120, seed, 3) for seed in range(5)), (200, 3, 5), (500, 1, 11)],
+)
+def test_a_crowded_instant_in_a_new_order_on_each_request_is_walked_exactly(requests_mock, client, size, seed, requests):
+    api = LyingListAPI(make_logs(size, same_instant=size), shuffle_seed=seed)
     requests_mock.get(LOGS, json=api)
     exact([r["id"] for r in client.iter_logs(**DAY)], api.logs)
-    assert requests_mock.call_count == 3  # 50 + 50 + 20: no pass over the instant by page numbers
+    # one page per 50 logs (and the empty page after a multiple of 50): no pass by page numbers
+    assert requests_mock.call_count == requests
 
 
 def test_many_crowded_instants_in_a_new_order_on_each_request(requests_mock, client):
