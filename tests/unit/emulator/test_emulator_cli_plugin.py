@@ -43,6 +43,10 @@ def test_cli_help() -> None:
         "--fail-body-id",
         "--fail-body-status",
         "--envelope-bodies",
+        "--total-count-factor",
+        "--total-count-page-only",
+        "--shuffle-ties",
+        "--ignore-list-filter-operator",
     ):
         assert flag in out
 
