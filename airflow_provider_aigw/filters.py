@@ -462,13 +462,14 @@ def contradicted_filter(row: Mapping[str, Any], filters: Sequence[Filter]) -> Fi
             if not hit and (operator == "neq" or None not in verdicts):
                 return flt
         elif operator == "contains":
-            if isinstance(field, str) and all(isinstance(v, str) for v in values):
-                if not any(v.lower() in field.lower() for v in values):
-                    return flt
+            judged = isinstance(field, str) and all(isinstance(v, str) for v in values)
+            if judged and not any(v.lower() in field.lower() for v in values):
+                return flt
         else:
-            pairs = [_order(field, v, key) for v in values]
-            if pairs and None not in pairs:
+            ordered = [_order(field, v, key) for v in values]
+            pairs = [p for p in ordered if p is not None]
+            if pairs and len(pairs) == len(ordered):
                 below = operator == "lt"
-                if not any((a < b) if below else (a > b) for a, b in pairs):  # type: ignore[index]
+                if not any((a < b) if below else (a > b) for a, b in pairs):
                     return flt
     return None

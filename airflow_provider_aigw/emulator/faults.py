@@ -112,7 +112,12 @@ class Faults:
         unknown = set(changes) - set(_FIELDS)
         if unknown:
             raise TypeError(f"unknown fault settings: {sorted(unknown)}")
-        for name in ("ignore_list_filter_operators", "ignore_filter_keys", "ignore_delete_filter_keys", "fail_body_ids"):
+        for name in (
+            "ignore_list_filter_operators",
+            "ignore_filter_keys",
+            "ignore_delete_filter_keys",
+            "fail_body_ids",
+        ):
             if name in changes:
                 value = changes[name]
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):

@@ -18,7 +18,6 @@ from tests.fake_time import FakeTime
 from tests.unit.test_client import LOGS, FakeListAPI, make_client, make_logs
 
 
-
 @pytest.fixture
 def client():
     return make_client(FakeTime())
@@ -86,7 +85,9 @@ def test_a_multiple_of_the_page_costs_one_empty_page_more(requests_mock, client,
     # (200, 3) and (500, 1): the page-number passes of the old walk lost 3 and 2 ids
     [*((120, seed, 3) for seed in range(5)), (200, 3, 5), (500, 1, 11)],
 )
-def test_a_crowded_instant_in_a_new_order_on_each_request_is_walked_exactly(requests_mock, client, size, seed, requests):
+def test_a_crowded_instant_in_a_new_order_on_each_request_is_walked_exactly(
+    requests_mock, client, size, seed, requests
+):
     api = LyingListAPI(make_logs(size, same_instant=size), shuffle_seed=seed)
     requests_mock.get(LOGS, json=api)
     exact([r["id"] for r in client.iter_logs(**DAY)], api.logs)
@@ -105,7 +106,9 @@ def test_an_instant_the_id_exclusion_cannot_name_in_one_url_is_refused(requests_
     logs = [dict(r, id=f"0190c0de-0000-7000-8000-{i:012d}") for i, r in enumerate(make_logs(500, same_instant=500))]
     api = LyingListAPI(logs)
     requests_mock.get(LOGS, json=api)
-    with pytest.raises(AIGatewayListingError, match=r"share created_at 2026-11-26T00:00:00.000Z, more than one listing"):
+    with pytest.raises(
+        AIGatewayListingError, match=r"share created_at 2026-11-26T00:00:00.000Z, more than one listing"
+    ):
         list(client.iter_logs(**DAY))
     sent = [len(r.url) for r in requests_mock.request_history]
     assert max(sent) < MAX_FILTERS_QUERY_CHARS + 500  # no request went out over the cap
@@ -137,7 +140,9 @@ def test_a_window_end_the_api_ignores_fails_before_yielding_a_later_log(requests
     requests_mock.get(LOGS, json=api)
     walked: list[str] = []
     with pytest.raises(AIGatewayListingError, match=r"did not apply the created_at filter: listing \[2026-11-26"):
-        walked.extend(r["id"] for r in client.iter_logs(start="2026-11-26T00:00:00.100Z", end="2026-11-26T00:00:00.200Z"))
+        walked.extend(
+            r["id"] for r in client.iter_logs(start="2026-11-26T00:00:00.100Z", end="2026-11-26T00:00:00.200Z")
+        )
     assert walked == [r["id"] for r in api.logs[100:200]]
     assert requests_mock.call_count == 3
 
