@@ -156,8 +156,8 @@ class AIGatewayClient(APITransport):
         A page that contradicts the request raises
         :class:`~airflow_provider_aigw.exceptions.AIGatewayListingError` before its rows are
         yielded: a keyset walk that would go backwards or repeat itself, or a row beyond the
-        window's far end. More than about 350 logs in one millisecond (the id exclusion would
-        pass :data:`~airflow_provider_aigw.listing.MAX_FILTERS_QUERY_CHARS`) raise it too.
+        window's far end. More than about 348 logs (UUID ids) in one millisecond raise it too
+        (excluding them would pass :data:`~airflow_provider_aigw.listing.MAX_FILTERS_QUERY_CHARS`).
         All inputs are validated before the first request.
         """
         user_filters = normalize_filters(filters)

@@ -318,9 +318,9 @@ def run_export(
     summary = result.summary()
     if result.written != expected:
         logger.warning(
-            "count_check: the API's total_count said %d logs match when the export started, the walk read "
-            "%d (every page, to a short one): the gateway changed during the export (late arrivals or "
-            "automatic deletion of old logs) or the count is inexact; the manifest records both",
+            "%d logs matched when the export started, %d were read (every page, to a short one): the "
+            "gateway changed during the export (late arrivals or automatic deletion of old logs) or the "
+            "API's total_count is inexact; the manifest's count_check records both",
             expected,
             result.written,
         )
