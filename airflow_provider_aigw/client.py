@@ -47,7 +47,7 @@ from airflow_provider_aigw.filters import (
 )
 from airflow_provider_aigw.listing import (
     LIST_ORDER_KEYS,
-    MAX_EXCLUDED_IDS,
+    MAX_FILTERS_QUERY_CHARS,
     MAX_PER_PAGE,
     ORDER_DIRECTIONS,
     iter_keyset,
@@ -65,7 +65,7 @@ __all__ = [
     "DELETE_ORDER_KEYS",
     "LIST_ORDER_KEYS",
     "MAX_DELETE_LIMIT",
-    "MAX_EXCLUDED_IDS",
+    "MAX_FILTERS_QUERY_CHARS",
     "MAX_PER_PAGE",
     "ORDER_DIRECTIONS",
     "PATCH_FIELDS",
@@ -148,12 +148,16 @@ class AIGatewayClient(APITransport):
         Ordered by ``created_at`` (the default), the walk is a keyset walk: each request
         starts at the last ``created_at`` seen and excludes the ids already seen at that
         instant, so logs inserted or deleted meanwhile never make it skip or repeat a log
-        that exists throughout, and N logs cost exactly ceil(N / per_page) requests.
-        An instant (one millisecond) shared by more than ``per_page`` logs is walked by page
-        numbers instead, pass after pass until a pass brings no new id, so that retention
-        deleting the oldest logs mid-walk cannot make it skip one: M logs in such an instant
-        cost about 2 * ceil(M / per_page) extra requests (one more pass per change seen).
-        Other orders use page numbers and are only stable while the gateway is unchanged.
+        that exists throughout, and no order is assumed among logs sharing a millisecond.
+        Every walk ends on a short or empty page, never on ``result_info.total_count``:
+        N logs cost ceil(N / per_page) requests, one more (the empty page) when N is a
+        multiple of ``per_page``. Other orders use page numbers and are only stable while
+        the gateway is unchanged.
+        A page that contradicts the request raises
+        :class:`~airflow_provider_aigw.exceptions.AIGatewayListingError` before its rows are
+        yielded: a keyset walk that would go backwards or repeat itself, or a row beyond the
+        window's far end. More than about 300 logs (UUID ids) in one millisecond raise it too
+        (excluding them would pass :data:`~airflow_provider_aigw.listing.MAX_FILTERS_QUERY_CHARS`).
         All inputs are validated before the first request.
         """
         user_filters = normalize_filters(filters)

@@ -68,6 +68,18 @@ class AIGatewayURLTooLongError(AIGatewayAPIError):
     """
 
 
+class AIGatewayListingError(AIGatewayAPIError):
+    """A listing cannot go on exactly: the API answered a page that contradicts the request, or the
+    walk reached a limit of the request it would have to send next.
+
+    Raised after the one request that showed it, before its offending row is passed on: a page
+    that brings no log the walk has not seen (a repeated page), a row earlier than the keyset
+    cursor or later than the window's far end (the API did not apply the ``created_at``
+    filter), a row that contradicts the caller's filters (checked by the export), or more logs
+    in one ``created_at`` millisecond than one request's URL can exclude by id.
+    """
+
+
 class AIGatewayRateLimitError(AIGatewayAPIError):
     """HTTP 429 persisted past the retry deadline (Cloudflare's lock-out lasts up to 5 minutes)."""
 

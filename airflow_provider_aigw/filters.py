@@ -422,3 +422,69 @@ def validate_names(value: Any, *, param: str) -> list[str]:
         if not isinstance(name, str) or not name:
             raise AIGatewayInputError(f"{param} must hold non-empty strings, got {name!r}")
     return list(dict.fromkeys(value))
+
+
+#: Keys a listed row can be checked against: its own fields, compared as the API documents.
+_ROW_CHECKED_KEYS = frozenset(
+    {"id", "created_at", "provider", "model", "model_type", "success", "cached", "request_type", "event_id"}
+    | {"request_content_type", "response_content_type", "cost", "tokens_in", "tokens_out", "duration"}
+)
+
+
+def _same(field: Any, value: Any) -> bool | None:
+    """Whether a row's field equals a filter value; None when the types leave it undecidable."""
+    if isinstance(field, bool) or isinstance(value, bool):
+        if isinstance(field, bool) and isinstance(value, bool):
+            return field == value
+        return None
+    if isinstance(field, (int, float)) and isinstance(value, (int, float)):
+        return field == value
+    if isinstance(field, str) and isinstance(value, str):
+        return field == value
+    return None
+
+
+def _order(field: Any, value: Any, key: str) -> tuple[Any, Any] | None:
+    """The row's field and a filter value as comparable values, or None."""
+    if key == "created_at":
+        try:
+            return parse_created_at(field), parse_created_at(value)
+        except AIGatewayInputError:
+            return None
+    if isinstance(field, (int, float)) and isinstance(value, (int, float)) and not isinstance(field, bool):
+        return field, value
+    return None
+
+
+def contradicted_filter(row: Mapping[str, Any], filters: Sequence[Filter]) -> Filter | None:
+    """The first filter that ``row`` plainly contradicts, or None.
+
+    Only what the row itself shows is judged: keys of its own fields (not ``metadata.*``,
+    ``tokens`` or ``prompts.*``), fields present and not null, values of comparable types.
+    Several values: ``eq`` and ``contains`` match any of them (case-insensitive substring for
+    ``contains``), ``neq`` none of them; ``lt``/``gt`` compare numbers, and timestamps for
+    ``created_at``. Whatever cannot be judged counts as matching.
+    """
+    for flt in filters:
+        key, operator, values = flt["key"], flt["operator"], flt["value"]
+        field = row.get(key)
+        if key not in _ROW_CHECKED_KEYS or field is None or (key == "created_at" and operator == "contains"):
+            continue
+        verdicts: list[bool | None]
+        if operator in ("eq", "neq"):
+            verdicts = [_same(field, v) for v in values]
+            hit = any(verdicts) if operator == "eq" else not any(verdicts)
+            if not hit and (operator == "neq" or None not in verdicts):
+                return flt
+        elif operator == "contains":
+            judged = isinstance(field, str) and all(isinstance(v, str) for v in values)
+            if judged and not any(v.lower() in field.lower() for v in values):
+                return flt
+        else:
+            ordered = [_order(field, v, key) for v in values]
+            pairs = [p for p in ordered if p is not None]
+            if pairs and len(pairs) == len(ordered):
+                below = operator == "lt"
+                if not any((a < b) if below else (a > b) for a, b in pairs):
+                    return flt
+    return None

@@ -2,6 +2,9 @@
 
 The walks know nothing about HTTP: they take a :data:`PageFetcher` (one ``GET .../logs``
 returning the rows and ``result_info``), so they import only the filter helpers below them.
+They end on a short or empty page, never on ``result_info.total_count``, and stop with
+:class:`~airflow_provider_aigw.exceptions.AIGatewayListingError` at the first page that
+contradicts what they asked for.
 """
 
 from __future__ import annotations
@@ -9,11 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote_plus
 
+from airflow_provider_aigw.exceptions import AIGatewayListingError
 from airflow_provider_aigw.filters import (
     CREATED_AT_RESOLUTION,
     Filter,
     created_at_filter,
+    encode_filters,
+    format_time,
     parse_created_at,
     validate_choice,
     validate_positive,
@@ -23,9 +30,12 @@ from airflow_provider_aigw.filters import (
 MAX_PER_PAGE = 50
 LIST_ORDER_KEYS = frozenset({"created_at", "provider", "model", "model_type", "success", "cached"})
 ORDER_DIRECTIONS = ("asc", "desc")
-#: Above this many logs sharing one ``created_at``, stop excluding them by id (the URL
-#: would grow) and walk that instant by page numbers instead.
-MAX_EXCLUDED_IDS = MAX_PER_PAGE
+#: Most characters the URL-encoded ``filters`` query parameter of one listing request may take.
+#: The keyset walk excludes the ids it has seen at its cursor's millisecond in that parameter;
+#: it leaves 2,000 characters for the path and the other parameters under the client's cap on a
+#: whole URL (:data:`~airflow_provider_aigw.transport.MAX_URL_CHARS`, half of the 32 KB above which
+#: Cloudflare's edge answers 414): about 300 UUID ids with a window.
+MAX_FILTERS_QUERY_CHARS = 14_000
 
 #: One listing request: ``(filters, query params) -> (rows, result_info)``.
 PageFetcher = Callable[[list[Filter], Mapping[str, Any]], tuple[list[dict[str, Any]], dict[str, Any]]]
@@ -55,24 +65,25 @@ def limited(walk: Generator[dict[str, Any], None, None], max_results: int | None
 
 
 def iter_pages(
-    fetch_page: PageFetcher,
-    filters: list[Filter],
-    per_page: int,
-    params: Mapping[str, Any],
-    *,
-    skip_ids: set[str] | None = None,
+    fetch_page: PageFetcher, filters: list[Filter], per_page: int, params: Mapping[str, Any]
 ) -> Generator[dict[str, Any], None, None]:
-    """Walk by page numbers (stable only while the gateway is unchanged), skipping ``skip_ids``."""
+    """Walk by page numbers (stable only while the gateway is unchanged) until a short or empty page.
+
+    ``result_info.total_count`` never ends the walk (an aggregate nothing guarantees exact): N
+    logs cost ceil(N / per_page) requests, one more when N is a multiple of ``per_page``.
+    """
     page = 1
     while True:
-        rows, info = fetch_page(filters, {**params, "page": page, "per_page": per_page})
-        for row in rows:
-            if skip_ids is None or row.get("id") not in skip_ids:
-                yield row
-        total = info.get("total_count")
-        if len(rows) < per_page or (isinstance(total, int) and page * per_page >= total):
+        rows, _info = fetch_page(filters, {**params, "page": page, "per_page": per_page})
+        yield from rows
+        if len(rows) < per_page:
             return
         page += 1
+
+
+def _misbehaved(message: str) -> AIGatewayListingError:
+    """The error of a walk that cannot go on exactly (every listing is a GET)."""
+    return AIGatewayListingError(message, method="GET")
 
 
 def iter_keyset(
@@ -86,59 +97,70 @@ def iter_keyset(
 ) -> Generator[dict[str, Any], None, None]:
     """Walk by ``created_at`` from the last instant seen, excluding the ids already seen there.
 
-    See :meth:`~airflow_provider_aigw.client.AIGatewayClient.iter_logs` for the guarantees and costs.
+    Every request asks for page 1 of the logs at or beyond the cursor (the last ``created_at``
+    yielded) minus the ids yielded at that millisecond (``id neq [...]``), so the walk assumes
+    no order among logs sharing a millisecond, and logs inserted or deleted meanwhile never
+    make it skip or repeat a log that exists throughout. It ends on a short or empty page only,
+    never on ``result_info.total_count``: N logs cost ceil(N / per_page) requests, one more
+    (the empty page) when N is a multiple of ``per_page``, however many share a millisecond.
+
+    Each page is checked before any of its rows is passed on.
+
+    :raises AIGatewayListingError: a row earlier than the cursor (later, walking ``desc``) or
+        beyond the window's far end; a full page holding no log not yielded yet (no progress);
+        or more logs in one millisecond than :data:`MAX_FILTERS_QUERY_CHARS` lets one request
+        exclude by id.
     """
-    # The moving bound: inclusive at the last instant seen (minus the ids seen there),
-    # or exclusive once that instant has been walked completely.
-    cursor: dt.datetime | None = None
-    cursor_inclusive = True
-    tie_at: str | None = None
-    tie_ids: set[str] = set()
+    near = "lt" if descending else "gt"
     window = window_filters(start, end)
+    cursor: dt.datetime | None = None  # created_at of the last row yielded
+    tie_ids: list[str] = []  # the ids yielded at the cursor's millisecond
     while True:
         bounds = list(window)
         if cursor is not None:
-            bounds = [f for f in bounds if f["operator"] != ("lt" if descending else "gt")]
-            if descending:
-                edge = cursor + CREATED_AT_RESOLUTION if cursor_inclusive else cursor
-                bounds.append(created_at_filter("lt", edge))
-            else:
-                edge = cursor - CREATED_AT_RESOLUTION if cursor_inclusive else cursor
-                bounds.append(created_at_filter("gt", edge))
-        excluded = [{"key": "id", "operator": "neq", "value": sorted(tie_ids)}] if tie_ids else []
+            edge = cursor + CREATED_AT_RESOLUTION if descending else cursor - CREATED_AT_RESOLUTION
+            bounds = [f for f in bounds if f["operator"] != near] + [created_at_filter(near, edge)]
+        excluded = [{"key": "id", "operator": "neq", "value": list(tie_ids)}] if tie_ids else []
         filters = user_filters + bounds + excluded
-        rows, info = fetch_page(filters, {**params, "page": 1, "per_page": per_page})
-        fresh = 0
+        if excluded and len(quote_plus(encode_filters(filters))) > MAX_FILTERS_QUERY_CHARS:
+            raise _misbehaved(
+                f"{len(tie_ids)} logs share created_at {_fmt(cursor)}, more than one listing request "
+                f"can exclude by id (the filters would exceed {MAX_FILTERS_QUERY_CHARS:,} URL characters): "
+                "list them in smaller sets with filters (e.g. by provider or model)"
+            )
+        rows, _info = fetch_page(filters, {**params, "page": 1, "per_page": per_page})
+        fresh: list[dict[str, Any]] = []
+        seen_here = set(tie_ids)
         for row in rows:
-            log_id, created = row.get("id"), row.get("created_at")
-            if log_id in tie_ids:
-                continue  # the API ignored the exclusion; never yield twice
-            fresh += 1
-            if created != tie_at:
-                tie_at, tie_ids = created, set()
-            tie_ids.add(log_id)  # type: ignore[arg-type]
-            yield row
-        total = info.get("total_count")
-        if len(rows) < per_page or (isinstance(total, int) and len(rows) >= total):
+            created = parse_created_at(row.get("created_at"))
+            if cursor is not None and (created > cursor if descending else created < cursor):
+                raise _misbehaved(
+                    f"The API did not apply the keyset cursor: the listing went back from created_at "
+                    f"{format_time(cursor)} to log {row.get('id')!r} created at {row.get('created_at')}"
+                )
+            beyond = (start is not None and created < start) if descending else (end is not None and created >= end)
+            if beyond:
+                raise _misbehaved(
+                    f"The API did not apply the created_at filter: listing [{_fmt(start)}, {_fmt(end)}) "
+                    f"returned log {row.get('id')!r} created at {row.get('created_at')}"
+                )
+            log_id = str(row.get("id"))
+            if created == cursor and log_id in seen_here:
+                continue  # the API did not apply the id exclusion: never yield a log twice
+            if created != cursor:
+                cursor, seen_here, tie_ids = created, set(), []
+            seen_here.add(log_id)
+            tie_ids.append(log_id)
+            fresh.append(row)
+        if len(rows) >= per_page and not fresh:  # a short page ends the walk anyway
+            raise _misbehaved(
+                f"The API answered {len(rows)} logs it had listed already: the listing made no progress "
+                f"(it did not apply the id exclusion at created_at {_fmt(cursor)})"
+            )
+        yield from fresh
+        if len(rows) < per_page:
             return
-        if tie_at is None:
-            return
-        cursor, cursor_inclusive = parse_created_at(tie_at), True
-        if fresh == 0 or len(tie_ids) > MAX_EXCLUDED_IDS:
-            # Many logs share one instant: walk it by page numbers, then move past it.
-            instant = [
-                *user_filters,
-                created_at_filter("gt", cursor - CREATED_AT_RESOLUTION),
-                created_at_filter("lt", cursor + CREATED_AT_RESOLUTION),
-            ]
-            # Repeated until a pass brings no new id: oldest-first retention deleting logs of
-            # this instant mid-pass shifts the pages, and a single pass could skip some.
-            while True:
-                fresh = 0
-                for row in iter_pages(fetch_page, instant, per_page, params, skip_ids=tie_ids):
-                    tie_ids.add(row.get("id"))  # type: ignore[arg-type]
-                    fresh += 1
-                    yield row
-                if not fresh:
-                    break
-            cursor_inclusive, tie_at, tie_ids = False, None, set()
+
+
+def _fmt(value: dt.datetime | None) -> str:
+    return format_time(value) if value is not None else "-"

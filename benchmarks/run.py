@@ -70,6 +70,12 @@ def pages(n: int, per_page: int = PAGE) -> int:
     return math.ceil(n / per_page)
 
 
+def walk_requests(n: int) -> int:
+    """Requests of the provider's walk of ``n`` logs: it ends on a short or empty page only, so
+    ceil(n/50), one more when ``n`` is a multiple of 50."""
+    return n // PAGE + 1
+
+
 def budget_bound_s(requests: int, budget: tuple[int, float]) -> float:
     """Least time in which ``requests`` can be sent without ever exceeding ``budget``.
 
@@ -404,8 +410,8 @@ def report(
     lat = res.get("latency", [])
     same_ids: list[str] = []
     if lat:
-        seq_bound = pages(N) * LATENCY_MS / 1000
-        slice_pages = pages(N // SLICES + 1)
+        seq_bound = walk_requests(N) * LATENCY_MS / 1000
+        slice_pages = walk_requests(N // SLICES + 1)
         slice_bound = slice_pages * LATENCY_MS / 1000
 
         def lb(c: str) -> float | None:
@@ -468,19 +474,20 @@ def report(
             "",
             "| contender | list requests (emulator count) | expected |",
             "|---|---:|---:|",
-            f"| provider: client + writer | {'/'.join(map(str, prov))} | ceil({N:,}/50) = {pages(N)} |",
+            f"| provider: client + writer | {'/'.join(map(str, prov))} | ⌊{N:,}/50⌋ + 1 = {walk_requests(N)} |",
             f"| provider: operator | {'/'.join(map(str, opr)) or '–'} | "
-            f"{pages(N)} + 1 count request (`per_page=1`) = {pages(N) + 1} |",
+            f"{walk_requests(N)} + 1 count request (`per_page=1`) = {walk_requests(N) + 1} |",
             f"| provider: {SLICES} time slices | {'/'.join(map(str, sliced))} | "
-            f"≤ {pages(N)} + {SLICES} (one partial page per slice) |",
+            f"≤ {walk_requests(N)} + {SLICES} (one partial page per slice) |",
             f"| official SDK | {'/'.join(map(str, sdk))} | ceil({N:,}/20) + 1 = {pages(N, SDK_PAGE) + 1} |",
             "",
         ]
         targets.append(
             Target(
-                f"Requests: provider listing = ceil(N/50) = {pages(N)} (SDK: ceil(N/20)+1 = {pages(N, SDK_PAGE) + 1})",
+                f"Requests: provider listing = ⌊N/50⌋+1 = {walk_requests(N)} "
+                f"(SDK: ceil(N/20)+1 = {pages(N, SDK_PAGE) + 1})",
                 f"provider {'/'.join(map(str, prov))}, SDK {'/'.join(map(str, sdk))}",
-                prov == [pages(N)],
+                prov == [walk_requests(N)],
             )
         )
 
@@ -502,7 +509,7 @@ def report(
                 c: med([N_SWEEP / r["elapsed_s"] for r in by(sweep, contender=c, label=label)])
                 for c in ("provider", "sliced", "sdk")
             }
-            bound = N_SWEEP / (pages(N_SWEEP) * lat_ms / 1000) if lat_ms else float("inf")
+            bound = N_SWEEP / (walk_requests(N_SWEEP) * lat_ms / 1000) if lat_ms else float("inf")
             md.append(
                 f"| {lat_ms:g} | {'∞' if math.isinf(bound) else fmt_rate(bound)} | {fmt_rate(vals['provider'])} | "
                 f"{fmt_rate(vals['sliced'])} | {fmt_rate(vals['sdk'])} | {vals['provider'] / vals['sdk']:.2f}× |"
@@ -566,8 +573,8 @@ def report(
     bud = res.get("budget", [])
     if bud:
         b_req, period = BUDGET
-        bound_p = budget_bound_s(pages(N), BUDGET)
-        bound_o = budget_bound_s(pages(N) + 1, BUDGET)
+        bound_p = budget_bound_s(walk_requests(N), BUDGET)
+        bound_o = budget_bound_s(walk_requests(N) + 1, BUDGET)
 
         def bb(c: str) -> float | None:
             return {"provider": bound_p, "operator": bound_o}.get(c)
@@ -582,7 +589,8 @@ def report(
             "`budget_requests`/`budget_period`). The SDK has no budget: it is left to its defaults "
             "(2 retries honouring `Retry-After`). "
             f"Bound = least time to send R requests with at most {b_req} in any {period:g} s starting from an empty "
-            f"window, (⌈R/{b_req}⌉−1)×{period:g} s (R = {pages(N)}: {bound_p:.2f} s; operator R = {pages(N) + 1}: "
+            f"window, (⌈R/{b_req}⌉−1)×{period:g} s (R = {walk_requests(N)}: {bound_p:.2f} s; "
+            f"operator R = {walk_requests(N) + 1}: "
             f"{bound_o:.2f} s); the long-run rate is {b_req / period * PAGE:,.0f} logs/s.",
             "",
             *contender_table(bud, ["provider", "operator", "sdk"], N, bb),
@@ -619,14 +627,14 @@ def report(
     if bod:
         c = bod[0]["contender"]
         extra_req = 1 if c == "operator_bodies" else 0
-        r_total = pages(N_BODIES) + 2 * N_BODIES + extra_req
+        r_total = walk_requests(N_BODIES) + 2 * N_BODIES + extra_req
         bound = budget_bound_s(r_total, BUDGET)
         t = med([r["elapsed_s"] for r in bod])
         r429 = sum(r["server"]["served_429"] for r in bod)
         md += [
             f"## Bodies: {N_BODIES:,} logs with `include_bodies=True`, same scaled budget",
             "",
-            f"Requests: {pages(N_BODIES)} list + {2 * N_BODIES:,} body requests"
+            f"Requests: {walk_requests(N_BODIES)} list + {2 * N_BODIES:,} body requests"
             + (" + 1 count request" if extra_req else "")
             + f" = {r_total:,}; bound (⌈R/{BUDGET[0]}⌉−1)×{BUDGET[1]:g} s = {bound:.2f} s.",
             "",

@@ -105,6 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--churn-per-request", type=int, default=0, help="new logs inserted per API request")
     p.add_argument("--capacity", type=int, default=None, help="max logs per gateway (oldest deleted beyond)")
     p.add_argument(
+        "--total-count-factor",
+        type=float,
+        default=None,
+        metavar="F",
+        help="report result_info.total_count times F, rounded down, e.g. 0.5 for a stale count "
+        "(admin: total_count_factor)",
+    )
+    p.add_argument(
+        "--total-count-page-only",
+        action="store_true",
+        help="report as total_count the rows of the current page only (admin: total_count_page_only)",
+    )
+    p.add_argument(
+        "--shuffle-ties",
+        action="store_true",
+        help="logs sharing a created_at millisecond come in a different (seeded) random order on each "
+        "list request (admin: shuffle_ties)",
+    )
+    p.add_argument(
+        "--ignore-list-filter-operator",
+        action="append",
+        default=[],
+        metavar="KEY:OP",
+        help="one operator of a filter key silently ignored on list, e.g. created_at:lt (repeatable; "
+        "admin: ignore_list_filter_operators)",
+    )
+    p.add_argument(
         "--ignore-filter-key",
         action="append",
         default=[],
@@ -191,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         "lockout_s": args.lockout_s,
         "churn_insert_per_request": args.churn_per_request,
         "capacity": args.capacity,
+        "total_count_factor": args.total_count_factor,
+        "total_count_page_only": args.total_count_page_only,
+        "shuffle_ties": args.shuffle_ties,
+        "ignore_list_filter_operators": args.ignore_list_filter_operator,
         "ignore_filter_keys": args.ignore_filter_key,
         "ignore_delete_filter_keys": args.ignore_delete_filter_key,
         "fail_body_ids": args.fail_body_id,

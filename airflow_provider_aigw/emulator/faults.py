@@ -1,7 +1,8 @@
 """Deterministic fault injection for the emulator: latency, 5xx, dropped connections,
-Cloudflare-style rate limiting with lock-out, gateway churn, filter keys the API silently
-ignores, failing body routes, enveloped bodies, a URL length limit (414) and DELETEs that remove
-their matches in another order than asked, or only some of them."""
+Cloudflare-style rate limiting with lock-out, gateway churn, wrong ``total_count``, unstable
+tie order, filter keys (or one operator of a key) the API silently ignores, failing body
+routes, enveloped bodies, a URL length limit (414) and DELETEs that remove their matches in
+another order than asked, or only some of them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ _FIELDS = (
     "lockout_s",
     "churn_insert_per_request",
     "capacity",
+    "total_count_factor",
+    "total_count_page_only",
+    "shuffle_ties",
+    "ignore_list_filter_operators",
     "ignore_filter_keys",
     "ignore_delete_filter_keys",
     "fail_body_ids",
@@ -63,6 +68,15 @@ class Faults:
     :param lockout_s: lock-out after the limit is exceeded (default: the period).
     :param churn_insert_per_request: new logs (created_at = now) inserted per API request.
     :param capacity: max logs per gateway; the oldest are deleted beyond it (DELETE_OLDEST).
+    :param total_count_factor: list answers report ``result_info.total_count`` times this
+        factor, rounded down (e.g. 0.5: a stale, understated count); None = the true count.
+    :param total_count_page_only: list answers report as ``total_count`` the rows of the
+        current page only.
+    :param shuffle_ties: logs sharing a ``created_at`` millisecond come in a different random
+        (seeded) order on each list request ordered by ``created_at``, so pages cut such an
+        instant differently every time.
+    :param ignore_list_filter_operators: ``"key:operator"`` pairs (e.g. ``"created_at:lt"``)
+        the server silently drops from list requests: one operator of a key ignored.
     :param ignore_filter_keys: filter keys the server silently ignores on list AND delete (as
         Cloudflare does with filters it does not apply): such filters are dropped, no error.
     :param ignore_delete_filter_keys: filter keys silently ignored on DELETE only.
@@ -93,6 +107,10 @@ class Faults:
     lockout_s: float | None = None
     churn_insert_per_request: int = 0
     capacity: int | None = None
+    total_count_factor: float | None = None
+    total_count_page_only: bool = False
+    shuffle_ties: bool = False
+    ignore_list_filter_operators: list[str] = field(default_factory=list)
     ignore_filter_keys: list[str] = field(default_factory=list)
     ignore_delete_filter_keys: list[str] = field(default_factory=list)
     fail_body_ids: list[str] = field(default_factory=list)
@@ -113,7 +131,12 @@ class Faults:
         unknown = set(changes) - set(_FIELDS)
         if unknown:
             raise TypeError(f"unknown fault settings: {sorted(unknown)}")
-        for name in ("ignore_filter_keys", "ignore_delete_filter_keys", "fail_body_ids"):
+        for name in (
+            "ignore_list_filter_operators",
+            "ignore_filter_keys",
+            "ignore_delete_filter_keys",
+            "fail_body_ids",
+        ):
             if name in changes:
                 value = changes[name]
                 if isinstance(value, str) or not all(isinstance(v, str) for v in value or ()):
@@ -148,6 +171,27 @@ class Faults:
             if method == "DELETE":
                 keys.update(self.ignore_delete_filter_keys)
             return keys
+
+    def ignored_operators(self, method: str) -> set[tuple[str, str]]:
+        """``(key, operator)`` pairs the server drops silently from a request with ``method``."""
+        with self._lock:
+            if method != "GET":
+                return set()
+            return {tuple(pair.split(":", 1)) for pair in self.ignore_list_filter_operators}  # type: ignore[misc]
+
+    def reported_total(self, total: int, page_count: int) -> int:
+        """The ``result_info.total_count`` a list answer reports for ``total`` matches."""
+        with self._lock:
+            if self.total_count_page_only:
+                return page_count
+            if self.total_count_factor is not None:
+                return math.floor(total * self.total_count_factor)
+            return total
+
+    def tie_rng(self) -> random.Random | None:
+        """The generator shuffling ties of one list request, or None when ties keep their order."""
+        with self._lock:
+            return random.Random(self._rng.random()) if self.shuffle_ties else None
 
     def body_failure(self, log_id: str) -> int | None:
         """The status a body route of ``log_id`` must fail with, or None."""

@@ -364,7 +364,8 @@ class EmulatorServer:
                 raise not_found()
             if log_id is None:
                 if method == "GET":
-                    items, info = gw.list(self._apply_ignored(parse_list_query(query), method))
+                    items, info = gw.list(self._apply_ignored(parse_list_query(query), method), self.faults.tie_rng())
+                    info["total_count"] = self.faults.reported_total(info["total_count"], len(items))
                     return (
                         200,
                         {"success": True, "errors": [], "messages": [], "result": items, "result_info": info},
@@ -418,10 +419,11 @@ class EmulatorServer:
             raise _method_not_allowed()
 
     def _apply_ignored(self, q: ListQuery, method: str) -> ListQuery:
-        """Drop the filters whose key the fault settings make the server ignore silently."""
+        """Drop the filters whose key (or key and operator) the fault settings make the server ignore silently."""
         ignored = self.faults.ignored_keys(method)
-        if ignored:
-            q.filters = [f for f in q.filters if f.key not in ignored]
+        operators = self.faults.ignored_operators(method)
+        if ignored or operators:
+            q.filters = [f for f in q.filters if f.key not in ignored and (f.key, f.op) not in operators]
         return q
 
     # ------------------------------------------------------------------ admin

@@ -336,10 +336,23 @@ class Gateway:
             out[f"max_{k}"] = max(vals) if vals else None
         return out
 
-    def list(self, q: ListQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Answer a list query: ``(result, result_info)``."""
+    def list(self, q: ListQuery, tie_rng: random.Random | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Answer a list query: ``(result, result_info)``.
+
+        With ``tie_rng`` (ordered by ``created_at``), logs sharing a millisecond come in an order
+        drawn from it instead of insertion order: every match is ordered, then the page cut.
+        """
         offset = (q.page - 1) * q.per_page
-        positions, total = self.ordered_positions(q, offset, q.per_page)
+        if tie_rng is not None and q.order_by == "created_at":
+            ordered, total = self.ordered_positions(q, 0, len(self.keys))
+            instants: dict[int, list[int]] = {}
+            for p in ordered:
+                instants.setdefault(self.keys[p] >> SEQ_BITS, []).append(p)
+            for group in instants.values():
+                tie_rng.shuffle(group)
+            positions = [p for group in instants.values() for p in group][offset : offset + q.per_page]
+        else:
+            positions, total = self.ordered_positions(q, offset, q.per_page)
         items = [self.materialize(p) for p in positions]
         info: dict[str, Any] = {
             "page": q.page,

@@ -19,10 +19,18 @@ from urllib.parse import urlsplit
 
 from airflow_provider_aigw.bodies import BodyFetcher
 from airflow_provider_aigw.compat import Asset, ObjectStoragePath
-from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError, AIGatewayListingError
 from airflow_provider_aigw.export._storage import resolve_destination
 from airflow_provider_aigw.export.writer import export_logs
-from airflow_provider_aigw.filters import Filter, format_time, parse_time, validate_choice, validate_window
+from airflow_provider_aigw.filters import (
+    Filter,
+    contradicted_filter,
+    format_time,
+    parse_time,
+    validate_choice,
+    validate_window,
+    window_filters,
+)
 from airflow_provider_aigw.listing import MAX_PER_PAGE
 
 if TYPE_CHECKING:
@@ -36,6 +44,7 @@ __all__ = [
     "PROGRESS_INTERVAL",
     "ExportRun",
     "Progress",
+    "checked_rows",
     "destination_assets",
     "export_window",
     "format_duration",
@@ -228,6 +237,26 @@ class ExportRun:
         logger.warning("%s; their rows are exported with body status 'failed'", self.body_failures)
 
 
+def checked_rows(logs: Iterable[dict[str, Any]], filters: list[Filter], window: str) -> Iterator[dict[str, Any]]:
+    """Pass ``logs`` through, stopping at the first row outside the window or against the filters.
+
+    ``filters`` include the window's ``created_at`` bounds; only what a row shows is judged
+    (:func:`~airflow_provider_aigw.filters.contradicted_filter`).
+
+    :raises AIGatewayListingError: naming the row and the filter the API did not apply.
+    """
+    for row in logs:
+        flt = contradicted_filter(row, filters)
+        if flt is not None:
+            raise AIGatewayListingError(
+                f"The API did not apply the filter {flt['key']} {flt['operator']} {flt['value']}: listing "
+                f"the window {window} returned log {row.get('id')!r} ({flt['key']}={row.get(flt['key'])!r}). "
+                "Nothing was committed",
+                method="GET",
+            )
+        yield row
+
+
 def run_export(
     hook: AIGatewayHook,
     destination: Any,
@@ -266,7 +295,11 @@ def run_export(
     expected = hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
     window = f"[{format_time(start)}, {format_time(end)})"
     logger.info("exporting %d logs of gateway %r, %s, as %s to %s", expected, gateway, window, format, url)
-    logs: Iterable[dict[str, Any]] = hook.iter_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+    logs: Iterable[dict[str, Any]] = checked_rows(
+        hook.iter_logs(filters=filters, start=start, end=end, gateway_id=gateway),
+        filters + window_filters(start, end),
+        window,
+    )
     bodies: BodyFetcher | None = None
     if include_bodies:
         bodies = BodyFetcher(
@@ -283,14 +316,16 @@ def run_export(
         filters=filters or None,
         account_id=client.account_id,
         format=format,
+        total_count=expected,
         **writer_options,
     )
     progress.report()
     summary = result.summary()
     if result.written != expected:
         logger.warning(
-            "%d logs matched when the export started, %d were read: the gateway changed during "
-            "the export (late arrivals or automatic deletion of old logs)",
+            "%d logs matched when the export started, %d were read (every page, to a short one): the "
+            "gateway changed during the export (late arrivals or automatic deletion of old logs) or the "
+            "API's total_count is inexact; the manifest's count_check records both",
             expected,
             result.written,
         )

@@ -96,6 +96,8 @@ class ExportResult:
         }
         if len(files) <= SUMMARY_MAX_PATHS:
             out["paths"] = [f["uri"] for f in files]
+        if "count_check" in m:
+            out["count_check"] = m["count_check"]
         if "usage" in m:  # dataset: per-model usage, without the duration buckets
             out["usage"] = usage_for_xcom(m["usage"])
         return out
@@ -165,6 +167,7 @@ def export_logs(
     owner: str | None = None,
     lock_lease: timedelta = _commit.DEFAULT_LOCK_LEASE,
     on_progress: Callable[[int], None] | None = None,
+    total_count: int | None = None,
 ) -> ExportResult:
     """Stream ``logs`` into partitioned part files under ``destination`` and commit a manifest.
 
@@ -200,6 +203,9 @@ def export_logs(
         holder renews it every third of that).
     :param on_progress: called with the number of logs written so far, every 10,000 logs and
         once at the end.
+    :param total_count: how many logs the API's ``total_count`` said match when the export
+        started; recorded with the number read in the manifest's ``count_check``
+        (``{"total_count", "walked", "agrees"}``), so a disagreement is never silent.
     :raises AIGatewayInputError: invalid argument, unusable or unwritable destination, or a log
         without a parseable ``created_at``.
     :raises AIGatewayExportConflictError: another export of the window runs or committed meanwhile,
@@ -266,6 +272,8 @@ def export_logs(
         }
         if outside:
             manifest["outside_window"] = outside
+        if total_count is not None:
+            manifest["count_check"] = {"total_count": total_count, "walked": walked, "agrees": total_count == walked}
         manifest["created_at"] = format_ts(datetime.now(timezone.utc))
         manifest["complete"] = True
         count = manifest["count"]

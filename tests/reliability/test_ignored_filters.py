@@ -66,8 +66,8 @@ def test_equal_counts_with_id_ignored_on_delete_deletes_no_unexported_log(make_e
         delete(manifest=summary)
     assert server.ids(GW) == before  # nothing deleted at all
     assert server.stats["delete"] == 0
-    # one count, then the keyset walk of the window: ceil(600/50) requests
-    assert server.stats["list"] == 1 + 12
+    # one count, then the keyset walk of the window: 600/50 requests and the empty page ending it
+    assert server.stats["list"] == 1 + 13
 
 
 # ------------------------------------------------- 2. every DELETE confined; the canary
@@ -380,10 +380,11 @@ def test_retention_eating_the_canary_slice_is_not_blamed_on_the_api(make_emulato
     summary = export(tmp_path)
     exported = exported_ids(summary)
     server.faults.update(capacity=600)
-    # Two new logs arrive just before the canary DELETE (after the count, 12 pages and the canary's
-    # first listing): retention removes the two oldest, the canary's unnamed log and a named one.
+    # Two new logs arrive just before the canary DELETE (after the count, 12 pages, the empty page
+    # ending the walk and the canary's first listing): retention removes the two oldest, the
+    # canary's unnamed log and a named one.
     fresh = [{"created_at": (END + timedelta(hours=1)).isoformat()} for _ in range(2)]
-    server.schedule_late_logs(GW, fresh, after_requests=1 + 12 + 1)
+    server.schedule_late_logs(GW, fresh, after_requests=1 + 13 + 1)
     lines = Lines()
     monkeypatch.setattr(AIGatewayDeleteLogsOperator, "log", lines)
     assert delete(manifest=summary) == 600

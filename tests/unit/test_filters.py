@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.filters import (
+    contradicted_filter,
     encode_filters,
     format_time,
     normalize_filters,
@@ -195,3 +196,31 @@ def test_run_window_refuses_bad_input(window, message):
 def test_run_window_needs_a_window_without_a_data_interval():
     with pytest.raises(AIGatewayInputError, match="no data interval: set window"):
         run_window(None, None, None)
+
+
+ROW = {"id": "a", "created_at": "2026-11-26T10:00:00.000Z", "model": "gpt-4o", "cost": 0.5, "success": True}
+
+
+@pytest.mark.parametrize(
+    ("flt", "contradicted"),
+    [
+        ({"key": "model", "operator": "eq", "value": ["claude", "gpt-4o"]}, False),  # OR of the values
+        ({"key": "model", "operator": "eq", "value": ["claude", "llama"]}, True),
+        ({"key": "model", "operator": "neq", "value": ["claude", "llama"]}, False),  # none of the values
+        ({"key": "model", "operator": "neq", "value": ["claude", "gpt-4o"]}, True),
+        ({"key": "model", "operator": "contains", "value": ["GPT", "x"]}, False),
+        ({"key": "model", "operator": "contains", "value": ["claude"]}, True),
+        ({"key": "cost", "operator": "gt", "value": [0.4]}, False),
+        ({"key": "cost", "operator": "lt", "value": [0.4]}, True),
+        ({"key": "cost", "operator": "lt", "value": ["0.4"]}, False),  # a string against a number: undecidable
+        ({"key": "success", "operator": "eq", "value": [False]}, True),
+        ({"key": "success", "operator": "eq", "value": ["false"]}, False),  # undecidable
+        ({"key": "created_at", "operator": "lt", "value": ["2026-11-26T10:00:00.000Z"]}, True),
+        ({"key": "created_at", "operator": "gt", "value": ["2026-11-26T09:59:59.999Z"]}, False),
+        ({"key": "created_at", "operator": "contains", "value": ["2025"]}, False),  # not judged
+        ({"key": "metadata.value", "operator": "eq", "value": ["user-1"]}, False),  # not in the row: skipped
+        ({"key": "provider", "operator": "eq", "value": ["openai"]}, False),  # field absent: skipped
+    ],
+)
+def test_contradicted_filter_judges_only_what_the_row_shows(flt: dict, contradicted: bool) -> None:
+    assert contradicted_filter(ROW, [flt]) == (flt if contradicted else None)

@@ -46,6 +46,10 @@ def test_cli_help() -> None:
         "--max-url-bytes",
         "--delete-order",
         "--delete-max-logs",
+        "--total-count-factor",
+        "--total-count-page-only",
+        "--shuffle-ties",
+        "--ignore-list-filter-operator",
     ):
         assert flag in out
 

@@ -345,3 +345,46 @@ def test_max_url_bytes_answers_414_and_applies_nothing(emu: EmulatorServer) -> N
     assert get(emu, per_page=1).status_code == 200  # a short request still goes
     assert emu.stats["delete"] == 1
     assert Faults().to_dict()["max_url_bytes"] is None and Faults().delete_order == "asked"
+
+
+def test_understated_total_counts(emu: EmulatorServer) -> None:
+    emu.faults.update(total_count_factor=0.12)
+    assert total(emu) == 12
+    emu.faults.update(total_count_factor=None, total_count_page_only=True)
+    info = get(emu, per_page=30, page=4).json()["result_info"]
+    assert info["total_count"] == info["count"] == 10  # only the rows of that page
+    emu.faults.reset()
+    assert total(emu) == 100
+
+
+def test_shuffled_ties_cut_a_crowded_instant_differently_on_each_request(emu: EmulatorServer) -> None:
+    instant = "2026-01-05T12:00:00.000Z"
+    crowded = set(emu.add_logs(GW, [{"created_at": instant} for _ in range(60)]))
+    only = _filters({"key": "created_at", "operator": "contains", "value": ["2026-01-05T12:00:00.000"]})
+
+    def pages() -> list[list[str]]:
+        return [[r["id"] for r in get(emu, per_page=20, page=p, **only).json()["result"]] for p in (1, 2, 3)]
+
+    assert pages() == pages()  # insertion order: stable
+    emu.faults.update(shuffle_ties=True)
+    first, second = pages(), pages()
+    assert first[0] != second[0]
+    assert set(first[0]) <= crowded and set(second[0]) <= crowded
+    emu.faults.reset()
+    assert emu.faults.shuffle_ties is False
+
+
+def test_one_ignored_operator_of_a_key_on_list_only(emu: EmulatorServer) -> None:
+    cut = emu.logs(GW)[50]["created_at"]
+    before = _filters({"key": "created_at", "operator": "lt", "value": [cut]})
+    assert total(emu, **before) == 50
+    emu.faults.update(ignore_list_filter_operators=["created_at:lt"])
+    assert total(emu, **before) == 100  # the list dropped it silently
+    after = _filters({"key": "created_at", "operator": "gt", "value": [cut]})
+    assert total(emu, **after) == 49  # the other operator still applies
+    r = requests.delete(emu.logs_url(GW), headers=emu.auth_headers, params=before, timeout=10)
+    assert r.status_code == 200 and emu.count(GW) == 50  # the DELETE applied it
+    assert requests.post(emu.base_url + "/__emulator__/faults", json={"shuffle_ties": True}, timeout=10).ok
+    assert requests.get(emu.base_url + "/__emulator__/faults", timeout=10).json()["ignore_list_filter_operators"] == [
+        "created_at:lt"
+    ]
