@@ -55,7 +55,7 @@ test-matrix: redis-server
 
 # Long reliability cases, not part of `make test` (tests/soak/, collected only with AIGW_SOAK=1):
 # a 1,000,000-log export (exact, flat memory) and 10 concurrent exports under one request budget.
-# Prints times, request counts and peak RSS. About 8 minutes on 2 cores.
+# Prints times, request counts and peak RSS. About 2-3 minutes on 2 cores.
 .PHONY: soak
 soak: $(STAMP)
 	AIGW_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/soak $(PYTEST_ARGS)

@@ -168,15 +168,18 @@ def scenario_sweep(b: Bench) -> None:
 
 
 def scenario_zero(b: Bench) -> None:
-    """Zero latency: CPU per log, peak RSS at N and N_BIG (one fresh process per run)."""
+    """Zero latency: CPU per log (jsonl.gz and Parquet against the SDK, same rounds), peak RSS at
+    N and N_BIG (one fresh process per run)."""
 
     def make(c: str) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
         if c == "provider_big":
             return "g200k", [{"label": "big"}], {"contender": "provider"}
+        if c == "provider_parquet":
+            return "g20k", [{"label": "z"}], {"contender": "provider", "format": "parquet"}
         return "g20k", [{"label": "z"}], {}
 
     rows = b.results.setdefault("zero", [])
-    contenders = ["provider", "provider_big", "operator", "sdk"]
+    contenders = ["provider", "provider_big", "provider_parquet", "operator", "sdk"]
     for rnd in range(b.rounds):
         order = contenders[rnd % len(contenders) :] + contenders[: rnd % len(contenders)]
         for c in order:
@@ -294,11 +297,39 @@ def by(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
 
 
+#: The most CPU per log the provider may spend, as a share of the SDK's in the same run.
+CPU_RATIO_TARGET = 0.2
+
+
+def cpu_ratios(zero: list[dict[str, Any]], variant: str) -> list[float]:
+    """Per round: ``variant``'s CPU per log over the SDK's (absolute figures move with the
+    machine's load; contenders of one round ran minutes apart)."""
+    out = []
+    for rnd in sorted({r["round"] for r in zero}):
+        mine, sdk = by(zero, variant=variant, round=rnd), by(zero, variant="sdk", round=rnd)
+        if mine and sdk:
+            out.append(cpu_us_per_log(mine[0]) / cpu_us_per_log(sdk[0]))
+    return out
+
+
 @dataclass
 class Target:
     name: str
     measured: str
     ok: bool | None  # None: reported, no target
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
+def busy(load_start: str) -> bool:
+    """Whether the machine had at least one runnable task per core at the start or end of the run."""
+    ones = [part.split("/")[0] for part in (load_start, load_average()) if part and part != "unknown"]
+    return any(float(x) >= (os.cpu_count() or 1) for x in ones)
 
 
 def machine_info() -> dict[str, str]:
@@ -375,6 +406,8 @@ def report(
     targets: list[Target] = []
     md: list[str] = []
     info = machine_info()
+    if getattr(args, "load_start", ""):
+        info["Load average (1/5/15 min) at start, at end"] = f"{args.load_start}; {load_average()}"
     cmd = "make bench" if not args.cmdline else args.cmdline
     md += [
         "# Benchmarks: export path vs the official `cloudflare` SDK",
@@ -387,6 +420,16 @@ def report(
         "contenders alternating (order rotated each round); medians with min–max over the rounds"
         + (f" (scenarios re-run: {', '.join(args.only)})" if kept_from else ""),
         *([f"- Other sections kept from the previous run ({kept_from})"] if kept_from else []),
+        *(
+            [
+                "- **Loaded machine**: other work shared these cores during the run (load averages under "
+                "Machine). Absolute times, rates and CPU per log are inflated and the latency- and "
+                "budget-bound shares lowered by the per-request CPU; compare the same-run ratios "
+                "(provider/SDK)."
+            ]
+            if busy(getattr(args, "load_start", ""))
+            else []
+        ),
         f"- Emulator: `python -m airflow_provider_aigw.emulator` subprocess on 127.0.0.1, seed {SEED}, "
         f"logs spread over [{WINDOW_START}, {WINDOW_END}); gateways "
         + ", ".join(f"{k}={v:,}" for k, v in GATEWAYS.items()),
@@ -396,7 +439,7 @@ def report(
         "set of log ids compared across contenders.",
         "- Output of every contender: gzip JSON Lines. Provider: `export_logs(..., format='jsonl.gz')` "
         "(partitioned part files + manifest); SDK: one `gzip.open(...)` file, `json.dumps(log.to_dict(mode='json'))` "
-        "per log.",
+        "per log. The zero-latency scenario also runs the provider with `format='parquet'`.",
         "",
         "## Machine",
         "",
@@ -525,17 +568,18 @@ def report(
         md += [
             "## Zero latency: CPU per log and peak memory",
             "",
-            "| run | logs | median s | median logs/s | CPU µs/log (user+sys) median | min–max "
-            "| peak RSS MB median | min–max |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| run | format | logs | median s | median logs/s | CPU µs/log (user+sys) median | min–max "
+            "| CPU / SDK's (same round) median | min–max | peak RSS MB median | min–max |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         names = {
-            "provider": "provider: client + writer",
-            "provider_big": "provider: client + writer",
-            "operator": "provider: operator",
-            "sdk": "official SDK",
+            "provider": ("provider: client + writer", "jsonl.gz"),
+            "provider_big": ("provider: client + writer", "jsonl.gz"),
+            "provider_parquet": ("provider: client + writer", "parquet"),
+            "operator": ("provider: operator", "jsonl.gz"),
+            "sdk": ("official SDK", "jsonl.gz"),
         }
-        for variant in ("provider", "provider_big", "operator", "sdk"):
+        for variant, (name, fmt) in names.items():
             rs = by(zero, variant=variant)
             if not rs:
                 continue
@@ -543,16 +587,28 @@ def report(
             cpu = [cpu_us_per_log(r) for r in rs]
             rss = [r["rss_peak_kb"] / 1024 for r in rs]
             t = [r["elapsed_s"] for r in rs]
+            ratios = cpu_ratios(zero, variant)
             md.append(
-                f"| {names[variant]} | {n:,} | {med(t):.2f} | {fmt_rate(n / med(t))} | {med(cpu):.1f} | "
-                f"{rng(cpu, '{:.1f}')} | {med(rss):.0f} | {rng(rss, '{:.0f}')} |"
+                f"| {name} | {fmt} | {n:,} | {med(t):.2f} | {fmt_rate(n / med(t))} | {med(cpu):.1f} | "
+                f"{rng(cpu, '{:.1f}')} | {med(ratios):.2f}× | {rng(ratios, '{:.2f}')} | {med(rss):.0f} | "
+                f"{rng(rss, '{:.0f}')} |"
             )
-        md.append("")
+        md += [
+            "",
+            "CPU / SDK's: the run's CPU per log over the SDK's in the same round (the provider exports "
+            f"{N:,} logs from g20k like the SDK; the {N_BIG:,}-log row is compared with the SDK's "
+            f"{N:,}-log run). The ratio is the figure to compare between runs: absolute CPU per log "
+            "moves with the machine's load (see the load averages under Machine).",
+            "",
+        ]
         small = med([r["rss_peak_kb"] / 1024 for r in by(zero, variant="provider")])
         big = med([r["rss_peak_kb"] / 1024 for r in by(zero, variant="provider_big")])
         cpu_p = med([cpu_us_per_log(r) for r in by(zero, variant="provider")])
         cpu_s = med([cpu_us_per_log(r) for r in by(zero, variant="sdk")])
         cpu_big = med([cpu_us_per_log(r) for r in by(zero, variant="provider_big")])
+        cpu_pq = med([cpu_us_per_log(r) for r in by(zero, variant="provider_parquet")])
+        ratio_p = med(cpu_ratios(zero, "provider"))
+        ratio_pq = med(cpu_ratios(zero, "provider_parquet"))
         targets.append(
             Target(
                 f"Memory: peak RSS at {N_BIG:,} logs ≤ peak at {N:,} + 20 MB",
@@ -562,11 +618,19 @@ def report(
         )
         targets.append(
             Target(
-                "CPU: provider ≤ 25 µs per exported log (jsonl.gz, zero latency)",
-                f"{cpu_p:.1f} µs/log at {N:,} ({cpu_big:.1f} at {N_BIG:,}); SDK {cpu_s:.1f} µs/log",
-                cpu_p <= 25,
+                f"CPU: provider ≤ {CPU_RATIO_TARGET:g}× the SDK's CPU per log (jsonl.gz, zero latency, same rounds)",
+                f"{ratio_p:.2f}× ({cpu_p:.1f} vs {cpu_s:.1f} µs/log at {N:,}; {cpu_big:.1f} µs/log at {N_BIG:,})",
+                ratio_p <= CPU_RATIO_TARGET,
             )
         )
+        if not math.isnan(ratio_pq):
+            targets.append(
+                Target(
+                    "CPU: provider writing Parquet, against the SDK writing jsonl.gz (reported)",
+                    f"{ratio_pq:.2f}× ({cpu_pq:.1f} vs {cpu_s:.1f} µs/log at {N:,})",
+                    None,
+                )
+            )
         same_ids += [r.get("ids_digest", "") for r in zero if r["gateway"] == "g20k"]
 
     # ---- budget-bound
@@ -741,35 +805,41 @@ NOTES = [
     "5 lock-outs per 400 requests: the client stamped a request when sending, the server counts it on "
     "arrival, and a slightly slower arrival let the server see 51 in 0.5 s. `RequestBudget` now stamps "
     "each request with the time its answer arrived (`acquire()` returns a ticket, `answered()` re-stamps), "
-    "so the client's window always ends after the server's: zero 429s since, at 95-99% of the bound.",
+    "so the client's window always ends after the server's: zero 429s since, at 91-99% of the bound.",
     "- **CPU fix found here.** Profiling (cProfile, pyinstrument) showed requests re-reading proxy/CA/netrc "
     "settings from the environment on every call and re-encoding the params on every attempt; the client "
     "now does both once (about 2-3 µs per log).",
     "- **Latency-bound MISS (sequential within 10% of the bound).** The bound counts only the injected "
-    "latency. Each request also costs a fixed ~1.5-2 ms: the emulator's Python HTTP handling and JSON "
-    "encoding of a 50-log page (~0.5-1 ms, see the emulator table), the client's HTTP stack and JSON "
-    "decoding (~0.5-0.7 ms), and re-warming caches after each idle wait (CPU per log rises from ~30 µs at "
-    "0 ms to ~45 µs at 20 ms). A keyset walk cannot pipeline (the next request needs the last "
-    "`created_at` of this page); prefetching pages in a thread so the writer overlaps the wait was tried "
-    "and gained nothing (9.4-9.8 s either way), so the writer is not the cause. The share shrinks as "
-    "latency grows (89% of the bound at 40 ms in the sweep); the remedy within one task is the time-slice "
-    "walk, 7× the sequential bound here.",
-    "- **CPU MISS (25 µs/log).** Where the ~28-33 µs go (profiles of the 20,000- and 200,000-log runs): "
-    "requests + urllib3 + http.client per page, ~7-9 µs per log (350-450 µs per request); JSON decoding "
-    "~2 µs; `json.dumps` per line ~4 µs (it builds a new `JSONEncoder` per call because of its non-default "
-    "options; a module-level encoder in `export/formats.py` would save ~0.7 µs); gzip level 6 ~3 µs; "
-    "`created_at` parsing, partition bookkeeping and the keyset walk ~3-4 µs; at 20,000 logs also the "
-    "fixed cost of 72 hourly part files and the manifest. The machine is shared with other engineers' "
-    "test runs, so CPU figures move by ±10% between runs. The SDK needs ~3.5× as much CPU per log "
-    "(pydantic models, httpx).",
+    "latency. Each request also costs a fixed ~1.5-3 ms: the emulator's Python HTTP handling and JSON "
+    "encoding of a 50-log page (~1-2 ms, see the emulator table), the client's HTTP stack and JSON "
+    "decoding (~0.5-1 ms), and re-warming caches after each idle wait (CPU per log is ~1.4× the "
+    "zero-latency figure at 20 ms); on a loaded machine all of it grows, and so does the miss. A keyset "
+    "walk cannot pipeline (the next request needs the last `created_at` of this page); prefetching pages "
+    "in a thread so the writer overlaps the wait was tried in an earlier run and gained nothing (9.4-9.8 s "
+    "either way), so the writer is not the cause. The share shrinks as latency grows (see the sweep at "
+    "40 ms); the remedy within one task is the time-slice walk (8 slices: 4-8× the sequential bound).",
+    "- **CPU per log, as a share of the SDK's (MISS: 0.2×).** Measured as a ratio within each round, "
+    "because this machine (2 cores) was shared with other engineers' test runs (load averages under "
+    "Machine): the SDK's CPU per log was ~1.6× its figure on an idle machine (176 against 111 µs), and "
+    "single runs move by ±10%. Before this run's changes the provider was at 0.36× (87.7 against 242.7 "
+    "µs, same load); it is at ~0.30× now. Profiles (cProfile on CPU time, 20,000 logs) put about 45% "
+    "of the provider's CPU in fetching: requests + urllib3 + http.client cost ~0.45-1.2 ms per page "
+    "(http.client alone ~0.09-0.24 ms on the same page), a quarter of it urllib3 re-encoding the "
+    "~500-byte query byte by byte in Python three to four times per request; JSON decoding ~1.5-3 µs "
+    "per log. Fetching alone is ~0.14× the SDK's whole CPU per log, so a 0.2× export would leave "
+    "~0.06× for writing: less than gzip (level 6, ~720 bytes per line) and the C JSON encoder of the "
+    "30-column line cost together. The typed schema's row conversion is now a planned copy per log "
+    "shape (to_row 7.8 → ~5 µs, writing from memory 30 → 23 µs per log, loaded machine; output "
+    "unchanged, checked against the field-by-field reference). Reaching 0.2× takes a lighter HTTP path "
+    "than requests for the listing, which is the transport's one code path (not changed here).",
     "- **Time slices** write one export per slice (own destination and manifest); the table counts every "
     "log once. The operator runs one keyset walk; slicing is a benchmark of what a DAG can do with mapped "
     "tasks over sub-windows sharing one budget.",
-    "- **SDK under the budget**: no client-side budget, so it trips the lock-out once per window (20 "
+    "- **SDK under the budget**: no client-side budget, so it trips the lock-out once per window (19-20 "
     "429s in ~1,020 requests) and survives only because the scaled lock-out (0.5 s) is shorter than its "
     "retries; against Cloudflare's 5-minute lock-out those 2 short retries would fail the listing.",
-    "- **Emulator**: created_at-ordered and windowed pages (what the export sends) answer in ~1 ms at "
-    "1,000,000 logs; filters on other keys and other orders scan and sort every log (~7-8 s at 1,000,000) "
+    "- **Emulator**: created_at-ordered and windowed pages (what the export sends) answer in ~1-2 ms at "
+    "1,000,000 logs; filters on other keys and other orders scan and sort every log (~7-11 s at 1,000,000) "
     "and would be the bottleneck of a benchmark that used them.",
     "",
 ]
@@ -784,6 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="print only; do not write RESULTS.md")
     args = p.parse_args(argv)
     started = datetime.now(timezone.utc)
+    args.load_start = load_average()
     t0 = time.monotonic()
     out_dir = Path(args.out)
     results: dict[str, Any] = {}

@@ -84,7 +84,8 @@ class Outcome:
 
 
 def run_provider(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
-    """Contender 1: the client's keyset walk streamed into the export writer."""
+    """Contender 1: the client's keyset walk streamed into the export writer (``spec["format"]``,
+    default ``jsonl.gz``)."""
     from airflow_provider_aigw.export import export_logs
 
     emu = spec["emulator"]
@@ -96,7 +97,7 @@ def run_provider(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
         gateway_id=gateway,
         start=_utc(emu["start"]),
         end=_utc(emu["end"]),
-        format="jsonl.gz",
+        format=spec.get("format", "jsonl.gz"),
     )
     o = Outcome()
     o.count, o.manifests, o.client_requests = result.count, [result.manifest_uri], client.requests_sent

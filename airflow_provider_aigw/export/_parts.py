@@ -99,12 +99,13 @@ class _PartStream:
         current.write(item, dt)
         self.rows += 1
         self.usage.add(item)
-        for status_field in BODY_STATUS_FIELDS:
-            if status_field in item:
-                status = item[status_field]
-                counts = self.body_stats.setdefault(status_field, {})
-                label = "null" if status is None else str(status)
-                counts[label] = counts.get(label, 0) + 1
+        if "request_body_status" in item or "response_body_status" in item:  # only with bodies
+            for status_field in BODY_STATUS_FIELDS:
+                if status_field in item:
+                    status = item[status_field]
+                    counts = self.body_stats.setdefault(status_field, {})
+                    label = "null" if status is None else str(status)
+                    counts[label] = counts.get(label, 0) + 1
 
     def close(self) -> None:
         if self._current is not None:

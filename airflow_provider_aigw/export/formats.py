@@ -80,14 +80,9 @@ def _epoch_ms(dt: datetime) -> int:
 # --- writers -----------------------------------------------------------------------------------
 
 
-def dumps_line(row: Mapping[str, Any]) -> bytes:
-    """One JSON Lines record, compact, UTF-8, with trailing newline."""
-    return (_LINE_ENCODER.encode(row) + "\n").encode("utf-8")
-
-
 # One encoder for every line: json.dumps with options builds a new one per call. Rows hold only
-# JSON types (see schema.to_row), so no default= is needed.
-_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# JSON types (see schema.to_row), so no default= is needed, and no cycles to check for.
+_encode_line = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 class RecordWriter:
@@ -113,20 +108,22 @@ class JsonlWriter(RecordWriter):
         if gzip_compress:
             self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0)
             self._out = self._gz
-        self._buf: list[bytes] = []
+        self._buf: list[str] = []
         self._size = 0
 
     def write(self, log: Mapping[str, Any], created_at: datetime) -> None:
         """Append ``log`` as one compact JSON line (a row of the schema)."""
-        line = dumps_line(to_row(log, created_at))
+        line = _encode_line(to_row(log, created_at))
         self._buf.append(line)
-        self._size += len(line)
+        # UTF-8 bytes with the newline, as written; isascii() is O(1)
+        self._size += (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
         if self._size >= self._BUFFER:
             self._drain()
 
     def _drain(self) -> None:
         if self._buf:
-            self._out.write(b"".join(self._buf))
+            self._buf.append("")
+            self._out.write("\n".join(self._buf).encode("utf-8"))
             self._buf = []
             self._size = 0
 
@@ -158,7 +155,9 @@ class ParquetRecordWriter(RecordWriter):
         self._schema = parquet_schema()
         self._writer = pa.parquet.ParquetWriter(raw, self._schema, compression="zstd")
         self._names = [f.name for f in self._schema]
-        self._cols: dict[str, list[Any]] = {n: [] for n in self._names}
+        self._cols: dict[str, list[Any]] = {}
+        self._appends: list[Any] = []
+        self._new_columns()
         self._rows = 0
         self._bytes = 0
         self._row_group_rows = row_group_rows or PARQUET_ROW_GROUP_ROWS
@@ -170,11 +169,10 @@ class ParquetRecordWriter(RecordWriter):
         row["created_at"] = _epoch_ms(created_at)
         if row["metadata"] is not None:
             row["metadata"] = list(row["metadata"].items())
-        cols = self._cols
         size = 0
-        for name in self._names:
-            value = row[name]
-            cols[name].append(value)
+        # a row's keys are the columns in schema order (schema.to_row)
+        for append, value in zip(self._appends, row.values(), strict=True):
+            append(value)
             if isinstance(value, str):
                 # UTF-8 bytes, not characters (CJK/emoji take 3-4 bytes); isascii() is O(1)
                 size += len(value) if value.isascii() else len(value.encode("utf-8"))
@@ -183,12 +181,16 @@ class ParquetRecordWriter(RecordWriter):
         if self._rows >= self._row_group_rows or self._bytes >= self._row_group_bytes:
             self._flush()
 
+    def _new_columns(self) -> None:
+        self._cols = {n: [] for n in self._names}
+        self._appends = [self._cols[n].append for n in self._names]
+
     def _flush(self) -> None:
         if not self._rows:
             return
         batch = self._pa.RecordBatch.from_pydict(self._cols, schema=self._schema)
         self._writer.write_batch(batch)
-        self._cols = {n: [] for n in self._names}
+        self._new_columns()
         self._rows = 0
         self._bytes = 0
 

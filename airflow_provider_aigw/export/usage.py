@@ -60,13 +60,17 @@ class _Group:
         if log.get("cached") is True:
             c["cached"] += 1
         for field in ("tokens_in", "tokens_out"):
-            tokens = _number(log.get(field))
+            tokens = log.get(field)
+            if type(tokens) is not int:  # the usual type needs no check
+                tokens = _number(tokens)
             if tokens is not None:
                 c[field] += int(tokens)
         cost = _number(log.get("cost"))
         if cost is not None:
             self.cost += cost
-        duration = _number(log.get("duration"))
+        duration = log.get("duration")
+        if type(duration) is not int:
+            duration = _number(duration)
         if duration is not None and duration >= 0:
             if duration == 0:
                 self.zero += 1

@@ -319,15 +319,19 @@ def _stream(
     the parts, and return how many logs lie outside the window."""
     outside = 0
     hourly = partition_by == "hour"
+    part_dirs: dict[tuple[int, int, int, int], str] = {}  # (y, m, d, h) -> directory: strftime is dear
     for item in logs:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise AIGatewayInputError(f"each log must be a mapping, got {type(item).__name__}")
         try:
             created = item["created_at"]
         except KeyError:
             raise AIGatewayInputError(f"log {item.get('id')!r} has no created_at") from None
         dt = parse_created_at(created)
-        part_dir = f"{gw_dir}/date={dt:%Y-%m-%d}" + (f"/hour={dt.hour:02d}" if hourly else "")
+        slot = (dt.year, dt.month, dt.day, dt.hour if hourly else 0)
+        part_dir = part_dirs.get(slot)
+        if part_dir is None:
+            part_dir = part_dirs[slot] = f"{gw_dir}/date={dt:%Y-%m-%d}" + (f"/hour={dt.hour:02d}" if hourly else "")
         stream = again if archived.mark(item.get("id")) else fresh
         stream.write(item, dt, part_dir)
         if not start <= dt < end:
