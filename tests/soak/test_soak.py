@@ -128,7 +128,7 @@ def test_ten_concurrent_exports_in_one_process_share_one_budget_without_a_429(
 
     RequestBudget._registry.clear()
     gateways = [f"gw-{i}" for i in range(10)]
-    per_gateway = 5_000  # 100 pages + 1 count each: 1,010 requests in all
+    per_gateway = 5_000  # 1 count, 100 pages and the empty one each: 1,020 requests in all
     limit, period = 100, 2.0  # the API's rule, and the connection's budget: the same numbers
     server = aigw_emulator_factory(gateways=dict.fromkeys(gateways, per_gateway), start=START, end=END)
     server.faults.update(rate_limit_requests=limit, rate_limit_period_s=period, lockout_s=period)
@@ -153,7 +153,7 @@ def test_ten_concurrent_exports_in_one_process_share_one_budget_without_a_429(
         assert len(ids) == len(set(ids)) == per_gateway and set(ids) == set(server.ids(gateway, START, END))
     (budget,) = RequestBudget._registry.values()  # one budget for all ten
     total = server.stats["total"]
-    assert total == len(gateways) * (per_gateway // 50 + 1)
+    assert total == len(gateways) * (1 + per_gateway // 50 + 1)
     assert budget.waited_seconds > 0  # it was what held them back
     name = "10 concurrent exports, one process"
     FIGURES.extend(
