@@ -194,9 +194,9 @@ def test_late_log_arriving_while_the_delete_runs_is_never_deleted(make_emulator,
     exported = set(exported_ids(summary))
     outside = server.ids(GW, None, START) + server.ids(GW, END)
     late_id = "0193a7c2-5e1f-7abc-8def-0000000000aa"
-    # Visible once the delete has proved the window (a count and ceil(600/50) pages) and listed
-    # the canary's slice: a window-wide DELETE would take it along.
-    server.schedule_late_logs(GW, [{**late_log(0.1), "id": late_id}], after_requests=1 + 12 + 1)
+    # Visible once the delete has proved the window (a count, 600/50 pages and the empty one that
+    # ends the walk) and listed the canary's slice: a window-wide DELETE would take it along.
+    server.schedule_late_logs(GW, [{**late_log(0.1), "id": late_id}], after_requests=1 + 13 + 1)
     with pytest.raises(AIGatewayLateLogsError):
         delete(summary)
     remaining = server.ids(GW)
