@@ -151,6 +151,14 @@ class APITransport:
             self._session.proxies.update(env["proxies"])
             self._verify = (env["verify"] or True) if verify_ssl else False
             self._session.trust_env = False
+        # What Session.request would pass to Session.send, resolved once (a given session that
+        # trusts the environment has them resolved per call, as Session.request does).
+        self._send_settings: dict[str, Any] = {
+            "proxies": self._session.proxies,
+            "stream": self._session.stream,
+            "verify": self._verify,
+            "cert": self._session.cert,
+        }
         self.requests_sent = 0
 
     @staticmethod
@@ -195,7 +203,6 @@ class APITransport:
             # literal (legal in a query), which keeps the JSON ``filters`` short to send and
             # cheaper for urllib3 to re-check byte by byte.
             query = "?" + urlencode(params, doseq=True, quote_via=quote, safe=":,")
-        url = self.base_url + path + query
         target = self._base_path_chars + len(path) + len(query)
         if target > MAX_URL_CHARS:
             # Refused here rather than by the API (a 414 at Cloudflare's edge, or a lower limit behind it).
@@ -210,7 +217,7 @@ class APITransport:
         def attempt() -> requests.Response:
             # Waiting for budget counts against the call's deadline (a trigger's, for one).
             left = self.retry_deadline - (self._clock() - started)
-            return self._check(self._send(method, url, path, json_body, left), method, path)
+            return self._check(self._send(method, path, query, json_body, left), method, path)
 
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
@@ -262,16 +269,26 @@ class APITransport:
                 ) from None
             raise error from None
 
-    def _send(self, method: str, url: str, path: str, json_body: Any, wait_s: float) -> requests.Response:
+    def _send(self, method: str, path: str, query: str, json_body: Any, wait_s: float) -> requests.Response:
         """One attempt on the wire within the budget (waiting at most ``wait_s`` for it); a failure
-        to get an answer is mapped to a transient or a final error that quotes no header."""
+        to get an answer is mapped to a transient or a final error that quotes no header.
+
+        What ``Session.request`` does, minus per-call work: requests prepares the URL without
+        the query, which is already in the form requests would give it and is appended as is
+        (requests would re-check its ~500 characters byte by byte in Python on every attempt),
+        and the send settings are the ones resolved with the session.
+        """
         ticket = self.budget.acquire(deadline=self.budget.clock() + wait_s)
         self.requests_sent += 1
+        url = self.base_url + path
         try:
+            prepared = self._session.prepare_request(requests.Request(method, url, json=json_body))
+            prepared.url = f"{prepared.url}{query}"
+            settings: Mapping[str, Any] = self._send_settings
+            if self._session.trust_env:
+                settings = self._session.merge_environment_settings(prepared.url, {}, None, self._verify, None)
             # Never follow a redirect: it would carry the credentials to another route or host.
-            return self._session.request(
-                method, url, json=json_body, timeout=self.timeout, verify=self._verify, allow_redirects=False
-            )
+            return self._session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
         except requests.exceptions.SSLError as err:
             if "CERTIFICATE_VERIFY_FAILED" not in str(err):
                 raise _Transient(_no_response(err, method, path)) from None

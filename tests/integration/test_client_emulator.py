@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -102,6 +107,63 @@ def test_listing_survives_5xx_and_dropped_connections(emulator):
     stats = emulator.stats
     assert stats["served_5xx"] > 20 and stats["dropped"] > 3
     assert stats["list"] == 201 + stats["served_5xx"] + stats["dropped"]
+
+
+class _ForwardingProxy(BaseHTTPRequestHandler):
+    """A plain-http forward proxy: records each absolute request URL and relays it."""
+
+    server: _RecordingServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.seen.append(self.path)
+        target = urlsplit(self.path)
+        upstream = http.client.HTTPConnection(target.netloc, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if not k.lower().startswith("proxy-")}
+        upstream.request("GET", self.path.split(target.netloc, 1)[1], headers=headers)
+        response = upstream.getresponse()
+        body = response.read()
+        upstream.close()
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.getheader("Content-Type") or "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _RecordingServer(ThreadingHTTPServer):
+    seen: list[str]
+
+
+@pytest.fixture
+def forwarding_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_RecordingServer]:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    server = _RecordingServer(("127.0.0.1", 0), _ForwardingProxy)
+    server.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1"], ids=["proxied", "no-proxy"])
+def test_the_environment_proxy_carries_every_request_unless_no_proxy(
+    aigw_emulator_factory, forwarding_proxy, monkeypatch, no_proxy
+):
+    emulator = aigw_emulator_factory(gateways={GW: 500}, start=START, end=END)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{forwarding_proxy.server_address[1]}")
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+    client = client_for(emulator)
+    emulator.reset_stats()
+    assert [log["id"] for log in client.iter_logs(start=START, end=END)] == emulator.ids(GW, START, END)
+    assert emulator.stats["list"] == 11
+    logs_url = f"{emulator.url}/accounts/{emulator.account_id}/ai-gateway/gateways/{GW}/logs"
+    assert [url.split("?")[0] for url in forwarding_proxy.seen] == ([] if no_proxy else [logs_url] * 11)
 
 
 def test_client_budget_matching_the_rule_never_trips_the_lockout(aigw_emulator_factory):

@@ -114,6 +114,61 @@ def test_global_api_key_auth(requests_mock, fake_time):
     assert "Authorization" not in headers
 
 
+PROXY = "http://proxy.example.test:3128"
+PROXY_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in PROXY_ENV:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("given_session", [False, True], ids=["own-session", "given-session"])
+def test_proxy_and_ca_bundle_from_the_environment_apply_to_every_request(
+    requests_mock, fake_time, clean_proxy_env, given_session
+):
+    clean_proxy_env.setenv("HTTPS_PROXY", PROXY)
+    clean_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    client = make_client(fake_time, session=requests.Session() if given_session else None)
+    api = FakeListAPI(make_logs(120))
+    requests_mock.get(LOGS, json=api)
+    assert len(list(client.iter_logs())) == 120
+    assert requests_mock.call_count == 3
+    assert [r.proxies.get("https") for r in requests_mock.request_history] == [PROXY] * 3
+    assert [r.verify for r in requests_mock.request_history] == ["/etc/corp/ca.pem"] * 3
+
+
+@pytest.mark.parametrize("no_proxy", ["api.example.test", ".example.test", "*"])
+def test_no_proxy_in_the_environment_bypasses_the_proxy(requests_mock, fake_time, clean_proxy_env, no_proxy):
+    clean_proxy_env.setenv("HTTPS_PROXY", PROXY)
+    clean_proxy_env.setenv("NO_PROXY", no_proxy)
+    requests_mock.get(LOGS, json={"success": True, "result": [], "result_info": {"total_count": 0}})
+    make_client(fake_time).count_logs()
+    assert "https" not in requests_mock.last_request.proxies
+    assert requests_mock.last_request.verify is True
+
+
+def test_verify_ssl_false_wins_over_a_ca_bundle_in_the_environment(requests_mock, fake_time, clean_proxy_env):
+    clean_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    requests_mock.get(LOGS, json={"success": True, "result": [], "result_info": {"total_count": 0}})
+    make_client(fake_time, verify_ssl=False).count_logs()
+    assert requests_mock.last_request.verify is False
+
+
+def test_the_query_goes_out_exactly_as_requests_would_prepare_it(requests_mock, client):
+    # The query is appended after requests prepared the rest of the URL: it must already be in
+    # the form requests would give it, i.e. preparing the sent URL again changes nothing.
+    values = ["a b&c=d+e%f~g/h?i#j", "ünï €", '[{"key":"id","value":["x,y:z"]}]', "", "'()*!;@$"]
+    requests_mock.get(LOGS, json={"success": True, "result": [], "result_info": {}})
+    client._request("GET", client._logs_path(None), params={"v": values, "flag": True, "n": 7})
+    sent = requests_mock.last_request.url
+    assert requests.Request("GET", sent).prepare().url == sent
+    assert parse_qs(urlsplit(sent).query, keep_blank_values=True) == {"v": values, "flag": ["true"], "n": ["7"]}
+
+
 @pytest.mark.parametrize(
     "url", ["http://api.cloudflare.com/client/v4", "http://10.0.0.5:8080/client/v4", "http://example.com"]
 )
