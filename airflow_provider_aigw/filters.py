@@ -211,6 +211,11 @@ def format_time(value: dt.datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+def format_bound(value: dt.datetime | None) -> str:
+    """:func:`format_time` of a window bound, ``-`` for an open one (in messages)."""
+    return format_time(value) if value is not None else "-"
+
+
 def validate_window(
     start: TimeLike | None, end: TimeLike | None
 ) -> tuple[pendulum.DateTime | None, pendulum.DateTime | None]:

@@ -20,6 +20,7 @@ from airflow_provider_aigw.filters import (
     Filter,
     created_at_filter,
     encode_filters,
+    format_bound,
     format_time,
     parse_created_at,
     validate_choice,
@@ -124,7 +125,7 @@ def iter_keyset(
         filters = user_filters + bounds + excluded
         if excluded and len(quote_plus(encode_filters(filters))) > MAX_FILTERS_QUERY_CHARS:
             raise _misbehaved(
-                f"{len(tie_ids)} logs share created_at {_fmt(cursor)}, more than one listing request "
+                f"{len(tie_ids)} logs share created_at {format_bound(cursor)}, more than one listing request "
                 f"can exclude by id (the filters would exceed {MAX_FILTERS_QUERY_CHARS:,} URL characters): "
                 "list them in smaller sets with filters (e.g. by provider or model)"
             )
@@ -141,8 +142,9 @@ def iter_keyset(
             beyond = (start is not None and created < start) if descending else (end is not None and created >= end)
             if beyond:
                 raise _misbehaved(
-                    f"The API did not apply the created_at filter: listing [{_fmt(start)}, {_fmt(end)}) "
-                    f"returned log {row.get('id')!r} created at {row.get('created_at')}"
+                    "The API did not apply the created_at filter: listing "
+                    f"[{format_bound(start)}, {format_bound(end)}) returned log {row.get('id')!r} "
+                    f"created at {row.get('created_at')}"
                 )
             log_id = str(row.get("id"))
             if created == cursor and log_id in seen_here:
@@ -155,12 +157,8 @@ def iter_keyset(
         if len(rows) >= per_page and not fresh:  # a short page ends the walk anyway
             raise _misbehaved(
                 f"The API answered {len(rows)} logs it had listed already: the listing made no progress "
-                f"(it did not apply the id exclusion at created_at {_fmt(cursor)})"
+                f"(it did not apply the id exclusion at created_at {format_bound(cursor)})"
             )
         yield from fresh
         if len(rows) < per_page:
             return
-
-
-def _fmt(value: dt.datetime | None) -> str:
-    return format_time(value) if value is not None else "-"

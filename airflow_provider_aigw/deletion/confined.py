@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
 from airflow_provider_aigw.exceptions import AIGatewayUnsafeDeleteError, AIGatewayURLTooLongError
-from airflow_provider_aigw.filters import CREATED_AT_RESOLUTION, Filter, format_time, parse_created_at
+from airflow_provider_aigw.filters import CREATED_AT_RESOLUTION, Filter, format_bound, format_time, parse_created_at
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.client import AIGatewayClient
@@ -80,14 +80,11 @@ def listed_ids(
         created = parse_created_at(str(row.get("created_at")))
         if (start is not None and created < start) or (end is not None and created >= end):
             raise AIGatewayUnsafeDeleteError(
-                f"The API did not apply the created_at filter: listing [{_fmt(start)}, {_fmt(end)}) returned log "
-                f"{row.get('id')!r} created at {row.get('created_at')}. Nothing more is deleted"
+                "The API did not apply the created_at filter: listing "
+                f"[{format_bound(start)}, {format_bound(end)}) returned log {row.get('id')!r} created at "
+                f"{row.get('created_at')}. Nothing more is deleted"
             )
         yield Target(str(row.get("id")), created)
-
-
-def _fmt(value: dt.datetime | None) -> str:
-    return format_time(value) if value is not None else "-"
 
 
 @dataclass
