@@ -34,7 +34,7 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayBudgetTimeoutError,
     AIGatewayConfigError,
 )
-from airflow_provider_aigw.filters import validate_positive
+from airflow_provider_aigw.validation import validate_positive
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Budget(Protocol):
         """Hold back every request for ``seconds`` (``None``: the default 429 pause)."""
 
 
-def _check_limits(max_requests: Any, period: Any) -> None:
+def _validate_limits(max_requests: Any, period: Any) -> None:
     validate_positive(max_requests, param="budget_requests")
     validate_positive(period, param="budget_period", integer=False, unit=" of seconds")
 
@@ -113,7 +113,7 @@ class RequestBudget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        _check_limits(max_requests, period)
+        _validate_limits(max_requests, period)
         self.max_requests = max_requests
         self.period = float(period)
         self._clock = clock
@@ -278,7 +278,7 @@ class RedisRequestBudget:
         *,
         source: str = "the client settings",
     ) -> None:
-        _check_limits(max_requests, period)
+        _validate_limits(max_requests, period)
         try:
             import redis
         except ImportError:

@@ -11,16 +11,10 @@ from typing import Any
 import requests
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.filters import (
-    TimeLike,
-    check_delete_filter_keys,
-    encode_filters,
-    normalize_filters,
-    validate_choice,
-    validate_positive,
-    window_filters,
-)
 from airflow_provider_aigw.listing import LIST_ORDER_KEYS, ORDER_DIRECTIONS
+from airflow_provider_aigw.query import encode_filters, normalize_filters, validate_delete_filter_keys, window_filters
+from airflow_provider_aigw.timestamps import TimeLike
+from airflow_provider_aigw.validation import validate_choice, validate_positive
 
 MAX_DELETE_LIMIT = 10_000
 DELETE_ORDER_KEYS = LIST_ORDER_KEYS | {"cost", "tokens_in", "tokens_out", "duration", "feedback"}
@@ -131,7 +125,7 @@ def delete_query(
     more); no filters and no window needs ``allow_unfiltered`` (the API deletes the oldest logs).
     """
     user_filters = normalize_filters(filters)
-    check_delete_filter_keys(user_filters)
+    validate_delete_filter_keys(user_filters)
     query_filters = user_filters + window_filters(start, end)
     if not query_filters and not allow_unfiltered:
         raise AIGatewayInputError(

@@ -6,7 +6,9 @@ The client is split by concern, imports pointing only downwards:
 - :mod:`~airflow_provider_aigw.budget`: the request budget;
 - :mod:`~airflow_provider_aigw.listing`: the listing walks, fed a page-fetching function;
 - :mod:`~airflow_provider_aigw.calls`: inputs and answers of single-log calls and the delete;
-- :mod:`~airflow_provider_aigw.filters`: filters, windows and value validation.
+- :mod:`~airflow_provider_aigw.query`: filters and ``created_at`` windows;
+- :mod:`~airflow_provider_aigw.timestamps`: instants (user times, ``created_at``);
+- :mod:`~airflow_provider_aigw.validation`: one validator per kind of value.
 
 The names other modules import from here stay importable from here.
 """
@@ -35,16 +37,6 @@ from airflow_provider_aigw.calls import (
     unwrap_envelope,
 )
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError
-from airflow_provider_aigw.filters import (
-    Filter,
-    TimeLike,
-    encode_filters,
-    normalize_filters,
-    validate_log_id,
-    validate_positive,
-    validate_window,
-    window_filters,
-)
 from airflow_provider_aigw.listing import (
     LIST_ORDER_KEYS,
     MAX_FILTERS_QUERY_CHARS,
@@ -55,7 +47,10 @@ from airflow_provider_aigw.listing import (
     limited,
     listing_params,
 )
+from airflow_provider_aigw.query import Filter, encode_filters, normalize_filters, validate_window, window_filters
+from airflow_provider_aigw.timestamps import TimeLike
 from airflow_provider_aigw.transport import DEFAULT_BASE_URL, APITransport, clean_credential
+from airflow_provider_aigw.validation import validate_log_id, validate_positive
 
 __all__ = [
     "DEFAULT_BASE_URL",

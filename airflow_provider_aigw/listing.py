@@ -15,18 +15,9 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from airflow_provider_aigw.exceptions import AIGatewayListingError
-from airflow_provider_aigw.filters import (
-    CREATED_AT_RESOLUTION,
-    Filter,
-    created_at_filter,
-    encode_filters,
-    format_bound,
-    format_time,
-    parse_created_at,
-    validate_choice,
-    validate_positive,
-    window_filters,
-)
+from airflow_provider_aigw.query import Filter, created_at_filter, encode_filters, window_filters
+from airflow_provider_aigw.timestamps import CREATED_AT_RESOLUTION, format_bound, format_time, parse_created_at
+from airflow_provider_aigw.validation import validate_choice, validate_positive
 
 MAX_PER_PAGE = 50
 LIST_ORDER_KEYS = frozenset({"created_at", "provider", "model", "model_type", "success", "cached"})

@@ -36,7 +36,7 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayRateLimitError,
     AIGatewayURLTooLongError,
 )
-from airflow_provider_aigw.filters import validate_account_id, validate_gateway_id, validate_positive
+from airflow_provider_aigw.validation import validate_account_id, validate_gateway_id, validate_positive
 
 # The client's log lines (retries, TLS warnings) keep the logger name users already filter on.
 log = logging.getLogger("airflow_provider_aigw.client")

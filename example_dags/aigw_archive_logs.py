@@ -49,12 +49,12 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_aigw.compat import DAG, Asset, Param  # airflow.sdk on Airflow 3, fallbacks on 2.x
 from airflow_provider_aigw.examples import archive_start
-from airflow_provider_aigw.filters import run_window
 from airflow_provider_aigw.operators.ai_gateway import (
     DEFAULT_SETTLE_LAG,
     AIGatewayDeleteLogsOperator,
     AIGatewayExportLogsOperator,
 )
+from airflow_provider_aigw.query import run_window
 from airflow_provider_aigw.sensors.ai_gateway import AIGatewayLogsSensor
 
 log = logging.getLogger(__name__)

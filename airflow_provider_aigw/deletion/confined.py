@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
 from airflow_provider_aigw.exceptions import AIGatewayUnsafeDeleteError, AIGatewayURLTooLongError
-from airflow_provider_aigw.filters import CREATED_AT_RESOLUTION, Filter, format_bound, format_time, parse_created_at
+from airflow_provider_aigw.query import Filter
+from airflow_provider_aigw.timestamps import CREATED_AT_RESOLUTION, format_bound, format_time, parse_created_at
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.client import AIGatewayClient

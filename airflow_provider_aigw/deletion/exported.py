@@ -25,15 +25,8 @@ from airflow_provider_aigw.exceptions import (
 )
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 from airflow_provider_aigw.export.run import Progress
-from airflow_provider_aigw.filters import (
-    Filter,
-    TimeLike,
-    check_delete_filter_keys,
-    format_time,
-    normalize_filters,
-    parse_created_at,
-    validate_window,
-)
+from airflow_provider_aigw.query import Filter, normalize_filters, validate_delete_filter_keys, validate_window
+from airflow_provider_aigw.timestamps import TimeLike, format_time, parse_created_at
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.client import AIGatewayClient
@@ -80,7 +73,7 @@ def manifest_scope(
         window is incomplete.
     """
     own = normalize_filters(manifest.get("filters"), param="manifest filters")
-    check_delete_filter_keys(own, param="manifest filters")
+    validate_delete_filter_keys(own, param="manifest filters")
     own_start, own_end = validate_window(manifest["window"]["start"], manifest["window"]["end"])
     if own_start is None or own_end is None:
         raise AIGatewayInputError("the manifest's window has no start or end: is it an AI Gateway export manifest?")
@@ -130,7 +123,7 @@ def delete_from_manifest(
     )
 
 
-def _check_account(manifest: Mapping[str, Any], account: str, source: str, logger: Any) -> None:
+def _validate_account(manifest: Mapping[str, Any], account: str, source: str, logger: Any) -> None:
     """Refuse a manifest of another account; warn when it records none (older provider versions)."""
     if "account_id" not in manifest:
         logger.warning(
@@ -181,7 +174,7 @@ def delete_exported(
     :raises AIGatewayUnsafeDeleteError: the API did not apply a filter of a DELETE.
     :raises AIGatewayBodyError: logs whose bodies were not archived were kept.
     """
-    _check_account(manifest, client.account_id, source, logger)
+    _validate_account(manifest, client.account_id, source, logger)
     scope = describe(gateway, filters, start, end)
     window = f"[{format_time(start)}, {format_time(end)})"
     exported = int(manifest["count"])

@@ -9,12 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
 from airflow_provider_aigw.deletion.confined import ConfinedDelete, announce, describe, listed_ids
 from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayUnsafeDeleteError
-from airflow_provider_aigw.filters import (
-    TimeLike,
-    check_delete_filter_keys,
-    normalize_filters,
-    validate_window,
-)
+from airflow_provider_aigw.query import normalize_filters, validate_delete_filter_keys, validate_window
+from airflow_provider_aigw.timestamps import TimeLike
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.client import AIGatewayClient
@@ -58,7 +54,7 @@ def delete_listed(
         apply a filter of a DELETE.
     """
     filters = normalize_filters(filters)
-    check_delete_filter_keys(filters)
+    validate_delete_filter_keys(filters)
     start, end = validate_window(start, end)
     if not filters and start is None and end is None:
         raise AIGatewayInputError(UNFILTERED_DELETE)

@@ -21,8 +21,8 @@ Public API::
 
 from __future__ import annotations
 
+from airflow_provider_aigw.export._commit import window_tag
 from airflow_provider_aigw.export._storage import resolve_destination
-from airflow_provider_aigw.export._window import window_tag
 from airflow_provider_aigw.export.formats import (
     DEFAULT_FORMAT,
     FORMATS,

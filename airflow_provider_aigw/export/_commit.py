@@ -42,7 +42,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayExportConflictError
-from airflow_provider_aigw.export.formats import EXTENSIONS, format_ts, parse_created_at
+from airflow_provider_aigw.export.formats import EXTENSIONS
+from airflow_provider_aigw.query import normalize_filters
+from airflow_provider_aigw.timestamps import format_compact, format_exact, parse_compact, parse_created_at, utc_datetime
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.export._storage import Destination
@@ -85,9 +87,26 @@ def part_name(tag: str, attempt: str, index: int, fmt: str) -> str:
     return f"part-{tag}-a{attempt}-{index:05d}.{EXTENSIONS[fmt]}"
 
 
-def _parse_compact(text: str) -> datetime:
-    fmt = "%Y%m%dT%H%M%S.%fZ" if "." in text else "%Y%m%dT%H%M%SZ"
-    return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+def _filters_hash(filters: list[dict[str, Any]]) -> str:
+    # normalized filters: ``value`` is always a list, so a scalar and a one-item list hash alike
+    canon = [json.dumps(f, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for f in filters]
+    digest = hashlib.sha256("\n".join(sorted(canon)).encode("utf-8")).hexdigest()
+    return digest[:10]
+
+
+def window_tag(start: datetime, end: datetime, filters: list[dict[str, Any]] | None = None) -> str:
+    """Deterministic tag of an export window, e.g. ``20261126T000000Z-20261127T000000Z[-f<hash>]``.
+
+    The optional ``-f<hash>`` is a short stable hash of the filters (their order and a scalar
+    versus one-item ``value`` do not matter).
+    """
+    s = utc_datetime(start, param="start")
+    e = utc_datetime(end, param="end")
+    tag = f"{format_compact(s)}-{format_compact(e)}"
+    flt = normalize_filters(filters)
+    if flt:
+        tag += f"-f{_filters_hash(flt)}"
+    return tag
 
 
 @dataclass
@@ -129,8 +148,8 @@ class WindowLock:
                 "owner": self.owner,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "acquired_at": format_ts(now),
-                "expires_at": format_ts(now + self.lease),
+                "acquired_at": format_exact(now),
+                "expires_at": format_exact(now + self.lease),
             }
         ).encode("utf-8")
 
@@ -257,7 +276,7 @@ def list_committed(
         m = _MANIFEST_RE.match(name)
         if not m or (m["filters"] or "") != filters_suffix or m["format"] not in (None, fmt):
             continue
-        w_start, w_end = _parse_compact(m["start"]), _parse_compact(m["end"])
+        w_start, w_end = parse_compact(m["start"]), parse_compact(m["end"])
         if not (w_start < end and start < w_end):
             continue
         rel = f"{gw_dir}/{MANIFEST_DIR}/{name}"
@@ -280,8 +299,8 @@ def check_overlaps(committed: Iterable[Committed], start: datetime, end: datetim
         if start <= c.start and c.end <= end:
             continue
         raise AIGatewayExportConflictError(
-            f"window [{format_ts(start)}, {format_ts(end)}) overlaps the exported window "
-            f"[{format_ts(c.start)}, {format_ts(c.end)}) ({uri(c.rel)}) without containing it: exporting it "
+            f"window [{format_exact(start)}, {format_exact(end)}) overlaps the exported window "
+            f"[{format_exact(c.start)}, {format_exact(c.end)}) ({uri(c.rel)}) without containing it: exporting it "
             "would archive some logs twice. Export a window that contains it (it is then replaced or "
             "extended) or one that does not overlap it"
         )

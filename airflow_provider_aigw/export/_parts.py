@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.export import _commit
 from airflow_provider_aigw.export._storage import Destination, _AtomicWriter
-from airflow_provider_aigw.export.formats import RecordWriter, format_ts, make_writer
+from airflow_provider_aigw.export.formats import RecordWriter, make_writer
 from airflow_provider_aigw.export.usage import UsageSummary
+from airflow_provider_aigw.timestamps import format_exact
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.export._storage import HashingWriter
@@ -60,8 +61,8 @@ class _OpenPart:
             "rows": self.rows,
             "bytes": self._hw.bytes_written,
             "sha256": self._hw.sha256,
-            "min_created_at": format_ts(self.min_dt),
-            "max_created_at": format_ts(self.max_dt),
+            "min_created_at": format_exact(self.min_dt),
+            "max_created_at": format_exact(self.max_dt),
             "attempt": self.attempt,
         }
 

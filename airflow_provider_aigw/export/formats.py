@@ -14,9 +14,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported for the writer
-from airflow_provider_aigw.export.schema import arrow_schema, format_ms, to_row
-from airflow_provider_aigw.filters import parse_created_at as parse_created_at  # the one parser; re-exported
-from airflow_provider_aigw.filters import validate_choice
+from airflow_provider_aigw.export.schema import arrow_schema, to_row
+from airflow_provider_aigw.timestamps import format_time, parse_created_at
+from airflow_provider_aigw.validation import validate_choice
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -59,17 +59,6 @@ def _import_pyarrow() -> Any:
 
 
 # --- timestamps -------------------------------------------------------------------------------
-
-
-def format_ts(dt: datetime) -> str:
-    """Render an aware datetime as ISO 8601 UTC with ``Z`` (fraction only when non-zero)."""
-    dt = dt.astimezone(timezone.utc)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    if dt.microsecond == 0:
-        return base + "Z"
-    if dt.microsecond % 1000 == 0:
-        return f"{base}.{dt.microsecond // 1000:03d}Z"
-    return f"{base}.{dt.microsecond:06d}Z"
 
 
 def _epoch_ms(dt: datetime) -> int:
@@ -219,7 +208,7 @@ def parquet_row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
     record = dict(row)
     value = record.get("created_at")
     if isinstance(value, datetime):
-        record["created_at"] = format_ms(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        record["created_at"] = format_time(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
     meta = record.get("metadata")
     if meta is not None:
         record["metadata"] = dict(meta)

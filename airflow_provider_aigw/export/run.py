@@ -22,16 +22,10 @@ from airflow_provider_aigw.compat import Asset, ObjectStoragePath
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError, AIGatewayListingError
 from airflow_provider_aigw.export._storage import resolve_destination
 from airflow_provider_aigw.export.writer import export_logs
-from airflow_provider_aigw.filters import (
-    Filter,
-    contradicted_filter,
-    format_time,
-    parse_time,
-    validate_choice,
-    validate_window,
-    window_filters,
-)
 from airflow_provider_aigw.listing import MAX_PER_PAGE
+from airflow_provider_aigw.query import Filter, contradicted_filter, validate_window, window_filters
+from airflow_provider_aigw.timestamps import format_time, parse_time
+from airflow_provider_aigw.validation import validate_choice
 
 if TYPE_CHECKING:
     import pendulum
@@ -241,7 +235,7 @@ def checked_rows(logs: Iterable[dict[str, Any]], filters: list[Filter], window: 
     """Pass ``logs`` through, stopping at the first row outside the window or against the filters.
 
     ``filters`` include the window's ``created_at`` bounds; only what a row shows is judged
-    (:func:`~airflow_provider_aigw.filters.contradicted_filter`).
+    (:func:`~airflow_provider_aigw.query.contradicted_filter`).
 
     :raises AIGatewayListingError: naming the row and the filter the API did not apply.
     """

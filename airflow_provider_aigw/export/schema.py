@@ -18,8 +18,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_aigw.timestamps import format_time
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -196,7 +198,7 @@ def manifest_schema(partition_by: str = "hour") -> dict[str, Any]:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return format_ms(value) if value.tzinfo else value.isoformat()
+        return format_time(value) if value.tzinfo else value.isoformat()
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, (set, frozenset, tuple)):
@@ -211,12 +213,6 @@ def dumps_compact(value: Any) -> str:
 
 # One encoder for every call: json.dumps with options builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def format_ms(dt: datetime) -> str:
-    """``created_at`` as the API sends it: UTC, milliseconds, ``Z``."""
-    dt = dt.astimezone(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _fit(kind: str, value: Any) -> tuple[bool, Any]:
@@ -397,7 +393,7 @@ def to_row_reference(log: Mapping[str, Any], created_at: datetime) -> dict[str, 
     if isinstance(raw_created, str) and _CANONICAL_TS.fullmatch(raw_created):
         row["created_at"] = raw_created
     else:
-        row["created_at"] = format_ms(created_at)
+        row["created_at"] = format_time(created_at)
         extra["created_at"] = raw_created
     row["metadata"], row["metadata_raw"] = parse_metadata(log.get("metadata"))
     for which in ("request", "response"):

@@ -23,25 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import _commit
-from airflow_provider_aigw.export._commit import MANIFEST_DIR, Committed, IdIndex, WindowLock
+from airflow_provider_aigw.export._commit import MANIFEST_DIR, Committed, IdIndex, WindowLock, window_tag
 from airflow_provider_aigw.export._parts import _Attempt, _PartStream
 from airflow_provider_aigw.export._storage import Destination, _open_destination
-from airflow_provider_aigw.export._window import (
-    check_datetime,
-    check_gateway_id,
-    window_tag,
-)
 from airflow_provider_aigw.export.formats import (
     SCHEMA_VERSION,
     format_of,
-    format_ts,
     parse_created_at,
     read_jsonl_records,
     validate_format,
 )
 from airflow_provider_aigw.export.schema import manifest_schema
 from airflow_provider_aigw.export.usage import merge_usage, usage_for_xcom
-from airflow_provider_aigw.filters import normalize_filters, validate_choice, validate_duration, validate_positive
+from airflow_provider_aigw.query import normalize_filters
+from airflow_provider_aigw.timestamps import format_exact, utc_datetime
+from airflow_provider_aigw.validation import validate_choice, validate_duration, validate_gateway_id, validate_positive
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import ObjectStoragePath
@@ -217,11 +213,11 @@ def export_logs(
     validate_positive(rows_per_part, param="rows_per_part")
     validate_positive(bytes_per_part, param="bytes_per_part")
     lock_lease = validate_duration(lock_lease, param="lock_lease", allow_zero=False)
-    gw = check_gateway_id(gateway_id)
-    s = check_datetime("start", start)
-    e = check_datetime("end", end)
+    gw = validate_gateway_id(gateway_id)
+    s = utc_datetime(start, param="start")
+    e = utc_datetime(end, param="end")
     if not s < e:
-        raise AIGatewayInputError(f"start ({format_ts(s)}) must be before end ({format_ts(e)})")
+        raise AIGatewayInputError(f"start ({format_exact(s)}) must be before end ({format_exact(e)})")
     flt = normalize_filters(filters)
     if on_progress is not None and not callable(on_progress):
         raise AIGatewayInputError("on_progress must be callable")
@@ -259,7 +255,7 @@ def export_logs(
             "provider_version": __version__,
             "account_id": account_id,
             "gateway_id": gw,
-            "window": {"start": format_ts(s), "end": format_ts(e)},
+            "window": {"start": format_exact(s), "end": format_exact(e)},
             "window_tag": tag,
             "filters": flt,
             "format": fmt,
@@ -274,7 +270,7 @@ def export_logs(
             manifest["outside_window"] = outside
         if total_count is not None:
             manifest["count_check"] = {"total_count": total_count, "walked": walked, "agrees": total_count == walked}
-        manifest["created_at"] = format_ts(datetime.now(timezone.utc))
+        manifest["created_at"] = format_exact(datetime.now(timezone.utc))
         manifest["complete"] = True
         count = manifest["count"]
 
@@ -346,8 +342,8 @@ def _stream(
             "%d of %d logs lie outside the window [%s, %s)",
             outside,
             fresh.rows + again.rows,
-            format_ts(start),
-            format_ts(end),
+            format_exact(start),
+            format_exact(end),
         )
     return outside
 

@@ -23,7 +23,8 @@ from airflow_provider_aigw.client import (
 )
 from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
-from airflow_provider_aigw.filters import TimeLike, validate_positive
+from airflow_provider_aigw.timestamps import TimeLike
+from airflow_provider_aigw.validation import validate_positive
 
 #: Per-id failures listed in the error of :meth:`AIGatewayHook.patch_logs` before "... and N more".
 _MAX_LISTED_FAILURES = 20

@@ -1,7 +1,7 @@
 """Operators for the Cloudflare AI Gateway Logs API: list, export, delete and patch logs.
 
 Each operator is a thin layer: it validates its inputs before the first request (with the shared
-validators of :mod:`airflow_provider_aigw.filters`), renders templates, calls one unit of domain code
+validators of :mod:`airflow_provider_aigw.validation`), renders templates, calls one unit of domain code
 (the hook, :mod:`airflow_provider_aigw.export.run` or :mod:`airflow_provider_aigw.deletion`), and
 pushes a small XCom.
 """
@@ -41,18 +41,16 @@ from airflow_provider_aigw.export.run import (
     export_window,
     run_export,
 )
-from airflow_provider_aigw.filters import (
-    check_delete_filter_keys,
-    normalize_filters,
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.query import normalize_filters, validate_delete_filter_keys, validate_window
+from airflow_provider_aigw.validation import (
     parse_literal,
     validate_choice,
     validate_duration,
     validate_log_ids,
     validate_names,
     validate_positive,
-    validate_window,
 )
-from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import Context
@@ -391,7 +389,7 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         if manifest is None and filters is None and start is None and end is None:
             raise AIGatewayInputError(UNFILTERED_DELETE)
         if filters is not None and not _is_template(filters):
-            check_delete_filter_keys(normalize_filters(parse_literal(filters, param="filters")))
+            validate_delete_filter_keys(normalize_filters(parse_literal(filters, param="filters")))
 
     def execute(self, context: Context) -> int:
         filters = parse_literal(self.filters, param="filters")

@@ -17,8 +17,9 @@ from airflow_provider_aigw.compat import (
     first_reschedule_date,
 )
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.filters import Filter, TimeLike, parse_time, validate_duration
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.query import Filter
+from airflow_provider_aigw.timestamps import TimeLike, parse_time
 from airflow_provider_aigw.triggers.ai_gateway import (
     AIGatewayLogsTrigger,
     check_logs,
@@ -29,6 +30,7 @@ from airflow_provider_aigw.triggers.ai_gateway import (
     validate_max_matches,
     validate_min_count,
 )
+from airflow_provider_aigw.validation import validate_duration
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import Context
@@ -150,7 +152,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """One check: ``is_done`` once ``min_count`` logs match (and the window has settled)."""
         filters, start, end, settled_at = self._query()
-        self._check_settles_in_time(settled_at if self.settle_lag else None)
+        self._validate_settles_in_time(settled_at if self.settle_lag else None)
         checked_at = time.time()
         if self.settle_lag and settled_at is not None and checked_at < settled_at:
             self.log.info(
@@ -193,7 +195,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     def _time_left(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.time()
 
-    def _check_settles_in_time(self, settled_at: float | None) -> None:
+    def _validate_settles_in_time(self, settled_at: float | None) -> None:
         """Refuse a window that settles only after the timeout: no check could ever be made."""
         if settled_at is not None and self._deadline is not None and settled_at > self._deadline:
             raise AIGatewayInputError(

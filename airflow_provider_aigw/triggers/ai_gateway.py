@@ -22,17 +22,10 @@ from typing import Any
 from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import BaseTrigger, TriggerEvent
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError
-from airflow_provider_aigw.filters import (
-    Filter,
-    TimeLike,
-    format_time,
-    normalize_filters,
-    parse_literal,
-    validate_duration,
-    validate_positive,
-    validate_window,
-)
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.query import Filter, normalize_filters, validate_window
+from airflow_provider_aigw.timestamps import TimeLike, format_time
+from airflow_provider_aigw.validation import parse_literal, validate_duration, validate_positive
 
 #: Upper bound of ``max_matches``: the newest matches come from one page (API max 50).
 MAX_MATCHES_LIMIT = 50

@@ -4,20 +4,14 @@ import datetime as dt
 import json
 import re
 
-import pendulum
 import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.filters import (
+from airflow_provider_aigw.query import (
     contradicted_filter,
     encode_filters,
-    format_time,
     normalize_filters,
-    parse_created_at,
-    parse_time,
     run_window,
-    validate_gateway_id,
-    validate_log_id,
     validate_window,
     window_filters,
 )
@@ -107,16 +101,6 @@ def test_window_is_half_open_at_millisecond_resolution():
     assert window_filters() == []
 
 
-def test_times_from_strings_pendulum_and_offsets_become_utc():
-    assert parse_time("2026-11-26T02:00:00+02:00", param="start") == pendulum.datetime(2026, 11, 26, 0, 0)
-    assert parse_time("2026-11-26T00:00:00Z", param="start") == pendulum.datetime(2026, 11, 26)
-    assert parse_time(pendulum.datetime(2026, 11, 26, tz="Europe/Paris"), param="start") == pendulum.datetime(
-        2026, 11, 25, 23
-    )
-    assert format_time(dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
-    assert parse_created_at("2026-01-02T03:04:05.678Z") == dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-
 @pytest.mark.parametrize(
     ("start", "end", "message"),
     [
@@ -132,30 +116,6 @@ def test_times_from_strings_pendulum_and_offsets_become_utc():
 def test_bad_windows_are_refused(start, end, message):
     with pytest.raises(AIGatewayInputError, match=message):
         validate_window(start, end)
-
-
-@pytest.mark.parametrize("gateway_id", ["my-gateway", "a", "gw_1-prod", "x" * 64])
-def test_valid_gateway_ids(gateway_id):
-    assert validate_gateway_id(gateway_id) == gateway_id
-
-
-@pytest.mark.parametrize(
-    "gateway_id", ["", None, "My-Gateway", "a--b", "-a", "a-", "../../zones", "a/b", "a?b", "x" * 65, "a b"]
-)
-def test_invalid_gateway_ids(gateway_id):
-    with pytest.raises(AIGatewayInputError, match="gateway_id"):
-        validate_gateway_id(gateway_id)
-
-
-@pytest.mark.parametrize("log_id", ["../x", "a/b", "..", "a?b", "a%2Fb", "", None, "a b", "x" * 129])
-def test_invalid_log_ids(log_id):
-    with pytest.raises(AIGatewayInputError, match="log_id"):
-        validate_log_id(log_id)
-
-
-@pytest.mark.parametrize("log_id", ["01JABCDXYZ0123456789ABCDEF", "0193a7c2-5e1f-7abc-8def-0123456789ab"])
-def test_valid_log_ids(log_id):
-    assert validate_log_id(log_id) == log_id
 
 
 # --------------------------------------------------------------------------- run_window
@@ -196,6 +156,9 @@ def test_run_window_refuses_bad_input(window, message):
 def test_run_window_needs_a_window_without_a_data_interval():
     with pytest.raises(AIGatewayInputError, match="no data interval: set window"):
         run_window(None, None, None)
+
+
+# --------------------------------------------------------------------------- contradicted_filter
 
 
 ROW = {"id": "a", "created_at": "2026-11-26T10:00:00.000Z", "model": "gpt-4o", "cost": 0.5, "success": True}

@@ -1,4 +1,4 @@
-"""Filters in the AI Gateway's own shape, ``created_at`` windows, and the one validator of each kind of value.
+"""What logs a call is about: filters in the API's own shape and ``created_at`` windows.
 
 A filter is ``{"key": K, "operator": "eq"|"neq"|"contains"|"lt"|"gt", "value": [v, ...]}``.
 Filters go on the wire as ONE query parameter ``filters`` holding a JSON array: the
@@ -7,26 +7,30 @@ lists (or deletes) everything.
 
 Time windows are half-open ``[start, end)`` on ``created_at``. The API only offers
 ``gt``/``lt``, so ``created_at >= start`` is sent as ``created_at > start - 1 ms``: the
-API stores ``created_at`` with millisecond precision (``2026-11-26T13:04:05.123Z``).
+API stores ``created_at`` with millisecond precision (:mod:`~airflow_provider_aigw.timestamps`).
 """
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pendulum
 
-from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.timestamps import (
+    CREATED_AT_RESOLUTION,
+    TimeLike,
+    format_time,
+    parse_created_at,
+    parse_time,
+)
 
 OPERATORS = frozenset({"eq", "neq", "contains", "lt", "gt"})
-#: Granularity of ``created_at`` in the API; windows are shifted by this to be half-open.
-CREATED_AT_RESOLUTION = dt.timedelta(milliseconds=1)
 
 #: The documented filter keys (union over API versions). Reads pass other keys through (the API
 #: adds keys over time); a DELETE refuses them, because nothing proves that the API rejects a key
@@ -63,37 +67,8 @@ DELETE_FILTER_KEYS = frozenset(
 )
 
 Filter = dict[str, Any]
-TimeLike = dt.datetime | str
 
-_GATEWAY_ID = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
-_ACCOUNT_ID = re.compile(r"^[0-9a-f]{32}$")
-# Log ids are opaque (ULIDs, UUIDv7, ...) but never contain path or query syntax.
-# The time of day followed by "Z" or an offset: strings without one are refused, not guessed.
-_AWARE_ISO_TIME = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
-_LOG_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_literal(value: Any, *, param: str) -> Any:
-    """Turn a rendered Jinja string holding a list or dict back into the object.
-
-    Without ``render_template_as_native_obj`` a template such as ``"{{ params.filters }}"``
-    renders to the object's text; JSON and Python literals are accepted. Other values are
-    returned unchanged.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text.startswith(("[", "{")):
-        return value
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise AIGatewayInputError(f"{param} looks like a list or dict but cannot be parsed: {text[:200]!r}") from None
 
 
 def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
@@ -101,7 +76,7 @@ def normalize_filters(filters: Any, *, param: str = "filters") -> list[Filter]:
 
     Accepts ``None``, one filter dict, or a sequence of filter dicts. Unknown keys are
     allowed on purpose for reads: the API adds keys over time (a DELETE checks them with
-    :func:`check_delete_filter_keys`).
+    :func:`validate_delete_filter_keys`).
 
     :raises AIGatewayInputError: naming ``param`` and the offending item.
     """
@@ -164,7 +139,7 @@ def _shape_hint(item: Any) -> str:
     return f"{lead} {shown} (operator: {', '.join(sorted(OPERATORS))}; value: a list)"
 
 
-def check_delete_filter_keys(filters: Sequence[Filter], *, param: str = "filters") -> None:
+def validate_delete_filter_keys(filters: Sequence[Filter], *, param: str = "filters") -> None:
     """Refuse filter keys outside :data:`DELETE_FILTER_KEYS` (normalized filters)."""
     for index, item in enumerate(filters):
         if item["key"] not in DELETE_FILTER_KEYS:
@@ -178,42 +153,6 @@ def check_delete_filter_keys(filters: Sequence[Filter], *, param: str = "filters
 def encode_filters(filters: Sequence[Filter]) -> str:
     """The value of the single ``filters`` query parameter: a compact JSON array."""
     return json.dumps(list(filters), separators=(",", ":"), ensure_ascii=False)
-
-
-def parse_time(value: TimeLike | None, *, param: str) -> pendulum.DateTime | None:
-    """Parse a timezone-aware datetime or ISO 8601 string into UTC; naive values are refused."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parsed = pendulum.parse(text, strict=True)
-        except Exception as err:
-            raise AIGatewayInputError(f"{param} must be an ISO 8601 timestamp with a timezone, got {value!r}") from err
-        if not isinstance(parsed, dt.datetime):
-            raise AIGatewayInputError(f"{param} must be a timestamp, not a date or duration: {value!r}")
-        # pendulum assumes UTC for strings without an offset; we refuse to guess.
-        if not _AWARE_ISO_TIME.search(text):
-            raise AIGatewayInputError(f"{param} has no timezone ({value!r}); add 'Z' or an offset such as '+00:00'")
-        return pendulum.instance(parsed).in_timezone("UTC")
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-            raise AIGatewayInputError(f"{param} is a naive datetime ({value.isoformat()}); pass a timezone-aware one")
-        return pendulum.instance(value).in_timezone("UTC")
-    raise AIGatewayInputError(
-        f"{param} must be a timezone-aware datetime or ISO 8601 string, got {type(value).__name__}"
-    )
-
-
-def format_time(value: dt.datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``, the form the API uses for ``created_at``."""
-    utc = value.astimezone(dt.timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-def format_bound(value: dt.datetime | None) -> str:
-    """:func:`format_time` of a window bound, ``-`` for an open one (in messages)."""
-    return format_time(value) if value is not None else "-"
 
 
 def validate_window(
@@ -271,162 +210,6 @@ def window_filters(start: TimeLike | None = None, end: TimeLike | None = None) -
 
 def created_at_filter(operator: str, value: dt.datetime) -> Filter:
     return {"key": "created_at", "operator": operator, "value": [format_time(value)]}
-
-
-def parse_created_at(value: Any) -> dt.datetime:
-    """Parse a log's ``created_at`` (ISO 8601 string, ``Z`` or offset, or datetime) to an aware UTC datetime.
-
-    Strings without an offset are taken as UTC (the API always answers in UTC).
-    """
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = dt.datetime.fromisoformat(text)
-        except ValueError:
-            parsed = _parse_iso_slow(text, value)
-    else:
-        raise AIGatewayInputError(f"log created_at must be an ISO 8601 string, got {value!r}")
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
-
-
-_ISO_SLOW = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d+))?([+-]\d{2}:?\d{2})?")
-
-
-def _parse_iso_slow(text: str, original: Any) -> dt.datetime:
-    # Python 3.10's fromisoformat accepts only 3 or 6 fractional digits.
-    m = _ISO_SLOW.fullmatch(text)
-    if not m:
-        raise AIGatewayInputError(f"log created_at is not ISO 8601: {original!r}")
-    frac = (m.group(2) or "").ljust(6, "0")[:6]
-    tz = m.group(3) or ""
-    if tz and ":" not in tz:
-        tz = f"{tz[:3]}:{tz[3:]}"
-    try:
-        return dt.datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}")
-    except ValueError as exc:
-        raise AIGatewayInputError(f"log created_at is not ISO 8601: {original!r}") from exc
-
-
-def validate_positive(
-    value: Any,
-    *,
-    param: str,
-    integer: bool = True,
-    maximum: int | None = None,
-    allow_zero: bool = False,
-    unit: str = "",
-    error: type[AIGatewayError] = AIGatewayInputError,
-) -> Any:
-    """The one check of counts, sizes and numbers of seconds: a number (never a bool, NaN or infinity) above zero.
-
-    :param param: the name the error gives (e.g. ``"timeout in connection 'x'"``).
-    :param integer: require an ``int``; otherwise any int or float.
-    :param maximum: inclusive upper bound (integers only).
-    :param allow_zero: accept 0 too.
-    :param unit: appended to "number" in the error, e.g. ``" of seconds"``.
-    :param error: exception class (:class:`AIGatewayConfigError` for connection settings).
-    """
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-    ok = ok and (isinstance(value, int) or math.isfinite(value))
-    if ok:
-        ok = (value >= 0 if allow_zero else value > 0) and (maximum is None or value <= maximum)
-    if not ok:
-        if integer and maximum is not None:
-            what = f"an integer from {0 if allow_zero else 1} to {maximum}"
-        elif integer:
-            what = "an integer >= 0" if allow_zero else "a positive integer"
-        else:
-            what = f"a non-negative number{unit}" if allow_zero else f"a positive number{unit}"
-        raise error(f"{param} must be {what}, got {value!r}")
-    return value
-
-
-def validate_choice(value: Any, allowed: Iterable[str], *, param: str) -> str:
-    """The one check of a value picked from a fixed set (an order key, a format, a mode)."""
-    options = sorted(allowed)
-    if not isinstance(value, str) or value not in options:
-        raise AIGatewayInputError(f"{param} must be one of {options}, got {value!r}")
-    return value
-
-
-def validate_duration(value: Any, *, param: str, allow_zero: bool = True) -> dt.timedelta:
-    """The one check of durations: a ``timedelta`` or a finite number of seconds, never negative.
-
-    :param allow_zero: accept a zero duration (otherwise it must be above zero).
-    """
-    delta: dt.timedelta | None = None
-    try:
-        if isinstance(value, dt.timedelta):
-            delta = value
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            delta = dt.timedelta(seconds=value)
-    except OverflowError:
-        delta = None
-    if delta is None or delta < dt.timedelta(0) or (not allow_zero and delta == dt.timedelta(0)):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise AIGatewayInputError(f"{param} must be a timedelta or a number of seconds {bound}, got {value!r}")
-    return delta
-
-
-def validate_gateway_id(gateway_id: Any, *, param: str = "gateway_id") -> str:
-    """Check a gateway id against the API's pattern, so it can never alter the route."""
-    if not isinstance(gateway_id, str) or not gateway_id:
-        raise AIGatewayInputError(
-            f"{param} is required: pass it to the hook/operator or set 'gateway_id' in the "
-            f"connection extra (got {gateway_id!r})"
-        )
-    if len(gateway_id) > 64 or not _GATEWAY_ID.fullmatch(gateway_id):
-        raise AIGatewayInputError(
-            f"{param} {gateway_id!r} is not a valid gateway id: 1-64 characters of lowercase "
-            "letters, digits and '_', optionally joined by single '-'"
-        )
-    return gateway_id
-
-
-def validate_account_id(account_id: Any, *, source: str) -> str:
-    """Check an account id (32 hex characters)."""
-    if not account_id:
-        raise AIGatewayInputError(f"account_id is missing: set 'account_id' in the extra of {source}")
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
-        raise AIGatewayInputError(f"account_id in {source} must be 32 lowercase hex characters, got {account_id!r}")
-    return account_id
-
-
-def validate_log_id(log_id: Any, *, param: str = "log_id") -> str:
-    """Check a log id holds no path, query or encoding syntax."""
-    if not isinstance(log_id, str) or not _LOG_ID.fullmatch(log_id):
-        raise AIGatewayInputError(
-            f"{param} {log_id!r} is not a valid log id: expected 1-128 letters, digits, '-' or '_'"
-        )
-    return log_id
-
-
-def validate_log_ids(value: Any, *, param: str = "log_ids") -> list[str]:
-    """One log id, or a list of ids or of log dicts with ``id`` (a list operator's XCom): the ids, once each."""
-    items = [value] if isinstance(value, (str, Mapping)) else value
-    if not isinstance(items, Sequence):
-        raise AIGatewayInputError(f"{param} must be an id or a list of ids, got {type(value).__name__}")
-    ids: list[str] = []
-    for index, item in enumerate(items):
-        raw = item.get("id") if isinstance(item, Mapping) else item
-        ids.append(validate_log_id(raw, param=f"{param}[{index}]"))
-    return list(dict.fromkeys(ids))
-
-
-def validate_names(value: Any, *, param: str) -> list[str]:
-    """A non-empty list of non-empty names (e.g. fields to keep), without repeats, in order."""
-    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise AIGatewayInputError(f"{param} must be a non-empty list of field names, got {value!r}")
-    for name in value:
-        if not isinstance(name, str) or not name:
-            raise AIGatewayInputError(f"{param} must hold non-empty strings, got {name!r}")
-    return list(dict.fromkeys(value))
 
 
 #: Keys a listed row can be checked against: its own fields, compared as the API documents.
