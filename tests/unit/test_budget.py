@@ -9,7 +9,6 @@ import pytest
 
 from airflow_provider_aigw.budget import DEFAULT_429_PAUSE, RequestBudget, shared_budget, validate_budget_storage
 from airflow_provider_aigw.client import AIGatewayClient
-from airflow_provider_aigw.client import RequestBudget as ClientRequestBudget
 from airflow_provider_aigw.exceptions import AIGatewayBudgetTimeoutError, AIGatewayConfigError, AIGatewayRateLimitError
 from tests.fake_time import FakeTime
 
@@ -22,10 +21,6 @@ EMPTY = {"json": {"success": True, "result": [], "result_info": {"total_count": 
 @pytest.fixture
 def fake() -> FakeTime:
     return FakeTime()
-
-
-def test_the_old_import_path_still_works():
-    assert ClientRequestBudget is RequestBudget
 
 
 def test_a_waiting_acquire_does_not_hold_the_lock(fake):
