@@ -381,14 +381,14 @@ async def test_connection_lookup_and_http_run_off_the_event_loop(emu, monkeypatc
     monkeypatch.setattr(AIGatewayHook, "get_connection", staticmethod(recording_get_connection))
 
     in_flight, release = threading.Event(), threading.Event()
-    real_before = emu._before_request
+    real_before = emu.before_request
 
     def held_request() -> None:  # runs in the emulator's handler thread
         in_flight.set()
         release.wait(timeout=10)  # fail-safe: a blocked loop makes the test fail, not hang
         real_before()
 
-    emu._before_request = held_request
+    emu.before_request = held_request
     ticks = 0
     released_by_ticker = False
 
