@@ -36,22 +36,36 @@ def _rate(value: str) -> tuple[int, float]:
 #: The admin routes (unauthenticated, never faulted, never counted), as ``--help`` and docs/emulator.rst
 #: list them: (method and path under http://HOST:PORT, what it does).
 ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
-    ("GET  /__emulator__/stats", "request counters: total, by kind (list/get/request/response/patch/delete), "
-     "429s and 5xx served, connections dropped, recent requests"),
+    (
+        "GET  /__emulator__/stats",
+        "request counters: total, by kind (list/get/request/response/patch/delete), "
+        "429s and 5xx served, connections dropped, recent requests",
+    ),
     ("POST /__emulator__/reset-stats", "zero the counters"),
     ("GET  /__emulator__/faults", "the fault settings"),
-    ("POST /__emulator__/faults", "change fault settings, JSON body e.g. {\"error_rate\": 0.2, \"latency_ms\": 50, "
-     "\"rate_limit_requests\": 1200, \"rate_limit_period_s\": 300}; keys: latency_ms, latency_jitter_ms, "
-     "error_rate, drop_rate, rate_limit_requests, rate_limit_period_s, lockout_s, churn_insert_per_request, "
-     "capacity, ignore_filter_keys, ignore_delete_filter_keys, fail_body_ids, fail_body_status, envelope_bodies, "
-     "max_url_bytes, delete_order, delete_max_logs, seed"),
-    ("GET  /__emulator__/gateways", "gateways and their log counts: {\"gateways\": {ID: N}}"),
-    ("POST /__emulator__/gateways/ID/logs", "add logs: {\"count\": N, \"start\": ISO, \"end\": ISO[, \"seed\": S]} "
-     "seeds N realistic logs in [start, end); a JSON list of log objects adds those; creates the gateway"),
-    ("GET  /__emulator__/gateways/ID/ids?start=ISO&end=ISO", "ids of the stored logs (ground truth), "
-     "oldest first, optionally within [start, end)"),
-    ("POST /__emulator__/gateways/ID/late-logs", "logs that become visible only after more API requests: "
-     "{\"count\": N, \"start\": ISO, \"end\": ISO, \"after_requests\": K} or {\"logs\": [...], \"after_requests\": K}"),
+    (
+        "POST /__emulator__/faults",
+        'change fault settings, JSON body e.g. {"error_rate": 0.2, "latency_ms": 50, '
+        '"rate_limit_requests": 1200, "rate_limit_period_s": 300}; keys: latency_ms, latency_jitter_ms, '
+        "error_rate, drop_rate, rate_limit_requests, rate_limit_period_s, lockout_s, churn_insert_per_request, "
+        "capacity, ignore_filter_keys, ignore_delete_filter_keys, fail_body_ids, fail_body_status, envelope_bodies, "
+        "max_url_bytes, delete_order, delete_max_logs, seed",
+    ),
+    ("GET  /__emulator__/gateways", 'gateways and their log counts: {"gateways": {ID: N}}'),
+    (
+        "POST /__emulator__/gateways/ID/logs",
+        'add logs: {"count": N, "start": ISO, "end": ISO[, "seed": S]} '
+        "seeds N realistic logs in [start, end); a JSON list of log objects adds those; creates the gateway",
+    ),
+    (
+        "GET  /__emulator__/gateways/ID/ids?start=ISO&end=ISO",
+        "ids of the stored logs (ground truth), oldest first, optionally within [start, end)",
+    ),
+    (
+        "POST /__emulator__/gateways/ID/late-logs",
+        "logs that become visible only after more API requests: "
+        '{"count": N, "start": ISO, "end": ISO, "after_requests": K} or {"logs": [...], "after_requests": K}',
+    ),
 )
 
 
@@ -137,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY",
         help="filter key the server silently ignores on list and delete, as Cloudflare does with filters "
-        "it does not apply (repeatable; admin: POST /__emulator__/faults {\"ignore_filter_keys\": [...]})",
+        'it does not apply (repeatable; admin: POST /__emulator__/faults {"ignore_filter_keys": [...]})',
     )
     p.add_argument(
         "--ignore-delete-filter-key",
