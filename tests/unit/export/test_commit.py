@@ -20,12 +20,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayExportConflictError
-from airflow_provider_aigw.export import (
-    export_logs,
-    iter_manifest_records,
-    read_manifest,
-)
-from airflow_provider_aigw.export.destination import Destination
+from airflow_provider_aigw.export import export_logs, iter_manifest_records, read_manifest
+from airflow_provider_aigw.export.commit import IdIndex, WindowLock
+from airflow_provider_aigw.export.destination import Destination, open_destination
 from tests.export_helpers import (
     END,
     FORMATS,
@@ -441,8 +438,6 @@ def test_errors_name_the_lock_and_nothing_is_lost(dest: Dest) -> None:
 
 
 def test_the_holder_renews_its_lock_while_the_walk_stalls(dest: Dest, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_aigw.export.commit import WindowLock
-
     renewed = threading.Event()
     original = WindowLock.renew
 
@@ -490,3 +485,28 @@ def test_body_stats_cover_the_committed_rows_in_replace_and_union(dest: Dest) ->
         "request_body_status": {"collected": 6, "failed": 3},
         "response_body_status": {"collected": 9},
     }
+
+
+def test_a_window_lock_is_released_and_no_longer_renewed_when_its_block_raises(dest: Dest) -> None:
+    target = open_destination(dest.url)
+    with pytest.raises(RuntimeError, match="walk failed"), WindowLock(
+        target, "0123456789ab", None, timedelta(minutes=5)
+    ) as lock:
+        lock.acquire(lock_path())
+        lock.keep_alive()
+        assert json.loads(dest.files()[lock_path()])["attempt"] == "0123456789ab"
+        raise RuntimeError("walk failed")
+    assert dest.files() == {}
+    assert "aigw-export-lock-0123456789ab" not in {t.name for t in threading.enumerate()}
+    assert lock.held == []
+
+
+def test_the_id_index_knows_the_archived_ids_and_whether_each_was_read_again() -> None:
+    index = IdIndex(["a", "b", "b", 3])
+    assert len(index) == 3
+    assert not index.mark("x")
+    assert index.mark("a") and index.mark("a") and index.seen == 1 and not index.all_seen
+    assert index.mark("b") and index.mark("3")  # ids compare as text
+    assert index.seen == 3 and index.all_seen
+    empty = IdIndex([])
+    assert not empty.mark("a") and empty.all_seen

@@ -11,24 +11,10 @@ from datetime import timedelta
 import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.export import (
-    export_logs,
-    iter_manifest_records,
-    normalize_record,
-    validate_format,
-)
+from airflow_provider_aigw.export import export_logs, iter_manifest_records, normalize_record, validate_format
 from airflow_provider_aigw.export.formats import ParquetRecordWriter
 from airflow_provider_aigw.export.schema import COLUMN_NAMES
-from tests.export_helpers import (
-    END,
-    START,
-    Dest,
-    Tracking,
-    make_log,
-    run,
-    spread_logs,
-    tricky_logs,
-)
+from tests.export_helpers import END, START, Dest, Tracking, make_log, run, spread_logs, tricky_logs
 
 
 def test_jsonl_lines_are_compact_and_keep_every_field(fdest: Dest) -> None:

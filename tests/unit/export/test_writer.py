@@ -14,12 +14,7 @@ import fsspec
 import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.export import (
-    SCHEMA_VERSION,
-    export_logs,
-    iter_manifest_records,
-    read_manifest,
-)
+from airflow_provider_aigw.export import SCHEMA_VERSION, export_logs, iter_manifest_records, read_manifest
 from tests.export_helpers import (
     END,
     FORMATS,
