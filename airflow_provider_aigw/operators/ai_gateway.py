@@ -310,7 +310,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             partition_by=self.partition_by,
             rows_per_part=self.rows_per_part,
             bytes_per_part=self.bytes_per_part,
-            overwrite_smaller=self.overwrite_smaller,
+            allow_shrink=self.overwrite_smaller,
             owner=self._owner(context),
         )
         self._record_outlets(context, self._run)
