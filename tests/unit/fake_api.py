@@ -34,7 +34,9 @@ def query_of(request: Any) -> dict[str, list[str]]:
     return parse_qs(urlsplit(request.url).query, keep_blank_values=True)
 
 
-def make_logs(n: int, *, start: dt.datetime = dt.datetime(2026, 11, 26, tzinfo=UTC), same_instant: int = 1) -> list[dict]:
+def make_logs(
+    n: int, *, start: dt.datetime = dt.datetime(2026, 11, 26, tzinfo=UTC), same_instant: int = 1
+) -> list[dict]:
     """n logs, ``same_instant`` of them sharing each millisecond."""
     return [
         {

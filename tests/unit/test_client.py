@@ -120,6 +120,21 @@ def test_the_query_of_a_listing_is_not_validated_again(requests_mock, client, mo
     assert len(client.list_page(query)[0]) == 3
 
 
+def test_list_page_is_one_request_with_the_newest_logs_and_the_total(requests_mock, client):
+    api = FakeListAPI(make_logs(5))
+    requests_mock.get(LOGS, json=api)
+    window = LogQuery.of(start="2026-11-26T00:00:00.001Z", end="2026-11-26T00:00:00.004Z")
+    rows, total = client.list_page(window, per_page=2)
+    assert total == 3 and [r["id"] for r in rows] == ["log-000003", "log-000002"]
+    rows, total = client.list_page(order_by_direction="asc", per_page=1)
+    assert total == 5 and [r["id"] for r in rows] == ["log-000000"]
+    assert requests_mock.call_count == 2
+    for bad in ({"per_page": 51}, {"order_by": "cost"}, {"order_by_direction": "up"}):
+        with pytest.raises(AIGatewayInputError):
+            client.list_page(**bad)
+    assert requests_mock.call_count == 2
+
+
 def test_no_gateway_anywhere_is_a_clear_error(requests_mock, fake_time):
     client = make_client(fake_time, gateway_id=None)
     with pytest.raises(AIGatewayInputError, match="gateway_id is required"):

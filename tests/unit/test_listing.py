@@ -269,7 +269,8 @@ def test_a_window_end_the_api_ignores_fails_before_yielding_a_later_log(requests
     walked: list[str] = []
     with pytest.raises(AIGatewayListingError, match=r"did not apply the created_at filter: listing \[2026-11-26"):
         walked.extend(
-            r["id"] for r in client.iter_logs(LogQuery.of(start="2026-11-26T00:00:00.100Z", end="2026-11-26T00:00:00.200Z"))
+            r["id"]
+            for r in client.iter_logs(LogQuery.of(start="2026-11-26T00:00:00.100Z", end="2026-11-26T00:00:00.200Z"))
         )
     assert walked == [r["id"] for r in api.logs[100:200]]
     assert requests_mock.call_count == 3
