@@ -139,8 +139,8 @@ class ConfinedDelete:
 
     def _in_scope(self, targets: Iterator[Target]) -> Iterator[Target]:
         """The targets inside the window (no DELETE of this scope could match the others)."""
+        start, end = self.query.start, self.query.end
         for target in targets:
-            start, end = self.query.start, self.query.end
             if (start is None or target.created_at >= start) and (end is None or target.created_at < end):
                 yield target
 
