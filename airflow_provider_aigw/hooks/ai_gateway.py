@@ -7,23 +7,19 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_aigw.bodies import MAX_CONCURRENCY, bounded_map
 from airflow_provider_aigw.budget import (
     DEFAULT_BUDGET_PERIOD,
     DEFAULT_BUDGET_REQUESTS,
     DEFAULT_BUDGET_STORAGE,
 )
-from airflow_provider_aigw.client import (
-    _NOT_SET,
-    DEFAULT_BASE_URL,
-    MAX_PER_PAGE,
-    AIGatewayClient,
-    build_patch_body,
-    clean_credential,
-)
+from airflow_provider_aigw.client import MAX_PER_PAGE, AIGatewayClient
 from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
-from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
+from airflow_provider_aigw.concurrency import MAX_CONCURRENCY, bounded_map
+from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.patch import UNSET, LogPatch
+from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.timestamps import TimeLike
+from airflow_provider_aigw.transport import DEFAULT_BASE_URL, clean_credential
 from airflow_provider_aigw.validation import validate_positive
 
 #: Per-id failures listed in the error of :meth:`AIGatewayHook.patch_logs` before "... and N more".
@@ -215,6 +211,42 @@ class AIGatewayHook(BaseHook):
 
     # ----------------------------------------------------------------- API
 
+    @staticmethod
+    def _query(
+        query: LogQuery | None,
+        *,
+        gateway_id: str | None = None,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        search: str | None = None,
+    ) -> LogQuery:
+        """The :class:`~airflow_provider_aigw.query.LogQuery` of a call: ``query``, or one made of the parts.
+
+        :raises AIGatewayInputError: a part is invalid, or given next to ``query`` (a ``gateway_id``
+            may fill a query that names none).
+        """
+        if query is None:
+            return LogQuery.of(gateway_id=gateway_id, filters=filters, start=start, end=end, search=search)
+        if not isinstance(query, LogQuery):
+            raise AIGatewayInputError(f"query must be a LogQuery, got {type(query).__name__}")
+        parts = {"filters": filters, "start": start, "end": end, "search": search}
+        given = sorted(name for name, value in parts.items() if value is not None)
+        if given or (gateway_id and query.gateway_id and gateway_id != query.gateway_id):
+            raise AIGatewayInputError(f"pass query= or {given or ['gateway_id']}, not both")
+        return query.with_gateway(gateway_id)
+
+    @staticmethod
+    def _patch(patch: LogPatch | None, *, feedback: Any, score: Any, metadata: Any) -> LogPatch:
+        """The :class:`~airflow_provider_aigw.patch.LogPatch` of a call: ``patch``, or one made of the fields."""
+        if patch is None:
+            return LogPatch.of(feedback=feedback, score=score, metadata=metadata)
+        if not isinstance(patch, LogPatch):
+            raise AIGatewayInputError(f"patch must be a LogPatch, got {type(patch).__name__}")
+        if any(value is not UNSET for value in (feedback, score, metadata)):
+            raise AIGatewayInputError("pass patch= or feedback/score/metadata, not both")
+        return patch
+
     def iter_logs(
         self,
         *,
@@ -227,6 +259,7 @@ class AIGatewayHook(BaseHook):
         search: str | None = None,
         max_results: int | None = None,
         gateway_id: str | None = None,
+        query: LogQuery | None = None,
         **params: Any,
     ) -> Iterator[dict[str, Any]]:
         """Yield matching logs lazily over all pages (keyset walk when ordered by ``created_at``).
@@ -235,16 +268,14 @@ class AIGatewayHook(BaseHook):
         :param start: window start (inclusive), aware datetime or ISO 8601 string.
         :param end: window end (exclusive).
         :param max_results: stop after this many logs without fetching further pages.
+        :param query: a :class:`~airflow_provider_aigw.query.LogQuery` instead of ``filters``,
+            ``start``, ``end`` and ``search``.
         """
         return self.client.iter_logs(
-            gateway_id,
-            filters=filters,
-            start=start,
-            end=end,
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end, search=search),
             order_by=order_by,
             order_by_direction=order_by_direction,
             per_page=per_page,
-            search=search,
             max_results=max_results,
             **params,
         )
@@ -260,10 +291,13 @@ class AIGatewayHook(BaseHook):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         gateway_id: str | None = None,
+        query: LogQuery | None = None,
         **params: Any,
     ) -> int:
-        """Number of matching logs (one request)."""
-        return self.client.count_logs(gateway_id, filters=filters, start=start, end=end, **params)
+        """Number of matching logs (one request); ``query`` as in :meth:`iter_logs`."""
+        return self.client.count_logs(
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end), **params
+        )
 
     def get_log(self, log_id: str, *, gateway_id: str | None = None) -> dict[str, Any]:
         """One log's details."""
@@ -281,40 +315,49 @@ class AIGatewayHook(BaseHook):
         self,
         log_id: str,
         *,
-        feedback: Any = _NOT_SET,
-        score: Any = _NOT_SET,
-        metadata: Any = _NOT_SET,
+        feedback: Any = UNSET,
+        score: Any = UNSET,
+        metadata: Any = UNSET,
         gateway_id: str | None = None,
+        patch: LogPatch | None = None,
     ) -> dict[str, Any]:
-        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears."""
-        return self.client.patch_log(log_id, gateway_id, feedback=feedback, score=score, metadata=metadata)
+        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears.
+
+        :param patch: a :class:`~airflow_provider_aigw.patch.LogPatch` instead of the fields.
+        """
+        patch = self._patch(patch, feedback=feedback, score=score, metadata=metadata)
+        return self.client.patch_log(log_id, patch, gateway_id)
 
     def patch_logs(
         self,
         log_ids: Sequence[str],
         *,
-        feedback: Any = _NOT_SET,
-        score: Any = _NOT_SET,
-        metadata: Any = _NOT_SET,
+        feedback: Any = UNSET,
+        score: Any = UNSET,
+        metadata: Any = UNSET,
         max_concurrency: int = 4,
         gateway_id: str | None = None,
+        patch: LogPatch | None = None,
     ) -> int:
         """:meth:`patch_log` for each id, ``max_concurrency`` at a time; returns how many were patched.
 
         The values are validated before the first request. Every id is attempted; then
         :class:`~airflow_provider_aigw.exceptions.AIGatewayError` names the ids that failed, if any.
-        """
-        build_patch_body(feedback=feedback, score=score, metadata=metadata)
-        validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
 
-        def patch(log_id: str) -> str | None:
+        :param patch: a :class:`~airflow_provider_aigw.patch.LogPatch` instead of the fields.
+        """
+        patch = self._patch(patch, feedback=feedback, score=score, metadata=metadata)
+        validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
+        client = self.client
+
+        def patch_one(log_id: str) -> str | None:
             try:
-                self.patch_log(log_id, feedback=feedback, score=score, metadata=metadata, gateway_id=gateway_id)
+                client.patch_log(log_id, patch, gateway_id)
             except AIGatewayError as err:
                 return f"{log_id}: {err}"
             return None
 
-        failed = [err for err in bounded_map(patch, log_ids, concurrency=max_concurrency) if err]
+        failed = [err for err in bounded_map(patch_one, log_ids, concurrency=max_concurrency) if err]
         patched = len(log_ids) - len(failed)
         if failed:
             listed = "; ".join(failed[:_MAX_LISTED_FAILURES])
@@ -335,13 +378,15 @@ class AIGatewayHook(BaseHook):
         order_by_direction: str | None = None,
         allow_unfiltered: bool = False,
         gateway_id: str | None = None,
+        query: LogQuery | None = None,
     ) -> None:
-        """Delete up to ``limit`` matching logs in one call (irreversible; no count returned)."""
+        """Delete up to ``limit`` matching logs in one call (irreversible; no count returned).
+
+        :param query: a :class:`~airflow_provider_aigw.query.LogQuery` instead of ``filters``,
+            ``start`` and ``end``.
+        """
         self.client.delete_logs(
-            gateway_id,
-            filters=filters,
-            start=start,
-            end=end,
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end),
             limit=limit,
             order_by=order_by,
             order_by_direction=order_by_direction,

@@ -14,15 +14,9 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aigw.bodies import MAX_CONCURRENCY
-from airflow_provider_aigw.client import (
-    DELETE_ORDER_KEYS,
-    LIST_ORDER_KEYS,
-    MAX_DELETE_LIMIT,
-    ORDER_DIRECTIONS,
-    patch_values,
-)
+from airflow_provider_aigw.client import DELETE_ORDER_KEYS, LIST_ORDER_KEYS, MAX_DELETE_LIMIT, ORDER_DIRECTIONS
 from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
+from airflow_provider_aigw.concurrency import MAX_CONCURRENCY
 from airflow_provider_aigw.deletion import UNFILTERED_DELETE, delete_from_manifest, delete_listed
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export import (
@@ -42,7 +36,8 @@ from airflow_provider_aigw.export.run import (
     run_export,
 )
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.query import normalize_filters, validate_delete_filter_keys, validate_window
+from airflow_provider_aigw.patch import LogPatch
+from airflow_provider_aigw.query import LogQuery, normalize_filters, validate_delete_filter_keys
 from airflow_provider_aigw.validation import (
     parse_literal,
     validate_choice,
@@ -75,6 +70,12 @@ TimeArg = dt.datetime | str | None
 
 def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _log_patch(*, feedback: Any, score: Any, metadata: Any, clear: Sequence[str]) -> LogPatch:
+    """The patch operator's fields as a :class:`LogPatch`: ``None`` leaves a field, ``clear`` clears it."""
+    given = {"feedback": feedback, "score": score, "metadata": metadata}
+    return LogPatch.of(**{name: value for name, value in given.items() if value is not None}, clear=clear)
 
 
 class _AIGatewayBaseOperator(BaseOperator):
@@ -172,23 +173,20 @@ class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
         self.search = search
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        filters = normalize_filters(parse_literal(self.filters, param="filters"))
-        start, end = validate_window(self.start, self.end)
         gateway = self._gateway()
+        query = LogQuery.of(
+            gateway_id=gateway, filters=self.filters, start=self.start, end=self.end, search=self.search
+        )
         logs = self.hook.list_logs(
-            filters=filters,
-            start=start,
-            end=end,
+            query=query,
             order_by=self.order_by,
             order_by_direction=self.order_by_direction,
-            search=self.search or None,
             max_results=self.max_results,
-            gateway_id=gateway,
         )
         # A full page of results costs one more request: the count, to say how many matched.
         total = len(logs)
         if total >= self.max_results:
-            total = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+            total = self.hook.count_logs(query=query)
         if total > self.max_results:
             self.log.warning(
                 "%d logs matched; returning the first %d (order_by=%s %s). Raise max_results, narrow the "
@@ -297,12 +295,9 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             logger=self.log,
         )
         self._run = run_export(
-            self.hook,
+            self.hook.client,
+            LogQuery(self._gateway(), tuple(filters), start, end),
             self.destination,
-            gateway=self._gateway(),
-            filters=filters,
-            start=start,
-            end=end,
             format=fmt,
             include_bodies=self.include_bodies,
             body_concurrency=self.body_concurrency,
@@ -401,25 +396,15 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
             validate_delete_filter_keys(normalize_filters(parse_literal(filters, param="filters")))
 
     def execute(self, context: Context) -> int:
-        filters = parse_literal(self.filters, param="filters")
-        options: dict[str, Any] = {"limit": self.limit, "report_only": self.report_only, "logger": self.log}
+        options: dict[str, Any] = {"batch_size": self.limit, "dry_run": self.report_only, "logger": self.log}
         if self.manifest is None:
-            return delete_listed(
-                self.hook.client,
-                gateway=self._gateway(),
-                filters=filters,
-                start=self.start,
-                end=self.end,
-                allow_match_all=self.allow_match_all,
-                **options,
-            )
+            query = LogQuery.of(gateway_id=self._gateway(), filters=self.filters, start=self.start, end=self.end)
+            return delete_listed(self.hook.client, query, allow_match_all=self.allow_match_all, **options)
+        given = LogQuery.of(gateway_id=self.gateway_id or None, filters=self.filters, start=self.start, end=self.end)
         return delete_from_manifest(
             self.hook.client,
             parse_literal(self.manifest, param="manifest"),
-            filters=filters,
-            start=self.start,
-            end=self.end,
-            gateway_id=self.gateway_id or None,
+            given,
             source=f"connection {self.aigw_conn_id!r}",
             **options,
         )
@@ -469,18 +454,18 @@ class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
         self.clear = [clear] if isinstance(clear, str) else list(clear)
         # A metadata template or JSON text is checked once rendered (execute).
         static_metadata = {} if isinstance(metadata, str) else metadata
-        patch_values(feedback=feedback, score=score, metadata=static_metadata, clear=self.clear)
+        _log_patch(feedback=feedback, score=score, metadata=static_metadata, clear=self.clear)
         self.max_concurrency = validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
 
     def execute(self, context: Context) -> dict[str, int]:
         ids = validate_log_ids(parse_literal(self.log_id, param="log_id"), param="log_id")
         metadata = parse_literal(self.metadata, param="metadata")
-        values = patch_values(feedback=self.feedback, score=self.score, metadata=metadata, clear=self.clear)
+        patch = _log_patch(feedback=self.feedback, score=self.score, metadata=metadata, clear=self.clear)
         gateway = self._gateway()
         if not ids:
             self.log.info("no log ids given: nothing to patch")
             return {"patched": 0, "log_ids": 0}
-        self.log.info("patching %d log(s) of gateway %r with %s", len(ids), gateway, json.dumps(values))
-        patched = self.hook.patch_logs(ids, max_concurrency=self.max_concurrency, gateway_id=gateway, **values)
+        self.log.info("patching %d log(s) of gateway %r with %s", len(ids), gateway, json.dumps(patch.body()))
+        patched = self.hook.patch_logs(ids, max_concurrency=self.max_concurrency, gateway_id=gateway, patch=patch)
         self.log.info("patched %d log(s)", patched)
         return {"patched": patched, "log_ids": len(ids)}

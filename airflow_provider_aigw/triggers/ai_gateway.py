@@ -23,7 +23,7 @@ from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import BaseTrigger, TriggerEvent
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.query import Filter, normalize_filters, validate_window
+from airflow_provider_aigw.query import Filter, LogQuery, normalize_filters, validate_window
 from airflow_provider_aigw.timestamps import TimeLike, format_time
 from airflow_provider_aigw.validation import parse_literal, validate_duration, validate_positive
 
@@ -118,11 +118,9 @@ def check_logs(
     :func:`limited_client`. Blocking (HTTP); call it off the event loop from async code.
     """
     client = hook.client
+    query = LogQuery.of(gateway_id=gateway_id, filters=filters, start=start, end=end)
     rows, total = limited_client(client, time_left).list_page(
-        gateway_id,
-        filters=filters,
-        start=start,
-        end=end,
+        query,
         order_by="created_at",
         order_by_direction="desc",
         per_page=max(1, max_matches),

@@ -6,10 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_aigw.client import DEFAULT_BASE_URL
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.get_provider_info import get_provider_info
 from airflow_provider_aigw.hooks.ai_gateway import CONNECTION_EXTRAS, AIGatewayHook
+from airflow_provider_aigw.transport import DEFAULT_BASE_URL
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "hook-TOKEN-7f3a9c1e"
