@@ -4,80 +4,38 @@ bodies, and the bulk delete. Everything here is validated before any request goe
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from typing import Any
 
 import requests
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.listing import LIST_ORDER_KEYS, ORDER_DIRECTIONS
-from airflow_provider_aigw.query import encode_filters, normalize_filters, validate_delete_filter_keys, window_filters
+from airflow_provider_aigw.patch import PATCH_FIELDS, UNSET, LogPatch
+from airflow_provider_aigw.query import (
+    encode_filters,
+    normalize_filters,
+    validate_delete_filter_keys,
+    validate_window,
+    window_filters,
+)
 from airflow_provider_aigw.timestamps import TimeLike
 from airflow_provider_aigw.validation import validate_choice, validate_positive
 
 MAX_DELETE_LIMIT = 10_000
 DELETE_ORDER_KEYS = LIST_ORDER_KEYS | {"cost", "tokens_in", "tokens_out", "duration", "feedback"}
-#: The fields a PATCH can set.
-PATCH_FIELDS = ("feedback", "score", "metadata")
 #: "Argument not given" for PATCH fields, where ``None`` means "clear the field".
-_NOT_SET: Any = object()
+_NOT_SET: Any = UNSET
 
 
 def patch_values(*, feedback: Any = None, score: Any = None, metadata: Any = None, clear: Any = ()) -> dict[str, Any]:
-    """The fields a PATCH sets: the given values (``None`` = leave unchanged) and the ``clear``-ed ones as null.
-
-    Validated before any request, with :func:`build_patch_body`.
-    """
-    cleared = [clear] if isinstance(clear, str) else list(clear)
-    for name in cleared:
-        validate_choice(name, PATCH_FIELDS, param="clear")
+    """The fields a PATCH sets: the given values (``None`` = leave unchanged) and the ``clear``-ed ones as null."""
     given = {name: v for name, v in zip(PATCH_FIELDS, (feedback, score, metadata), strict=True) if v is not None}
-    both = sorted(set(given) & set(cleared))
-    if both:
-        raise AIGatewayInputError(f"{both} given both a value and in clear=")
-    if not given and not cleared:
-        raise AIGatewayInputError("nothing to patch: give feedback, score, metadata or clear=")
-    values = {name: None for name in cleared} | given
-    build_patch_body(**values)
-    return values
+    return LogPatch.of(**given, clear=clear).body()
 
 
 def build_patch_body(*, feedback: Any = _NOT_SET, score: Any = _NOT_SET, metadata: Any = _NOT_SET) -> dict[str, Any]:
     """Validate PATCH fields (before any request) and return the JSON body."""
-    body: dict[str, Any] = {}
-    if feedback is not _NOT_SET:
-        if feedback is not None and (
-            isinstance(feedback, bool) or not isinstance(feedback, (int, float)) or not -1 <= feedback <= 1
-        ):
-            raise AIGatewayInputError(f"feedback must be a number from -1 to 1 (or None), got {feedback!r}")
-        body["feedback"] = feedback
-    if score is not _NOT_SET:
-        if score is not None and (
-            isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 100
-        ):
-            raise AIGatewayInputError(f"score must be a number from 0 to 100 (or None), got {score!r}")
-        body["score"] = score
-    if metadata is not _NOT_SET:
-        if metadata is not None:
-            if not isinstance(metadata, Mapping):
-                raise AIGatewayInputError(f"metadata must be a dict (or None), got {type(metadata).__name__}")
-            if len(metadata) > 5:
-                raise AIGatewayInputError(f"metadata holds at most 5 entries, got {len(metadata)}")
-            for key, value in metadata.items():
-                if not isinstance(key, str) or not key:
-                    raise AIGatewayInputError(f"metadata keys must be non-empty strings, got {key!r}")
-                if not isinstance(value, (str, int, float, bool)) or (
-                    isinstance(value, float) and not math.isfinite(value)
-                ):
-                    raise AIGatewayInputError(
-                        f"metadata[{key!r}] must be a string, finite number or boolean, got {value!r}"
-                    )
-            metadata = dict(metadata)
-        body["metadata"] = metadata
-    if not body:
-        raise AIGatewayInputError("nothing to patch: give at least one of feedback, score, metadata")
-    return body
+    return LogPatch.of(feedback=feedback, score=score, metadata=metadata).body()
 
 
 _ENVELOPE_KEYS = frozenset({"success", "result", "errors", "messages"})
@@ -126,7 +84,7 @@ def delete_query(
     """
     user_filters = normalize_filters(filters)
     validate_delete_filter_keys(user_filters)
-    query_filters = user_filters + window_filters(start, end)
+    query_filters = user_filters + window_filters(*validate_window(start, end))
     if not query_filters and not allow_unfiltered:
         raise AIGatewayInputError(
             "delete_logs needs filters or a start/end window: without them the API deletes "

@@ -187,7 +187,7 @@ class AIGatewayClient(APITransport):
         **params: Any,
     ) -> int:
         """Number of matching logs (one request, ``per_page=1``, ``total_count``)."""
-        query_filters = normalize_filters(filters) + window_filters(start, end)
+        query_filters = normalize_filters(filters) + window_filters(*validate_window(start, end))
         _, info = self._list_page(gateway_id, query_filters, {**params, "page": 1, "per_page": 1})
         return self._total(info, gateway_id)
 
@@ -208,7 +208,7 @@ class AIGatewayClient(APITransport):
         Defaults to newest first (``order_by_direction="desc"``). Inputs are validated as in
         :meth:`iter_logs`, before the request. Used by the logs sensor and trigger.
         """
-        query_filters = normalize_filters(filters) + window_filters(start, end)
+        query_filters = normalize_filters(filters) + window_filters(*validate_window(start, end))
         params = {**listing_params(order_by, order_by_direction, per_page, search), "page": 1, "per_page": per_page}
         rows, info = self._list_page(gateway_id, query_filters, params)
         return rows, self._total(info, gateway_id)

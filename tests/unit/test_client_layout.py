@@ -33,10 +33,11 @@ def provider_imports(module: str) -> set[str]:
     [
         ("validation", {"exceptions"}),
         ("timestamps", {"exceptions"}),
-        ("query", {"exceptions", "timestamps"}),
+        ("query", {"exceptions", "timestamps", "validation"}),
+        ("patch", {"exceptions", "validation"}),
         ("budget", {"exceptions", "validation"}),
         ("listing", {"exceptions", "query", "timestamps", "validation"}),
-        ("calls", {"exceptions", "listing", "query", "timestamps", "validation"}),
+        ("calls", {"exceptions", "listing", "patch", "query", "timestamps", "validation"}),
         ("transport", {"budget", "exceptions", "validation"}),
     ],
 )

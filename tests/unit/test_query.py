@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.query import (
+    LogQuery,
     contradicted_filter,
     encode_filters,
     normalize_filters,
@@ -187,3 +188,99 @@ ROW = {"id": "a", "created_at": "2026-11-26T10:00:00.000Z", "model": "gpt-4o", "
 )
 def test_contradicted_filter_judges_only_what_the_row_shows(flt: dict, contradicted: bool) -> None:
     assert contradicted_filter(ROW, [flt]) == (flt if contradicted else None)
+
+
+# --------------------------------------------------------------------------- LogQuery
+
+MODEL = {"key": "model", "operator": "eq", "value": ["gpt-4o"]}
+
+
+def test_log_query_of_validates_and_normalises_once():
+    query = LogQuery.of(
+        gateway_id="gw",
+        filters='[{"key": "model", "operator": "eq", "value": "gpt-4o"}]',  # a rendered template
+        start="2026-11-26T01:00:00+01:00",
+        end=dt.datetime(2026, 11, 27, tzinfo=UTC),
+        search="",
+    )
+    assert query == LogQuery(
+        "gw", (MODEL,), dt.datetime(2026, 11, 26, tzinfo=UTC), dt.datetime(2026, 11, 27, tzinfo=UTC), None
+    )
+    assert query.start is not None and query.start.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gateway_id": "../zones"}, "gateway_id '../zones' is not a valid gateway id"),
+        ({"filters": "[{'key': 'model'"}, "filters looks like a list or dict but cannot be parsed"),
+        ({"filters": [{"key": "model", "operator": "gte", "value": 1}]}, r"filters\[0\].operator must be one of"),
+        ({"start": "2026-11-26T00:00:00"}, "start has no timezone"),
+        ({"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z"}, "must be after start"),
+        ({"search": 3}, "search must be a string, got int"),
+    ],
+)
+def test_log_query_of_refuses_bad_parts(kwargs, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        LogQuery.of(**kwargs)
+
+
+def test_log_query_api_filters_append_the_half_open_window():
+    query = LogQuery.of(filters=MODEL, start="2026-11-26T00:00:00Z", end="2026-11-27T00:00:00Z")
+    assert query.api_filters() == [
+        MODEL,
+        {"key": "created_at", "operator": "gt", "value": ["2026-11-25T23:59:59.999Z"]},
+        {"key": "created_at", "operator": "lt", "value": ["2026-11-27T00:00:00.000Z"]},
+    ]
+    assert LogQuery.of().api_filters() == []
+
+
+def test_log_query_with_gateway_fills_only_a_missing_gateway():
+    assert LogQuery.of().with_gateway("default").gateway_id == "default"
+    assert LogQuery.of(gateway_id="own").with_gateway("default").gateway_id == "own"
+    query = LogQuery.of()
+    assert query.with_gateway(None) is query
+
+
+def test_log_query_json_round_trip_holds_only_json_scalars():
+    query = LogQuery.of(
+        gateway_id="gw",
+        filters=[MODEL, {"key": "cost", "operator": "gt", "value": 0.5}],
+        start=dt.datetime(2026, 11, 26, 0, 0, 0, 123456, tzinfo=UTC),
+        end="2026-11-27T00:00:00Z",
+        search="refund",
+    )
+    data = query.to_json()
+    assert data == {
+        "gateway_id": "gw",
+        "filters": '[{"key":"model","operator":"eq","value":["gpt-4o"]},{"key":"cost","operator":"gt","value":[0.5]}]',
+        "start": "2026-11-26T00:00:00.123456Z",
+        "end": "2026-11-27T00:00:00Z",
+        "search": "refund",
+    }
+    assert all(v is None or isinstance(v, str) for v in data.values())
+    assert json.loads(json.dumps(data)) == data
+    assert LogQuery.from_json(data) == query
+    assert LogQuery.from_json(LogQuery.of().to_json()) == LogQuery.of()
+
+
+def test_log_query_from_json_validates_what_crossed_the_process_boundary():
+    with pytest.raises(AIGatewayInputError, match="end has no timezone"):
+        LogQuery.from_json({"end": "2026-11-27T00:00:00"})
+
+
+def test_log_query_hashes_although_filters_are_dicts():
+    first = LogQuery.of(gateway_id="gw", filters=MODEL)
+    assert hash(first) == hash(LogQuery.of(gateway_id="gw", filters=MODEL))
+    assert first != LogQuery.of(gateway_id="gw")
+
+
+def test_log_query_describe():
+    query = LogQuery.of(gateway_id="gw", filters=MODEL, start="2026-11-26T00:00:00Z")
+    assert query.describe() == (
+        "gateway 'gw', window [2026-11-26T00:00:00.000Z, now), "
+        'filters [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}]'
+    )
+    assert LogQuery.of(end="2026-11-27T00:00:00Z", search="x").describe() == (
+        "the default gateway, window [-inf, 2026-11-27T00:00:00.000Z), search 'x'"
+    )
