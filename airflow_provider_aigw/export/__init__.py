@@ -9,9 +9,10 @@ Public API::
 
     validate_format(format) -> str
     resolve_destination(destination) -> ObjectStoragePath
-    export_logs(logs, destination, *, gateway_id, start, end, filters=None, format="jsonl.gz",
-                partition_by="day", rows_per_part=1_000_000, bytes_per_part=128 MiB,
-                overwrite_smaller=False, owner=None, lock_lease=24h, on_progress=None) -> ExportResult
+    export_logs(logs, destination, *, gateway_id, start, end, filters=None, account_id=None,
+                format="jsonl.gz", partition_by="day", rows_per_part=1_000_000,
+                bytes_per_part=128 MiB, overwrite_smaller=False, owner=None,
+                lock_lease=timedelta(minutes=5), on_progress=None, total_count=None) -> ExportResult
     read_manifest(uri_or_path) -> dict
     iter_manifest_records(manifest, *, verify=False) -> Iterator[dict]
     COLUMNS, SCHEMA_VERSION, arrow_schema(), arrow_partitioning(), manifest_schema()
