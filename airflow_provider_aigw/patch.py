@@ -44,9 +44,7 @@ class LogPatch:
     metadata: Any = field(default=UNSET, hash=False)
 
     @classmethod
-    def of(
-        cls, *, feedback: Any = UNSET, score: Any = UNSET, metadata: Any = UNSET, clear: Any = ()
-    ) -> LogPatch:
+    def of(cls, *, feedback: Any = UNSET, score: Any = UNSET, metadata: Any = UNSET, clear: Any = ()) -> LogPatch:
         """Validate what a PATCH sets, before any request.
 
         :param feedback: the new feedback; ``None`` clears it; :data:`UNSET` leaves it.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
 from functools import cached_property
@@ -14,13 +16,20 @@ from airflow_provider_aigw.budget import (
     DEFAULT_BUDGET_REQUESTS,
     DEFAULT_BUDGET_STORAGE,
 )
-from airflow_provider_aigw.client import MAX_DELETE_LIMIT, AIGatewayClient
-from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
+from airflow_provider_aigw.client import MAX_DELETE_LIMIT, MAX_PER_PAGE, AIGatewayClient
+from airflow_provider_aigw.compat import Asset, BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_aigw.concurrency import MAX_CONCURRENCY, bounded_map
 from airflow_provider_aigw.deletion import delete_from_manifest, delete_listed
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.export.run import ExportRun, run_export
-from airflow_provider_aigw.listing import MAX_PER_PAGE
+from airflow_provider_aigw.export.formats import validate_format
+from airflow_provider_aigw.export.lineage import export_lineage
+from airflow_provider_aigw.export.run import (
+    DEFAULT_SETTLE_LAG,
+    ExportRun,
+    destination_assets,
+    export_window,
+    run_export,
+)
 from airflow_provider_aigw.patch import UNSET, LogPatch
 from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.timestamps import TimeLike, format_time
@@ -243,14 +252,41 @@ class AIGatewayHook(BaseHook):
         """``query`` naming its gateway: its own, else :meth:`resolve_gateway_id`'s."""
         return query if query.gateway_id else query.with_gateway(self.resolve_gateway_id())
 
-    def _query(self, query: LogQuery | None, gateway_id: str | None, **parts: Any) -> LogQuery:
-        """The query of a contract method: ``query`` as given, or built once from the separate arguments."""
+    @staticmethod
+    def _query(
+        query: LogQuery | None,
+        *,
+        gateway_id: str | None = None,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        search: str | None = None,
+    ) -> LogQuery:
+        """The :class:`~airflow_provider_aigw.query.LogQuery` of a call: ``query``, or one made of the parts.
+
+        :raises AIGatewayInputError: a part is invalid, or given next to ``query`` (a ``gateway_id``
+            may fill a query that names none).
+        """
         if query is None:
-            return LogQuery.of(gateway_id=gateway_id, **parts)
-        given = sorted(name for name, value in {"gateway_id": gateway_id, **parts}.items() if value is not None)
-        if given:
-            raise AIGatewayInputError(f"pass either query= or {', '.join(given)}, not both")
-        return query
+            return LogQuery.of(gateway_id=gateway_id, filters=filters, start=start, end=end, search=search)
+        if not isinstance(query, LogQuery):
+            raise AIGatewayInputError(f"query must be a LogQuery, got {type(query).__name__}")
+        parts = {"filters": filters, "start": start, "end": end, "search": search}
+        given = sorted(name for name, value in parts.items() if value is not None)
+        if given or (gateway_id and query.gateway_id and gateway_id != query.gateway_id):
+            raise AIGatewayInputError(f"pass query= or {given or ['gateway_id']}, not both")
+        return query.with_gateway(gateway_id)
+
+    @staticmethod
+    def _patch(patch: LogPatch | None, *, feedback: Any, score: Any, metadata: Any) -> LogPatch:
+        """The :class:`~airflow_provider_aigw.patch.LogPatch` of a call: ``patch``, or one made of the fields."""
+        if patch is None:
+            return LogPatch.of(feedback=feedback, score=score, metadata=metadata)
+        if not isinstance(patch, LogPatch):
+            raise AIGatewayInputError(f"patch must be a LogPatch, got {type(patch).__name__}")
+        if any(value is not UNSET for value in (feedback, score, metadata)):
+            raise AIGatewayInputError("pass patch= or feedback/score/metadata, not both")
+        return patch
 
     # ----------------------------------------------------------------- API
 
@@ -279,7 +315,7 @@ class AIGatewayHook(BaseHook):
             :class:`~airflow_provider_aigw.query.LogQuery`, in place of those arguments.
         """
         return self.client.iter_logs(
-            self._query(query, gateway_id, filters=filters, start=start, end=end, search=search),
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end, search=search),
             order_by=order_by,
             order_by_direction=order_by_direction,
             per_page=per_page,
@@ -302,7 +338,9 @@ class AIGatewayHook(BaseHook):
         **params: Any,
     ) -> int:
         """Number of matching logs (one request); ``query`` as in :meth:`iter_logs`."""
-        return self.client.count_logs(self._query(query, gateway_id, filters=filters, start=start, end=end), **params)
+        return self.client.count_logs(
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end), **params
+        )
 
     def get_log(self, log_id: str, *, gateway_id: str | None = None) -> dict[str, Any]:
         """One log's details."""
@@ -324,9 +362,14 @@ class AIGatewayHook(BaseHook):
         score: Any = UNSET,
         metadata: Any = UNSET,
         gateway_id: str | None = None,
+        patch: LogPatch | None = None,
     ) -> dict[str, Any]:
-        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears."""
-        return self.client.patch_log(log_id, LogPatch.of(feedback=feedback, score=score, metadata=metadata), gateway_id)
+        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears.
+
+        :param patch: a :class:`~airflow_provider_aigw.patch.LogPatch` instead of the fields.
+        """
+        patch = self._patch(patch, feedback=feedback, score=score, metadata=metadata)
+        return self.client.patch_log(log_id, patch, gateway_id)
 
     def delete_logs(
         self,
@@ -348,7 +391,7 @@ class AIGatewayHook(BaseHook):
         it does not.
         """
         self.client.delete_logs(
-            self._query(query, gateway_id, filters=filters, start=start, end=end),
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end),
             limit=limit,
             order_by=order_by,
             order_by_direction=order_by_direction,
@@ -360,7 +403,7 @@ class AIGatewayHook(BaseHook):
     def check_logs(
         self, query: LogQuery, *, min_count: int, max_matches: int, time_left: float | None = None
     ) -> dict[str, Any]:
-        """The logs sensor's and trigger's check: count the matches and fetch the newest ``max_matches``, in ONE request.
+        """The logs sensor's and trigger's check: the count of matches and the newest ``max_matches``, in ONE request.
 
         Returns the sensor's XCom value: ``{"count", "min_count", "gateway_id", "start", "end",
         "matches"}`` where ``matches`` holds at most ``max_matches`` logs, newest first (see
@@ -394,29 +437,65 @@ class AIGatewayHook(BaseHook):
         destination: Any,
         *,
         format: str,
+        data_interval: tuple[Any, Any] = (None, None),
+        settle_lag: dt.timedelta = DEFAULT_SETTLE_LAG,
+        clamp_end: bool = False,
         include_bodies: bool = False,
         body_concurrency: int = 4,
+        allow_shrink: bool = False,
         logger: Any = log,
         **writer_options: Any,
     ) -> ExportRun:
-        """Export the logs of ``query``'s window to ``destination``: see :func:`~airflow_provider_aigw.export.run.run_export`.
+        """Export the logs of a window to ``destination``, with this hook's client.
 
-        :param query: gateway (default the hook's, else the connection's), filters and a closed window.
+        The window is ``query``'s, else the run's ``data_interval``, and must have ended
+        ``settle_lag`` ago (:func:`~airflow_provider_aigw.export.run.export_window`); then
+        :func:`~airflow_provider_aigw.export.run.run_export`: count, walk (with bodies), write,
+        progress lines and the summary. Nothing is sent before the window and the destination
+        are checked.
+
+        :param query: gateway (default the hook's, else the connection's), filters and the window
+            (both ends, or neither for the data interval).
         :param destination: storage URL or ``ObjectStoragePath``.
-        :param format: ``jsonl``, ``jsonl.gz`` or ``parquet`` (validated).
-        :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
-            ``allow_shrink`` and ``owner`` of :func:`~airflow_provider_aigw.export.writer.export_logs`.
+        :param format: ``jsonl``, ``jsonl.gz`` or ``parquet``, as :meth:`export_format` returns it.
+        :param data_interval: the run's ``(data_interval_start, data_interval_end)``.
+        :param settle_lag: how long ago the window must have ended.
+        :param clamp_end: move a too-recent end back to ``now - settle_lag`` (a warning), not fail.
+        :param allow_shrink: replace the window's archive with exactly the logs that match now (by
+            default archived logs gone from the gateway are kept: the union).
+        :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part`` and ``owner``
+            of :func:`~airflow_provider_aigw.export.writer.export_logs`.
         """
+        start, end = export_window(
+            query.start, query.end, interval=data_interval, settle_lag=settle_lag, clamp_end=clamp_end, logger=logger
+        )
         return run_export(
             self.client,
-            self.with_gateway(query),
+            self.with_gateway(dataclasses.replace(query, start=start, end=end)),
             destination,
             format=format,
             include_bodies=include_bodies,
             body_concurrency=body_concurrency,
             logger=logger,
+            overwrite_smaller=allow_shrink,
             **writer_options,
         )
+
+    @staticmethod
+    def export_format(format: Any) -> str:
+        """The canonical export format: ``jsonl``, ``jsonl.gz`` or ``parquet`` (case-insensitive; Parquet
+        needs pyarrow). See :func:`~airflow_provider_aigw.export.formats.validate_format`."""
+        return validate_format(format)
+
+    @staticmethod
+    def export_outlets(destination: Any) -> list[Asset]:
+        """The asset a static export ``destination`` URL names (without user info); none for a local path."""
+        return destination_assets(destination)
+
+    @staticmethod
+    def export_lineage(run: ExportRun | None) -> Any:
+        """The OpenLineage of an export run (the gateway's logs in, the destination out); empty without one."""
+        return export_lineage(run)
 
     def delete_matching(
         self,

@@ -8,37 +8,27 @@ when the task is created or, for templated values, once they are rendered), call
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aigw.client import DELETE_ORDER_KEYS, MAX_DELETE_LIMIT
+from airflow_provider_aigw.client import DELETE_ORDER_KEYS, LIST_ORDER_KEYS, MAX_DELETE_LIMIT, ORDER_DIRECTIONS
 from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
 from airflow_provider_aigw.concurrency import MAX_CONCURRENCY
-from airflow_provider_aigw.deletion import UNFILTERED_DELETE
+from airflow_provider_aigw.deletion import UNFILTERED_DELETE, validate_delete_query
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export import (
     DEFAULT_BYTES_PER_PART,
     DEFAULT_PARTITION_BY,
     DEFAULT_ROWS_PER_PART,
     PARTITION_BY,
-    validate_format,
 )
-from airflow_provider_aigw.export.lineage import export_lineage
-from airflow_provider_aigw.export.run import (
-    DEFAULT_SETTLE_LAG,
-    ON_BODY_ERROR,
-    ExportRun,
-    destination_assets,
-    export_window,
-)
+from airflow_provider_aigw.export.run import DEFAULT_SETTLE_LAG, ON_BODY_ERROR
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.listing import LIST_ORDER_KEYS, ORDER_DIRECTIONS
-from airflow_provider_aigw.patch import UNSET, LogPatch
-from airflow_provider_aigw.query import LogQuery, validate_delete_filter_keys
+from airflow_provider_aigw.patch import LogPatch
+from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.validation import (
     is_templated,
     parse_literal,
@@ -53,7 +43,6 @@ if TYPE_CHECKING:
     from airflow_provider_aigw.compat import Context
 
 __all__ = [
-    "DEFAULT_SETTLE_LAG",
     "MAX_LIST_XCOM_BYTES",
     "AIGatewayDeleteLogsOperator",
     "AIGatewayExportLogsOperator",
@@ -258,8 +247,8 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         overwrite_smaller: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and not _is_template(str(destination)):
-            kwargs["outlets"] = destination_assets(destination)
+        if "outlets" not in kwargs and not is_templated(str(destination)):
+            kwargs["outlets"] = AIGatewayHook.export_outlets(destination)
         super().__init__(**kwargs)
         if not isinstance(destination, (str, ObjectStoragePath)) or not str(destination).strip():
             raise AIGatewayInputError(f"destination must be a storage URL or an ObjectStoragePath, got {destination!r}")
@@ -277,26 +266,23 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.settle_lag = validate_duration(settle_lag, param="settle_lag")
         self.clamp_end = bool(clamp_end)
         self.allow_shrink = bool(_renamed("allow_shrink", allow_shrink, "overwrite_smaller", overwrite_smaller)[1])
-        # Validated here unless templated (then in execute, once rendered); the window is known in execute.
-        self._static_format = None if is_templated(format) else validate_format(format)
-        self._static_query = None if is_templated(filters) else LogQuery.of(filters=filters)
-        self._run: ExportRun | None = None
+        # Validated here unless templated (then in execute, once rendered).
+        self._static_format = None if is_templated(format) else AIGatewayHook.export_format(format)
+        self._static_query = None if is_templated([filters, start, end]) else self._query()
+        #: What the export wrote (the hook's ``ExportRun``), for lineage.
+        self._run: Any = None
+
+    def _query(self) -> LogQuery:
+        return LogQuery.of(filters=self.filters, start=self.start, end=self.end)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        fmt = self._static_format or validate_format(self.format)
-        start, end = export_window(
-            self.start,
-            self.end,
-            interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+        self._run = self.hook.run_export(
+            self._static_query or self._query(),
+            self.destination,
+            format=self._static_format or AIGatewayHook.export_format(self.format),
+            data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
             settle_lag=self.settle_lag,
             clamp_end=self.clamp_end,
-            logger=self.log,
-        )
-        filtered = self._static_query or LogQuery.of(filters=self.filters)
-        self._run = self.hook.run_export(
-            dataclasses.replace(filtered, start=start, end=end),  # export_window validated the window
-            self.destination,
-            format=fmt,
             include_bodies=self.include_bodies,
             body_concurrency=self.body_concurrency,
             logger=self.log,
@@ -317,7 +303,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         map_index = getattr(ti, "map_index", -1)
         return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
-    def _record_outlets(self, context: Context, run: ExportRun) -> None:
+    def _record_outlets(self, context: Context, run: Any) -> None:
         """Attach the (small) summary to the events of this task's outlet assets."""
         events = context.get("outlet_events")
         for outlet in self.outlets:
@@ -326,7 +312,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the gateway's logs as input, the destination as output, with schema facets."""
-        return export_lineage(self._run)
+        return self.hook.export_lineage(self._run)
 
 
 class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
@@ -385,7 +371,9 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         # ``dry_run`` is also a BaseOperator method (render-only run); keep that intact.
         self.is_dry_run = bool(dry_run)
         param, size = _renamed("batch_size", batch_size, "limit", limit)
-        self.batch_size = MAX_DELETE_LIMIT if size is None else validate_positive(size, param=param, maximum=MAX_DELETE_LIMIT)
+        self.batch_size = (
+            MAX_DELETE_LIMIT if size is None else validate_positive(size, param=param, maximum=MAX_DELETE_LIMIT)
+        )
         self.allow_match_all = bool(allow_match_all)
         if order_by is not None:
             validate_choice(order_by, DELETE_ORDER_KEYS, param="order_by")
@@ -400,14 +388,11 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         """The filters and window to delete; with a manifest, what must agree with it (None: nothing given)."""
         if self.manifest is None:
             query = LogQuery.of(filters=self.filters, start=self.start, end=self.end)
-        elif self.filters is None and self.start is None and self.end is None and not self.gateway_id:
+            validate_delete_query(query)  # documented filter keys only, and filters or a window
+            return query
+        if self.filters is None and self.start is None and self.end is None and not self.gateway_id:
             return None
-        else:
-            query = LogQuery.of(
-                gateway_id=self.gateway_id or None, filters=self.filters, start=self.start, end=self.end
-            )
-        validate_delete_filter_keys(query.filters)
-        return query
+        return LogQuery.of(gateway_id=self.gateway_id or None, filters=self.filters, start=self.start, end=self.end)
 
     def execute(self, context: Context) -> int:
         query = self._static_query or self._query()
@@ -477,7 +462,8 @@ class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
 
     def _patch(self) -> LogPatch:
         # The operator's None leaves a field unchanged; clear= sets it to null.
-        given = {"feedback": self.feedback, "score": self.score, "metadata": parse_literal(self.metadata, param="metadata")}
+        metadata = parse_literal(self.metadata, param="metadata")
+        given = {"feedback": self.feedback, "score": self.score, "metadata": metadata}
         return LogPatch.of(**{name: value for name, value in given.items() if value is not None}, clear=self.clear)
 
     def execute(self, context: Context) -> dict[str, int]:

@@ -147,7 +147,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> AIGatewayHook:
         """The hook (built on first use, after templates are rendered)."""
-        return AIGatewayHook(aigw_conn_id=self.aigw_conn_id)
+        return AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id or None)
 
     def _build_query(self) -> tuple[LogQuery, float | None]:
         """The validated query and when its window settles (epoch seconds); raises before any request."""

@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit tests of the hook's callers (operators, sensor, trigger)."""
+"""Fixtures of the unit tests: a fake clock and a client on it (see :mod:`tests.unit.fake_api`), and
+a record of who reads the hook's client."""
 
 from __future__ import annotations
 
@@ -9,9 +10,23 @@ from typing import Any
 import pytest
 
 import airflow_provider_aigw
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from tests.fake_clock import FakeClock
+from tests.unit.fake_api import make_client
 
 PACKAGE = Path(airflow_provider_aigw.__file__).parent
+
+
+@pytest.fixture
+def fake_time() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def client(fake_time: FakeClock) -> AIGatewayClient:
+    """A client of gateway ``gw`` on the fake API's base URL and the fake clock."""
+    return make_client(fake_time)
 
 
 @pytest.fixture

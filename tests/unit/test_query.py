@@ -3,10 +3,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airflow_provider_aigw import query as query_module
+from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.export import run as export_run
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.operators.ai_gateway import (
+    AIGatewayDeleteLogsOperator,
+    AIGatewayExportLogsOperator,
+    AIGatewayListLogsOperator,
+)
 from airflow_provider_aigw.query import (
     LogQuery,
     contradicted_filter,
@@ -284,3 +296,70 @@ def test_log_query_describe():
     assert LogQuery.of(end="2026-11-27T00:00:00Z", search="x").describe() == (
         "the default gateway, window [-inf, 2026-11-27T00:00:00.000Z), search 'x'"
     )
+
+
+# --------------------------------------------------------------------------- validated once, on the way down
+
+DAY_START = dt.datetime(2026, 1, 9, tzinfo=UTC)
+DAY_END = dt.datetime(2026, 1, 10, tzinfo=UTC)
+FAILED = {"key": "success", "operator": "eq", "value": [False]}
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    server: EmulatorServer = aigw_emulator_factory(gateways={"gw": 0})
+    server.seed_logs("gw", 120, DAY_START, DAY_END, seed=1)
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT", server.airflow_conn_json("gw"))
+    return server
+
+
+@pytest.fixture
+def normalized(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every call of ``normalize_filters``, wherever a provider module imported it from."""
+    calls: list[Any] = []
+    original = query_module.normalize_filters
+
+    def spy(filters: Any, **kwargs: Any) -> Any:
+        calls.append(filters)
+        return original(filters, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("airflow_provider_aigw") and getattr(module, "normalize_filters", None) is original:
+            monkeypatch.setattr(module, "normalize_filters", spy)
+    return calls
+
+
+def test_a_listing_normalises_its_filters_once(emu: EmulatorServer, normalized: list[Any]) -> None:
+    task = AIGatewayListLogsOperator(task_id="list", filters=FAILED, start=DAY_START, end=DAY_END, max_results=1)
+    assert len(task.execute({})) == 1  # a full page: the listing and the count behind it
+    assert normalized == [FAILED]
+    normalized.clear()
+    assert len(list(AIGatewayHook().iter_logs(filters=FAILED, start=DAY_START, end=DAY_END))) > 1
+    assert normalized == [FAILED]
+
+
+def test_a_delete_normalises_its_filters_once(emu: EmulatorServer, normalized: list[Any]) -> None:
+    failed = [log["id"] for log in emu.logs("gw") if log["success"] is False]
+    task = AIGatewayDeleteLogsOperator(task_id="delete", filters=FAILED, start=DAY_START, end=DAY_END)
+    normalized.clear()  # the operator checks static filters when it is built
+    assert task.execute({}) == len(failed) > 1  # counts, listings, a canary and its checks, DELETEs
+    assert normalized == [FAILED]
+    assert not set(failed) & set(emu.ids("gw"))
+
+
+def test_an_export_normalises_its_filters_once_on_the_way_to_the_writer(
+    emu: EmulatorServer, normalized: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before_writer: list[int] = []
+    original = export_run.export_logs
+
+    def writer(*args: Any, **kwargs: Any) -> Any:
+        before_writer.append(len(normalized))  # the writer checks what it is given on its own
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(export_run, "export_logs", writer)
+    task = AIGatewayExportLogsOperator(
+        task_id="export", destination=f"file://{tmp_path}", filters=FAILED, start=DAY_START, end=DAY_END
+    )
+    assert task.execute({})["count"] > 0
+    assert before_writer == [1]

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import airflow_provider_aigw
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayInputError
 from airflow_provider_aigw.validation import (
     validate_choice,
@@ -138,3 +141,15 @@ def test_metadata_is_returned_as_a_copy():
     given = {"team": "search", "n": 3, "ok": True, "x": 0.5}
     checked = validate_metadata(given)
     assert checked == given and checked is not given
+
+
+RUNTIME = [p for p in Path(airflow_provider_aigw.__file__).parent.rglob("*.py") if "emulator" not in p.parts]
+
+
+def test_no_module_keeps_a_validator_of_its_own() -> None:
+    """Counts, choices and durations are checked by the validators of validation.py, nowhere else."""
+    private = {"_positive_int", "_choice", "_seconds", "_settle_seconds", "_check_positive"}
+    for path in RUNTIME:
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        assert not defined & private, (path.name, defined & private)

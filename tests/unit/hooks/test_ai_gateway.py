@@ -7,7 +7,12 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayConfigError, AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import (
+    AIGatewayAPIError,
+    AIGatewayConfigError,
+    AIGatewayError,
+    AIGatewayInputError,
+)
 from airflow_provider_aigw.get_provider_info import get_provider_info
 from airflow_provider_aigw.hooks.ai_gateway import CONNECTION_EXTRAS, AIGatewayHook
 from airflow_provider_aigw.patch import LogPatch
@@ -313,7 +318,7 @@ def test_check_logs_with_no_time_left_makes_one_attempt_on_a_copy_of_the_client(
 def test_resolve_gateway_id_names_the_connection_when_there_is_none(monkeypatch, requests_mock):
     set_conn(monkeypatch, conn_id="no_gw")
     hook = AIGatewayHook("no_gw")
-    with pytest.raises(AIGatewayInputError, match="gateway_id is required: .* extra of connection 'no_gw'"):
+    with pytest.raises(AIGatewayInputError, match=r"gateway_id is required: .* extra of connection 'no_gw'"):
         hook.resolve_gateway_id()
     with pytest.raises(AIGatewayInputError, match="gateway_id is required"):
         hook.with_gateway(LogQuery.of(start=START))
@@ -332,6 +337,6 @@ def test_contract_methods_take_a_query_or_its_parts_not_both(monkeypatch, reques
     assert requests_mock.call_count == 2
     assert all("/gateways/other/" in r.url for r in requests_mock.request_history)
     for method in (hook.count_logs, hook.list_logs, hook.delete_logs):
-        with pytest.raises(AIGatewayInputError, match="pass either query= or end, filters, not both"):
+        with pytest.raises(AIGatewayInputError, match=r"pass query= or \['end', 'filters'\], not both"):
             method(query=query, filters={"key": "model", "operator": "eq", "value": "x"}, end=END)
     assert requests_mock.call_count == 2

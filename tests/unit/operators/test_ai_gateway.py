@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aigw import query as query_module
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import Asset
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import (
@@ -21,7 +23,6 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayInputError,
     AIGatewayLateLogsError,
 )
-from airflow_provider_aigw import query as query_module
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.operators.ai_gateway import (
@@ -278,14 +279,14 @@ def test_export_include_bodies_records_status_per_log(
             },
         ],
     )
-    original = AIGatewayHook.get_log_response
+    original = AIGatewayClient.get_log_response
 
-    def flaky(self: AIGatewayHook, log_id: str, *, gateway_id: str | None = None) -> Any:
+    def flaky(self: AIGatewayClient, log_id: str, gateway_id: str | None = None) -> Any:
         if log_id == ids[2]:
             raise AIGatewayAPIError("GET .../response failed: 502", status=502)
-        return original(self, log_id, gateway_id=gateway_id)
+        return original(self, log_id, gateway_id)
 
-    monkeypatch.setattr(AIGatewayHook, "get_log_response", flaky)
+    monkeypatch.setattr(AIGatewayClient, "get_log_response", flaky)
     emu.reset_stats()
     summary = export(
         f"file://{tmp_path}",
@@ -338,13 +339,13 @@ def test_export_shrink_guard_when_the_walk_yields_fewer_than_counted(
 ) -> None:
     first = export(f"file://{tmp_path}")
     oldest = emu.ids(GW, START, END)[0]
-    original = AIGatewayHook.iter_logs
+    original = AIGatewayClient.iter_logs
 
-    def retention_during_walk(self: AIGatewayHook, **kwargs: Any) -> Any:
+    def retention_during_walk(self: AIGatewayClient, *args: Any, **kwargs: Any) -> Any:
         # The gateway drops its oldest log after count_logs, before the walk reaches it.
-        return (log for log in original(self, **kwargs) if log["id"] != oldest)
+        return (log for log in original(self, *args, **kwargs) if log["id"] != oldest)
 
-    monkeypatch.setattr(AIGatewayHook, "iter_logs", retention_during_walk)
+    monkeypatch.setattr(AIGatewayClient, "iter_logs", retention_during_walk)
     second = export(f"file://{tmp_path}")
     assert second["count"] == IN_WINDOW and second["commit"]["mode"] == "union"
     assert sorted(exported_ids(second)) == sorted(exported_ids(first))

@@ -86,7 +86,7 @@ def test_bad_constructor_arguments(kwargs, message):
 def test_keyword_only_and_template_fields():
     with pytest.raises((TypeError, AirflowException)):  # Airflow 2 raises its own error
         AIGatewayLogsSensor("wait")  # type: ignore[misc]
-    assert tuple(AIGatewayLogsSensor.template_fields) == ("filters", "start", "end", "gateway_id")
+    assert tuple(AIGatewayLogsSensor.template_fields) == ("filters", "start", "end", "gateway_id", "aigw_conn_id")
     assert AIGatewayLogsSensor.template_fields_renderers == {"filters": "json"}
 
 
@@ -363,22 +363,6 @@ def test_hook_uses_rendered_gateway_and_conn_id():
     assert isinstance(task.hook, AIGatewayHook)
     assert (task.hook.aigw_conn_id, task.hook.gateway_id) == ("other", "gw-a")
 
-
-# ------------------------------------------------------------------ client.list_page (added for the sensor)
-
-
-def test_client_list_page_one_request_with_total(emu):
-    emu.add_logs(GW, logs(5))
-    client = AIGatewayHook().client
-    rows, total = client.list_page(start=T0, end=T1, per_page=2)
-    assert total == 5 and [r["created_at"] for r in rows] == ["2026-11-20T12:04:00.000Z", "2026-11-20T12:03:00.000Z"]
-    rows, total = client.list_page(order_by_direction="asc", per_page=1)
-    assert total == 5 and rows[0]["created_at"] == "2026-11-20T12:00:00.000Z"
-    assert emu.stats["list"] == 2
-    for bad in ({"per_page": 51}, {"order_by": "cost"}, {"order_by_direction": "up"}, {"filters": "x"}):
-        with pytest.raises(AIGatewayInputError):
-            client.list_page(**bad)
-    assert emu.stats["total"] == 2
 
 
 # ------------------------------------------------------------------ timeout parity with the trigger
