@@ -45,6 +45,20 @@ def parse_literal(value: Any, *, param: str) -> Any:
         raise AIGatewayInputError(f"{param} looks like a list or dict but cannot be parsed: {text[:200]!r}") from None
 
 
+def is_templated(value: Any) -> bool:
+    """Whether ``value`` is only known at run time: a Jinja template, an XComArg, or a list or dict holding one.
+
+    Such a value is checked once rendered (in ``execute``); a static one when the task is created.
+    """
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(is_templated(key) or is_templated(item) for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(is_templated(item) for item in value)
+    return hasattr(value, "iter_references")  # an XComArg (Airflow's ResolveMixin), resolved at run time
+
+
 def validate_positive(
     value: Any,
     *,
