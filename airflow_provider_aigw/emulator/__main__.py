@@ -52,6 +52,10 @@ ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
      "oldest first, optionally within [start, end)"),
     ("POST /__emulator__/gateways/ID/late-logs", "logs that become visible only after more API requests: "
      "{\"count\": N, \"start\": ISO, \"end\": ISO, \"after_requests\": K} or {\"logs\": [...], \"after_requests\": K}"),
+    ("POST /__emulator__/gateways/ID/logpush", "write the gateway's logs as Cloudflare Logpush files: "
+     "{\"destination\": URL, \"public_key_pem\": PEM[, \"start\": ISO, \"end\": ISO, \"batch_seconds\": 30, "
+     "\"timestamp_format\": \"unixnano\"|\"unix\"|\"rfc3339\", \"shared_key\": false, \"storage_options\": {...}]}; "
+     "answers {\"files\": [{\"path\", \"records\", \"bytes\"}]}"),
 )
 
 
@@ -61,9 +65,44 @@ def _admin_routes_help() -> str:
         lines.append(f"  {route}")
         lines.extend(textwrap.wrap(what, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6))
     lines.append("")
+    lines.append("python -m airflow_provider_aigw.emulator logpush --help: the same seeded logs as Logpush files.")
+    lines.append("")
     lines.append("Stops on SIGTERM / Ctrl-C. Prints (and writes to --ready-file) one JSON line: url, port,")
     lines.append("account_id, token, read_only_token, gateways, start, end, pid.")
     return "\n".join(lines)
+
+
+def add_seed_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that decide the seeded logs, shared by serving and ``logpush``: the same
+    options give the same logs."""
+    p.add_argument(
+        "--gateway",
+        action="append",
+        type=_gateway_spec,
+        metavar="ID[:COUNT]",
+        help="gateway to create with COUNT seeded logs (repeatable; default my-gateway:10000)",
+    )
+    p.add_argument("--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)")
+    p.add_argument("--start", help="ISO 8601 start of the seeded window (overrides --days)")
+    p.add_argument("--end", help="ISO 8601 end of the seeded window (default now)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data generation and faults (default 0)")
+
+
+def seeded_emulator(args: argparse.Namespace, **server_kwargs: Any) -> tuple[EmulatorServer, int, int]:
+    """An emulator (not started) holding the gateways and logs ``args`` asks for, and the seeded
+    window ``(start_ms, end_ms)``."""
+    end_ms = to_ms(args.end) if args.end else to_ms(datetime.now(timezone.utc))
+    start_ms = (
+        to_ms(args.start)
+        if args.start
+        else to_ms(datetime.fromtimestamp(end_ms / 1000, timezone.utc) - timedelta(days=args.days))
+    )
+    emu = EmulatorServer(seed=args.seed, **server_kwargs)
+    for gateway_id, count in args.gateway or [("my-gateway", 10_000)]:
+        emu.create_gateway(gateway_id)
+        if count:
+            emu.seed_logs(gateway_id, count, format_ms(start_ms), format_ms(end_ms), return_ids=False)
+    return emu, start_ms, end_ms
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,17 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="32-hex account id")
     p.add_argument("--token", default="aigw-emulator-token", help="API token (Bearer) with read+write access")
     p.add_argument("--read-only-token", default="aigw-emulator-readonly-token", help="API token for GETs only")
-    p.add_argument(
-        "--gateway",
-        action="append",
-        type=_gateway_spec,
-        metavar="ID[:COUNT]",
-        help="gateway to create with COUNT seeded logs (repeatable; default my-gateway:10000)",
-    )
-    p.add_argument("--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)")
-    p.add_argument("--start", help="ISO 8601 start of the seeded window (overrides --days)")
-    p.add_argument("--end", help="ISO 8601 end of the seeded window (default now)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data generation and faults (default 0)")
+    add_seed_arguments(p)
     p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0.0, help="extra random latency in [0, J]")
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 5xx")
@@ -194,21 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the emulator until SIGTERM / SIGINT."""
+    """Run the emulator until SIGTERM / SIGINT (``logpush ...``: write Logpush files instead)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["logpush"]:
+        from airflow_provider_aigw.emulator.logpush import main as logpush_main
+
+        return logpush_main(argv[1:])
     args = build_parser().parse_args(argv)
-    end_ms = to_ms(args.end) if args.end else to_ms(datetime.now(timezone.utc))
-    start_ms = (
-        to_ms(args.start)
-        if args.start
-        else to_ms(datetime.fromtimestamp(end_ms / 1000, timezone.utc) - timedelta(days=args.days))
-    )
-    emu = EmulatorServer(
+    emu, start_ms, end_ms = seeded_emulator(
+        args,
         host=args.host,
         port=args.port,
         account_id=args.account_id,
         token=args.token,
         read_only_token=args.read_only_token,
-        seed=args.seed,
     )
     faults: dict[str, Any] = {
         "latency_ms": args.latency_ms,
@@ -234,10 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate_limit:
         faults["rate_limit_requests"], faults["rate_limit_period_s"] = args.rate_limit
     emu.faults.update(**faults)
-    for gateway_id, count in args.gateway or [("my-gateway", 10_000)]:
-        emu.create_gateway(gateway_id)
-        if count:
-            emu.seed_logs(gateway_id, count, format_ms(start_ms), format_ms(end_ms), return_ids=False)
 
     stop = threading.Event()
 
