@@ -99,8 +99,9 @@ class LogpushPrivateKey:
         password = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
         if password == b"":
             password = None
+        block = _normalise_pem(text)
         try:
-            key = serialization.load_pem_private_key(_normalise_pem(text), password=password)
+            key = serialization.load_pem_private_key(block, password=password)
         except TypeError:
             # cryptography raises TypeError for a passphrase missing or given in vain
             if password is None:
