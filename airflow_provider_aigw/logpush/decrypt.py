@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -164,11 +165,12 @@ class EnvelopeDecryptor:
     """Opens envelopes with one private key, unwrapping each distinct wrapped key once.
 
     The AES keys of the last ``cache_size`` wrapped keys stay in memory (least recently used
-    evicted), keyed by the wrapped key; nothing is written anywhere. Not thread-safe: one per
-    thread or process.
+    evicted), keyed by the wrapped key; nothing is written anywhere. A wrapped key that does not
+    unwrap is remembered too, so it costs one RSA operation however many fields carry it. Not
+    thread-safe: one per thread or process.
 
     :param key: the private key.
-    :param cache_size: how many wrapped keys' AES keys to keep (at least 1).
+    :param cache_size: how many wrapped keys to remember (at least 1).
     """
 
     def __init__(self, key: LogpushPrivateKey, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
@@ -176,7 +178,8 @@ class EnvelopeDecryptor:
             raise ValueError(f"cache_size must be at least 1, got {cache_size!r}")
         self.key = key
         self.cache_size = cache_size
-        self._aes: OrderedDict[bytes, AESGCM] = OrderedDict()
+        # wrapped key -> its AES key, or why it does not unwrap
+        self._aes: OrderedDict[bytes, AESGCM | str] = OrderedDict()
         #: RSA private operations done so far (wrapped keys not found in the cache).
         self.unwraps = 0
 
@@ -191,18 +194,8 @@ class EnvelopeDecryptor:
         :raises AIGatewayDecryptError: an envelope that does not open (wrong key, altered data,
             truncated or malformed), naming ``field`` and what failed.
         """
-        if type(value) is dict:
-            if value.get("type") != ENVELOPE_TYPE:
-                return value
-            envelope = value
-        elif isinstance(value, str) and value[:1] == "{" and ENVELOPE_TYPE in value[:200]:
-            try:
-                envelope = json.loads(value)
-            except ValueError:
-                return value
-            if not is_envelope(envelope):
-                return value
-        else:
+        envelope = _envelope(value)
+        if envelope is None:
             return value
         if "key" in envelope or "iv" in envelope:
             wrapped = _b64decode(envelope.get("key"), "key", field)
@@ -210,7 +203,44 @@ class EnvelopeDecryptor:
             sealed = _b64decode(envelope.get("data"), "data", field)
         else:
             wrapped, iv, sealed = self._unpack(_b64decode(envelope.get("data"), "data", field), field)
-        return self._decrypt(wrapped, iv, sealed, field)
+        aes = self._aes_key(wrapped)
+        if not isinstance(aes, AESGCM):
+            raise AIGatewayDecryptError(f"{field}: {aes}", field=field)
+        if not 8 <= len(iv) <= 128:
+            raise AIGatewayDecryptError(f"{field}: malformed envelope: an IV of {len(iv)} bytes", field=field)
+        if len(sealed) < _GCM_TAG_BYTES:
+            raise AIGatewayDecryptError(
+                f"{field}: truncated envelope: {len(sealed)} bytes of data, shorter than the 16-byte GCM tag",
+                field=field,
+            )
+        try:
+            return aes.decrypt(iv, sealed, None)
+        except InvalidTag:
+            raise AIGatewayDecryptError(
+                f"{field}: the data fails its AES-GCM tag check: the data or IV was altered or truncated",
+                field=field,
+            ) from None
+
+    def preload(self, values: Iterable[Any]) -> None:
+        """Unwrap the wrapped keys of these field values (envelopes or not) back to back.
+
+        RSA operations in a row run faster than each between the parsing of records (the CPU's
+        caches stay warm: about 7% of a log's time with RSA-4096 here), so a reader preloads a
+        batch of records before opening their fields. Nothing is raised: an envelope that does
+        not parse, or a key that does not unwrap, is left to :meth:`open` to report.
+        """
+        for value in values:
+            envelope = _envelope(value)
+            if envelope is None:
+                continue
+            try:
+                if "key" in envelope or "iv" in envelope:
+                    wrapped = _b64decode(envelope.get("key"), "key", "")
+                else:
+                    wrapped = self._unpack(_b64decode(envelope.get("data"), "data", ""), "")[0]
+            except AIGatewayDecryptError:
+                continue
+            self._aes_key(wrapped)
 
     def _unpack(self, packed: bytes, field: str) -> tuple[bytes, bytes, bytes]:
         """Key, IV and sealed data of an abbreviated envelope's ``data``."""
@@ -235,51 +265,47 @@ class EnvelopeDecryptor:
         end_iv = size + _PACKED_IV_BYTES
         return packed[:size], packed[size:end_iv], packed[end_iv:]
 
-    def _decrypt(self, wrapped: bytes, iv: bytes, sealed: bytes, field: str) -> bytes:
-        aes = self._aes.get(wrapped)
-        if aes is None:
-            aes = self._unwrap(wrapped, field)
+    def _aes_key(self, wrapped: bytes) -> AESGCM | str:
+        """The AES key ``wrapped`` seals, or why it does not unwrap: from the cache, else by one
+        RSA operation whose outcome the cache keeps."""
+        try:
+            aes = self._aes[wrapped]
+        except KeyError:
+            aes = self._aes[wrapped] = self._unwrap(wrapped)
+            if len(self._aes) > self.cache_size:
+                self._aes.popitem(last=False)
         else:
             self._aes.move_to_end(wrapped)
-        if not 8 <= len(iv) <= 128:
-            raise AIGatewayDecryptError(f"{field}: malformed envelope: an IV of {len(iv)} bytes", field=field)
-        if len(sealed) < _GCM_TAG_BYTES:
-            raise AIGatewayDecryptError(
-                f"{field}: truncated envelope: {len(sealed)} bytes of data, shorter than the 16-byte GCM tag",
-                field=field,
-            )
-        try:
-            return aes.decrypt(iv, sealed, None)
-        except InvalidTag:
-            raise AIGatewayDecryptError(
-                f"{field}: the data fails its AES-GCM tag check: the data or IV was altered or truncated",
-                field=field,
-            ) from None
+        return aes
 
-    def _unwrap(self, wrapped: bytes, field: str) -> AESGCM:
+    def _unwrap(self, wrapped: bytes) -> AESGCM | str:
         key = self.key
         if len(wrapped) != key.key_bytes:
-            raise AIGatewayDecryptError(
-                f"{field}: the wrapped AES key is {len(wrapped)} bytes, but RSA-{key.key_size} wraps "
-                f"{key.key_bytes}: the envelope is truncated, or sealed for another key",
-                field=field,
+            return (
+                f"the wrapped AES key is {len(wrapped)} bytes, but RSA-{key.key_size} wraps {key.key_bytes}: "
+                "the envelope is truncated, or sealed for another key"
             )
         self.unwraps += 1
         try:
             aes_key = key.unwrap(wrapped)
         except ValueError:
-            raise AIGatewayDecryptError(
-                f"{field}: the AES key does not unwrap (RSA-OAEP-SHA256) with the private key whose public key "
-                f"has sha256 {key.fingerprint[:16]}...: the logs were encrypted for another key, or the key "
-                "was altered",
-                field=field,
-            ) from None
-        if len(aes_key) not in _AES_KEY_SIZES:
-            raise AIGatewayDecryptError(
-                f"{field}: the unwrapped key is {len(aes_key)} bytes, not an AES key", field=field
+            return (
+                "the AES key does not unwrap (RSA-OAEP-SHA256) with the private key whose public key has sha256 "
+                f"{key.fingerprint[:16]}...: the logs were encrypted for another key, or the key was altered"
             )
-        aes = AESGCM(aes_key)
-        self._aes[wrapped] = aes
-        if len(self._aes) > self.cache_size:
-            self._aes.popitem(last=False)
-        return aes
+        if len(aes_key) not in _AES_KEY_SIZES:
+            return f"the unwrapped key is {len(aes_key)} bytes, not an AES key"
+        return AESGCM(aes_key)
+
+
+def _envelope(value: Any) -> dict[str, Any] | None:
+    """The envelope ``value`` is (an object, or its JSON text), or None for a plain value."""
+    if type(value) is dict:
+        return value if value.get("type") == ENVELOPE_TYPE else None
+    if isinstance(value, str) and value[:1] == "{" and ENVELOPE_TYPE in value[:200]:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        return parsed if is_envelope(parsed) else None
+    return None

@@ -213,14 +213,36 @@ def test_the_cache_is_bounded_and_evicts_the_least_recently_used(
     assert [base64.b64encode(w).decode() for w in rsa_calls] == [a["key"], b["key"], c["key"], b["key"]]
 
 
-def test_a_failed_unwrap_caches_nothing(
+def test_a_key_that_does_not_unwrap_is_remembered_too(
     decryptor: EnvelopeDecryptor, other_key_pair: KeyPair, rsa_calls: list[bytes]
 ) -> None:
     envelope = seal(PLAINTEXT, other_key_pair)
-    for _ in range(2):
-        with pytest.raises(AIGatewayDecryptError):
-            decryptor.open(envelope, field="RequestBody")
-    assert len(rsa_calls) == 2
+    errors = []
+    for field in ("Metadata", "RequestBody"):
+        with pytest.raises(AIGatewayDecryptError, match="does not unwrap") as info:
+            decryptor.open({**envelope}, field=field)
+        errors.append(str(info.value))
+    assert len(rsa_calls) == 1
+    assert errors[0].startswith("Metadata: ") and errors[1].startswith("RequestBody: ")
+
+
+def test_preload_unwraps_a_batch_back_to_back_then_open_costs_no_rsa(
+    decryptor: EnvelopeDecryptor, key_pair: KeyPair, other_key_pair: KeyPair, rsa_calls: list[bytes]
+) -> None:
+    good = [seal(f"log {i}".encode(), key_pair) for i in range(3)]
+    wrapped, iv, data = seal_parts(b"packed", key_pair)
+    packed = {"type": "encrypted", "data": b64(wrapped + iv + data)}
+    foreign = seal(b"foreign", other_key_pair)
+    malformed = {"type": "encrypted", "key": "not base64!", "iv": "", "data": ""}
+    decryptor.preload([*good, good[0], packed, json.dumps(good[1]), foreign, malformed, None, {"team": "a"}, "text"])
+    assert len(rsa_calls) == 5  # 3 + packed + foreign; repeats, plain values and the malformed one: none
+    assert [decryptor.open(e, field="RequestBody") for e in good] == [b"log 0", b"log 1", b"log 2"]
+    assert decryptor.open(packed, field="RequestBody") == b"packed"
+    with pytest.raises(AIGatewayDecryptError, match="does not unwrap"):
+        decryptor.open(foreign, field="RequestBody")
+    with pytest.raises(AIGatewayDecryptError, match="'key' is not base64"):
+        decryptor.open(malformed, field="RequestBody")
+    assert len(rsa_calls) == 5 and decryptor.unwraps == 5
 
 
 # --- the private key -------------------------------------------------------------------------
