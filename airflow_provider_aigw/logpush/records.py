@@ -4,22 +4,22 @@ The record is first put in the shape of a Logs API log (:func:`to_log`), then ma
 export's own :func:`~airflow_provider_aigw.export.schema.to_row`, so a row from Logpush and a
 row from the API are made by the same code:
 
-=====================================  ======================================================
-export column                          Logpush
-=====================================  ======================================================
-``created_at``                         ``Timestamp`` (``unixnano``, ``unix`` or ``rfc3339``)
-``provider``, ``model``                ``Provider``, ``Model``
-``path``                               ``Endpoint``
-``status_code``, ``cached``            ``StatusCode``, ``Cached``
-``success``                            ``StatusCode`` is 2xx
-``duration``, ``cost``                 ``Metrics.durationMs``, ``Metrics.cost``
-``metadata``, ``metadata_raw``         ``Metadata``, decrypted
-``request_body``, ``response_body``    ``RequestBody``, ``ResponseBody``, decrypted
-``request_body_status`` (and response) ``collected`` with a body, ``not_collected`` without
-``extra``                              every other field (``RequestedModel``, ``RateLimited``,
-                                       ``RoutingDecisionID``, ``RoutingReason``, unknown ones),
-                                       other ``Metrics`` keys, a ``Timestamp`` finer than 1 ms
-=====================================  ======================================================
+======================================  ======================================================
+export column                           Logpush
+======================================  ======================================================
+``created_at``                          ``Timestamp`` (``unixnano``, ``unix`` or ``rfc3339``)
+``provider``, ``model``                 ``Provider``, ``Model``
+``path``                                ``Endpoint``
+``status_code``, ``cached``             ``StatusCode``, ``Cached``
+``success``                             ``StatusCode`` is 2xx
+``duration``, ``cost``                  ``Metrics.durationMs``, ``Metrics.cost``
+``metadata``, ``metadata_raw``          ``Metadata``, decrypted
+``request_body``, ``response_body``     ``RequestBody``, ``ResponseBody``, decrypted
+``request_body_status`` (and response)  ``collected`` with a body, ``not_collected`` without
+``extra``                               every other field (``RequestedModel``, ``RateLimited``,
+                                        ``RoutingDecisionID``, ``RoutingReason``, unknown ones),
+                                        other ``Metrics`` keys, a ``Timestamp`` finer than 1 ms
+======================================  ======================================================
 
 ``Gateway`` is the gateway partition, not a column (:data:`GATEWAY_FIELD`). Logpush lists no
 ``id``, ``model_type``, ``request_type``, ``step``, token counts, ``custom_cost``, ``feedback``,
