@@ -138,8 +138,9 @@ class LogpushPrivateKey:
 
 
 def is_envelope(value: Any) -> bool:
-    """Whether ``value`` is an encrypted envelope (an object whose ``type`` is ``encrypted``)."""
-    return type(value) is dict and value.get("type") == ENVELOPE_TYPE
+    """Whether ``value`` is an encrypted envelope: an object whose ``type`` is ``encrypted``, or
+    its JSON text."""
+    return _envelope(value) is not None
 
 
 def _b64decode(text: Any, what: str, field: str) -> bytes:
@@ -307,5 +308,5 @@ def _envelope(value: Any) -> dict[str, Any] | None:
             parsed = json.loads(value)
         except ValueError:
             return None
-        return parsed if is_envelope(parsed) else None
+        return parsed if type(parsed) is dict and parsed.get("type") == ENVELOPE_TYPE else None
     return None

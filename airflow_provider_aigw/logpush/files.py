@@ -94,6 +94,7 @@ def select_files(
     low, high = start - margin, end + margin
     first_day, last_day = (low - dt.timedelta(days=1)).date(), high.date()
     root = root.rstrip("/")
+    fs.invalidate_cache(root)  # a re-run must see the files delivered since (s3fs caches listings)
     found: dict[str, int | None] = {}
     for entry in fs.ls(root, detail=True):
         path = entry["name"].rstrip("/")

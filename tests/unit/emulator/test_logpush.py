@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+import s3fs
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -209,6 +210,22 @@ def test_files_go_to_s3(
     request, _ = emu.get_bodies(GW, log["id"])
     if request is not None:
         assert open_envelope(first["RequestBody"], private_key) == body_text(request).encode()
+
+    # and the provider reads them back from the bucket: the logs of a window, exactly
+    from airflow_provider_aigw.logpush.decrypt import EnvelopeDecryptor, LogpushPrivateKey
+    from airflow_provider_aigw.logpush.files import iter_records, select_files
+    from airflow_provider_aigw.logpush.records import to_row
+
+    fs = s3fs.S3FileSystem(**options)
+    start, end = datetime(2026, 4, 18, 23, 58, 30, 500000, tzinfo=UTC), datetime(2026, 4, 19, 0, 3, 7, tzinfo=UTC)
+    decryptor = EnvelopeDecryptor(LogpushPrivateKey(private_key))
+    files = select_files(fs, "logpush/ai-gateway", start, end)
+    rows = [to_row(r, decryptor, time_ns=ns) for f in files for _l, ns, r in iter_records(fs, f, start, end)]
+    expected = [log for log in emu.logs(GW) if start <= datetime.fromisoformat(log["created_at"][:-1] + "+00:00") < end]
+    assert [(r["created_at"], r["model"], r["duration"]) for r in rows] == [
+        (log["created_at"], log["model"], log["duration"]) for log in expected
+    ]
+    assert len(rows) > 10 and {f.path.split("/")[2] for f in files} == {"20260418", "20260419"}
 
 
 def test_cli_writes_the_same_logs_the_emulator_serves(public_pem: bytes, tmp_path: Path) -> None:

@@ -204,8 +204,10 @@ def test_bodies_as_text_and_json_text() -> None:
     assert (row["response_body"], row["response_body_format"]) == ("just text", "text")
 
 
-def test_an_encrypted_field_without_a_key_is_an_error(key_pair: KeyPair) -> None:
-    record = plain_record(ResponseBody=seal(b"secret answer", key_pair))
+@pytest.mark.parametrize("as_text", [False, True])
+def test_an_encrypted_field_without_a_key_is_an_error(key_pair: KeyPair, as_text: bool) -> None:
+    envelope = seal(b"secret answer", key_pair)
+    record = plain_record(ResponseBody=json.dumps(envelope) if as_text else envelope)
     with pytest.raises(AIGatewayDecryptError, match=r"^ResponseBody is encrypted and no private key was given$"):
         to_row(record)
 
