@@ -77,6 +77,9 @@ __all__ = [
 class AIGatewayClient(APITransport):
     """Client for one Cloudflare account's AI Gateway Logs API.
 
+    .. seealso::
+        Its settings are the connection's extras (:doc:`/connections`); the request budget: :doc:`/budget`.
+
     :param account_id: Cloudflare account id (32 hex characters).
     :param api_token: API token, sent as ``Authorization: Bearer``.
     :param email: account e-mail for Global API Key auth (with ``api_key``).

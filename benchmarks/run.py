@@ -720,10 +720,11 @@ def report(
     if shared:
         md += shared_budget.report(shared)
         for r in shared:
-            if r["contender"] == "redis":
+            if r["contender"] in ("redis", "redis_export"):
+                how = "export operators" if r["contender"] == "redis_export" else "processes"
                 targets.append(
                     Target(
-                        f"Shared budget: {r['workers']} processes via redis://, zero 429s, ≥ 90% of the bound",
+                        f"Shared budget: {r['workers']} {how} via redis://, zero 429s, ≥ 90% of the bound",
                         f"{r['served_429']} 429s, {r['share']:.0%} ({r['api_span_s']:.2f} s vs {r['bound_s']:.2f} s)",
                         r["served_429"] == 0 and r["share"] >= 0.9,
                     )

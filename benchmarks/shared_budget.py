@@ -9,7 +9,11 @@ through its own client, started together; every contender gives each worker the 
   each request re-scored when its answer arrives);
 * ``limits``: the ``limits`` library's moving window on the same Redis, which counts a request
   when it is sent (the usual library approach), at the rule's numbers and with a 10% margin;
-* ``memory``: ``memory://``, one budget per process (what several workers had before).
+* ``memory``: ``memory://``, one budget per process (what several workers had before);
+* ``redis_export``: ``budget_storage=redis://`` again, each worker an
+  ``AIGatewayExportLogsOperator`` run as ``tests/shared_budget`` runs it (the count, the pages,
+  the empty page ending the walk, the files written). The test asserts that run's exact ids and
+  requests and no 429; its rate, a wall-clock figure, is reported here.
 
 Reported per contender: requests and 429s at the API, and the time from the API's first request
 to its last against the least time the rule allows for that many requests.
@@ -39,6 +43,7 @@ CONTENDERS = {
     "limits": "limits MovingWindow on Redis, counted at send",
     "limits_margin": "limits MovingWindow on Redis, counted at send, 10% margin",
     "memory": "budget_storage=memory:// (one budget per process)",
+    "redis_export": "budget_storage=redis://, each worker an export operator",
 }
 
 
@@ -81,6 +86,9 @@ def worker(spec: dict[str, Any]) -> None:
 
     emu, contender = spec["emulator"], spec["contender"]
     limit, period = spec["rule"]
+    if contender == "redis_export":
+        export_worker(spec)
+        return
     budget: Any
     if contender == "redis":
         budget = RedisRequestBudget(spec["redis"], "bench-user", limit, period)
@@ -96,6 +104,35 @@ def worker(spec: dict[str, Any]) -> None:
     started = time.time()
     count = sum(1 for _ in client.iter_logs(GATEWAY, start=WINDOW_START, end=WINDOW_END))
     print(json.dumps({"count": count, "requests": client.requests_sent, "elapsed_s": time.time() - started}))
+
+
+def export_worker(spec: dict[str, Any]) -> None:
+    """One process exporting the gateway with the export operator, through the Redis budget."""
+    import os
+
+    emu = spec["emulator"]
+    limit, period = spec["rule"]
+    extra = {"account_id": emu["account_id"], "budget_storage": spec["redis"]}
+    extra.update(budget_requests=limit, budget_period=period, backoff_base=0.1)
+    conn = {"conn_type": "cloudflare_ai_gateway", "host": emu["url"], "password": emu["token"], "extra": extra}
+    os.environ["AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"] = json.dumps(conn)
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator
+
+    with tempfile.TemporaryDirectory(prefix="aigw-bench-shared-export-") as out:
+        op = AIGatewayExportLogsOperator(
+            task_id="shared_budget_export",
+            gateway_id=GATEWAY,
+            destination=Path(out).as_uri(),
+            start=WINDOW_START,
+            end=WINDOW_END,
+        )
+        print("ready", flush=True)
+        sys.stdin.readline()
+        started = time.time()
+        summary = op.execute({})  # type: ignore[arg-type]
+        elapsed = time.time() - started
+    print(json.dumps({"count": summary["count"], "requests": op.hook.client.requests_sent, "elapsed_s": elapsed}))
 
 
 def bound_s(requests: int, rule: tuple[int, float]) -> float:
@@ -171,7 +208,8 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         "",
         f"The emulator enforces {RULE[0]} requests per {RULE[1]:g} s with lock-out, arrivals uneven "
         f"({JITTER['latency_ms']:g} ms + up to {JITTER['latency_jitter_ms']:g} ms latency); {n} processes, "
-        f"started together, each list gateway {GATEWAY} (100 requests) with the rule's numbers as their "
+        f"started together, each list gateway {GATEWAY} (100 requests; with the export operator 102: the "
+        "count, 100 pages and the empty page ending the walk) with the rule's numbers as their "
         "budget. Bound: the least time the rule allows for the requests answered without 429, "
         f"(⌈R/{RULE[0]}⌉−1)×{RULE[1]:g} s; time measured at the API, first request to last.",
         "",

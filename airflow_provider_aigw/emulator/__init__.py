@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_provider_aigw.emulator.data import generate_logs
     from airflow_provider_aigw.emulator.faults import Faults
-    from airflow_provider_aigw.emulator.server import DEFAULT_ACCOUNT_ID, EmulatorServer, Stats
+    from airflow_provider_aigw.emulator.server import DEFAULT_ACCOUNT_ID, EmulatorServer
+    from airflow_provider_aigw.emulator.stats import Stats
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "EmulatorServer", "Faults", "Stats", "generate_logs"]
 
@@ -21,7 +22,7 @@ __all__ = ["DEFAULT_ACCOUNT_ID", "EmulatorServer", "Faults", "Stats", "generate_
 _HOMES = {
     "DEFAULT_ACCOUNT_ID": "server",
     "EmulatorServer": "server",
-    "Stats": "server",
+    "Stats": "stats",
     "Faults": "faults",
     "generate_logs": "data",
 }

@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_provider_aigw.emulator.data import format_ms, to_ms
 from airflow_provider_aigw.emulator.faults import DELETE_ORDERS
+from airflow_provider_aigw.emulator.logpush import DEFAULT_BATCH_SECONDS, TIMESTAMP_FORMATS, write_logpush_files
 from airflow_provider_aigw.emulator.server import DEFAULT_ACCOUNT_ID, EmulatorServer
 
 
@@ -36,26 +37,43 @@ def _rate(value: str) -> tuple[int, float]:
 #: The admin routes (unauthenticated, never faulted, never counted), as ``--help`` and docs/emulator.rst
 #: list them: (method and path under http://HOST:PORT, what it does).
 ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
-    ("GET  /__emulator__/stats", "request counters: total, by kind (list/get/request/response/patch/delete), "
-     "429s and 5xx served, connections dropped, recent requests"),
+    (
+        "GET  /__emulator__/stats",
+        "request counters: total, by kind (list/get/request/response/patch/delete), "
+        "429s and 5xx served, connections dropped, recent requests",
+    ),
     ("POST /__emulator__/reset-stats", "zero the counters"),
     ("GET  /__emulator__/faults", "the fault settings"),
-    ("POST /__emulator__/faults", "change fault settings, JSON body e.g. {\"error_rate\": 0.2, \"latency_ms\": 50, "
-     "\"rate_limit_requests\": 1200, \"rate_limit_period_s\": 300}; keys: latency_ms, latency_jitter_ms, "
-     "error_rate, drop_rate, rate_limit_requests, rate_limit_period_s, lockout_s, churn_insert_per_request, "
-     "capacity, ignore_filter_keys, ignore_delete_filter_keys, fail_body_ids, fail_body_status, envelope_bodies, "
-     "max_url_bytes, delete_order, delete_max_logs, seed"),
-    ("GET  /__emulator__/gateways", "gateways and their log counts: {\"gateways\": {ID: N}}"),
-    ("POST /__emulator__/gateways/ID/logs", "add logs: {\"count\": N, \"start\": ISO, \"end\": ISO[, \"seed\": S]} "
-     "seeds N realistic logs in [start, end); a JSON list of log objects adds those; creates the gateway"),
-    ("GET  /__emulator__/gateways/ID/ids?start=ISO&end=ISO", "ids of the stored logs (ground truth), "
-     "oldest first, optionally within [start, end)"),
-    ("POST /__emulator__/gateways/ID/late-logs", "logs that become visible only after more API requests: "
-     "{\"count\": N, \"start\": ISO, \"end\": ISO, \"after_requests\": K} or {\"logs\": [...], \"after_requests\": K}"),
-    ("POST /__emulator__/gateways/ID/logpush", "write the gateway's logs as Cloudflare Logpush files: "
-     "{\"destination\": URL, \"public_key_pem\": PEM[, \"start\": ISO, \"end\": ISO, \"batch_seconds\": 30, "
-     "\"timestamp_format\": \"unixnano\"|\"unix\"|\"rfc3339\", \"shared_key\": false, \"storage_options\": {...}]}; "
-     "answers {\"files\": [{\"path\", \"records\", \"bytes\"}]}"),
+    (
+        "POST /__emulator__/faults",
+        'change fault settings, JSON body e.g. {"error_rate": 0.2, "latency_ms": 50, '
+        '"rate_limit_requests": 1200, "rate_limit_period_s": 300}; keys: latency_ms, latency_jitter_ms, '
+        "error_rate, drop_rate, rate_limit_requests, rate_limit_period_s, lockout_s, churn_insert_per_request, "
+        "capacity, ignore_filter_keys, ignore_delete_filter_keys, fail_body_ids, fail_body_status, envelope_bodies, "
+        "max_url_bytes, delete_order, delete_max_logs, seed",
+    ),
+    ("GET  /__emulator__/gateways", 'gateways and their log counts: {"gateways": {ID: N}}'),
+    (
+        "POST /__emulator__/gateways/ID/logs",
+        'add logs: {"count": N, "start": ISO, "end": ISO[, "seed": S]} '
+        "seeds N realistic logs in [start, end); a JSON list of log objects adds those; creates the gateway",
+    ),
+    (
+        "GET  /__emulator__/gateways/ID/ids?start=ISO&end=ISO",
+        "ids of the stored logs (ground truth), oldest first, optionally within [start, end)",
+    ),
+    (
+        "POST /__emulator__/gateways/ID/late-logs",
+        "logs that become visible only after more API requests: "
+        '{"count": N, "start": ISO, "end": ISO, "after_requests": K} or {"logs": [...], "after_requests": K}',
+    ),
+    (
+        "POST /__emulator__/gateways/ID/logpush",
+        "write the gateway's logs as Cloudflare Logpush files: "
+        '{"destination": URL, "public_key_pem": PEM[, "start": ISO, "end": ISO, "batch_seconds": 30, '
+        '"timestamp_format": "unixnano"|"unix"|"rfc3339", "shared_key": false, "storage_options": {...}]}; '
+        'answers {"files": [{"path", "records", "bytes"}]}',
+    ),
 )
 
 
@@ -166,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY",
         help="filter key the server silently ignores on list and delete, as Cloudflare does with filters "
-        "it does not apply (repeatable; admin: POST /__emulator__/faults {\"ignore_filter_keys\": [...]})",
+        'it does not apply (repeatable; admin: POST /__emulator__/faults {"ignore_filter_keys": [...]})',
     )
     p.add_argument(
         "--ignore-delete-filter-key",
@@ -222,12 +240,58 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_logpush_parser() -> argparse.ArgumentParser:
+    """The ``logpush`` subcommand's parser (the seeding options are the serving command's)."""
+    p = argparse.ArgumentParser(
+        prog="python -m airflow_provider_aigw.emulator logpush",
+        description="Seed gateways as the emulator does (same options, same logs for the same seed) and write "
+        "their logs as Cloudflare Logpush files of the ai_gateway_events dataset: daily folders, gzip NDJSON, "
+        "Metadata/RequestBody/ResponseBody encrypted under an RSA public key. Prints one JSON line: the objects "
+        "written per gateway.",
+    )
+    p.add_argument("--public-key", required=True, metavar="PEM_FILE", help="RSA public key (SPKI PEM) file")
+    p.add_argument(
+        "--destination", required=True, metavar="URL", help="local folder or fsspec URL (s3://bucket/prefix)"
+    )
+    p.add_argument(
+        "--batch-seconds",
+        type=int,
+        default=DEFAULT_BATCH_SECONDS,
+        help=f"seconds of logs per file (default {DEFAULT_BATCH_SECONDS})",
+    )
+    p.add_argument("--timestamp-format", choices=TIMESTAMP_FORMATS, default="unixnano", help="default unixnano")
+    p.add_argument("--shared-key", action="store_true", help="one AES key for the three encrypted fields of a log")
+    add_seed_arguments(p)
+    return p
+
+
+def logpush_main(argv: list[str]) -> int:
+    """Seed, write the Logpush files, print what was written."""
+    args = build_logpush_parser().parse_args(argv)
+    with open(args.public_key, "rb") as fh:
+        public_key_pem = fh.read()
+    emu, _start, _end = seeded_emulator(args)
+    # One job pushes every gateway of the account to one destination, told apart by `Gateway`.
+    written = {
+        gateway_id: write_logpush_files(
+            emu,
+            gateway_id,
+            args.destination,
+            public_key_pem,
+            batch_seconds=args.batch_seconds,
+            timestamp_format=args.timestamp_format,
+            shared_key=args.shared_key,
+        )
+        for gateway_id in emu.gateway_ids
+    }
+    print(json.dumps({"files": written}), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator until SIGTERM / SIGINT (``logpush ...``: write Logpush files instead)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["logpush"]:
-        from airflow_provider_aigw.emulator.logpush import main as logpush_main
-
         return logpush_main(argv[1:])
     args = build_parser().parse_args(argv)
     emu, start_ms, end_ms = seeded_emulator(

@@ -18,7 +18,7 @@ __all__ = ["DELETE_ORDERS", "Decision", "Faults", "RateLimiter"]
 #: Values of :attr:`Faults.delete_order`.
 DELETE_ORDERS = ("asked", "asc", "desc", "random")
 
-_FIELDS = (
+FIELDS = (
     "latency_ms",
     "latency_jitter_ms",
     "error_rate",
@@ -128,7 +128,7 @@ class Faults:
 
     def update(self, **changes: Any) -> None:
         """Change settings atomically (unknown names raise ``TypeError``). ``seed`` reseeds."""
-        unknown = set(changes) - set(_FIELDS)
+        unknown = set(changes) - set(FIELDS)
         if unknown:
             raise TypeError(f"unknown fault settings: {sorted(unknown)}")
         for name in (
@@ -155,14 +155,14 @@ class Faults:
         defaults = Faults()
         with self._lock:
             for f in fields(self):
-                if f.name in _FIELDS and f.name != "seed":
+                if f.name in FIELDS and f.name != "seed":
                     setattr(self, f.name, getattr(defaults, f.name))
             self._rng.seed(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-able dict."""
         with self._lock:
-            return {k: list(v) if isinstance(v, list) else v for k in _FIELDS for v in (getattr(self, k),)}
+            return {k: list(v) if isinstance(v, list) else v for k in FIELDS for v in (getattr(self, k),)}
 
     def ignored_keys(self, method: str) -> set[str]:
         """Filter keys the server drops silently from a request with ``method``."""

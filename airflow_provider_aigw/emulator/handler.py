@@ -9,17 +9,17 @@ import random
 import re
 import socket
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_provider_aigw.emulator.faults import Faults, RateLimiter
 from airflow_provider_aigw.emulator.query import ApiError
-
-if TYPE_CHECKING:
-    from airflow_provider_aigw.emulator.server import EmulatorServer
+from airflow_provider_aigw.emulator.stats import Stats
 
 ADMIN_PREFIX = "/__emulator__/"
-_ROUTE_RE = re.compile(
+ROUTE_RE = re.compile(
     r"^/client/v4/accounts/(?P<account>[^/]+)/ai-gateway/gateways/(?P<gateway>[^/]+)/logs"
     r"(?:/(?P<log_id>[^/]+)(?:/(?P<body>request|response))?)?/?$"
 )
@@ -34,18 +34,35 @@ _HTML_414 = (
 )
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class Emulator(Protocol):
+    """What the HTTP side needs of the emulator (:class:`~airflow_provider_aigw.emulator.server.EmulatorServer`)."""
+
+    stats: Stats
+    faults: Faults
+    limiter: RateLimiter
+    clock: Callable[[], float]
+
+    def before_request(self) -> None: ...
+
+    def admin(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]: ...
+
+    def dispatch(
+        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
+    ) -> tuple[int, Any, str | None]: ...
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
-    emulator: EmulatorServer
+    emulator: Emulator
 
 
-class _Handler(BaseHTTPRequestHandler):
+class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cloudflare"
     sys_version = ""
-    server: _HTTPServer
+    server: EmulatorHTTPServer
 
     def setup(self) -> None:
         super().setup()
@@ -105,13 +122,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if path.startswith(ADMIN_PREFIX):
             try:
-                status, payload = emu._admin(method, path, query, body)
+                status, payload = emu.admin(method, path, query, body)
             except (ValueError, TypeError, KeyError) as exc:
                 status, payload = 400, {"error": f"{type(exc).__name__}: {exc}"}
             self._send(status, payload)
             return
 
-        m = _ROUTE_RE.match(path)
+        m = ROUTE_RE.match(path)
         kind = "other"
         if m:
             if m["body"]:
@@ -131,13 +148,13 @@ class _Handler(BaseHTTPRequestHandler):
             "at": emu.clock(),  # arrival on the rate limiter's clock
         }
         emu.stats.record(kind, rec)
-        emu._before_request()
+        emu.before_request()
 
         faults = emu.faults
         decision = faults.decide()
         if decision.sleep_s:
             time.sleep(decision.sleep_s)
-        allowed, retry, rl_headers = emu._limiter.check(
+        allowed, retry, rl_headers = emu.limiter.check(
             emu.clock(), faults.rate_limit_requests, faults.rate_limit_period_s, faults.lockout_s
         )
         if not allowed:
@@ -184,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(414, _HTML_414, "text/html; charset=UTF-8", rl_headers)
             return
         try:
-            status, payload, ctype = emu._dispatch(method, path, query, self.headers, body)
+            status, payload, ctype = emu.dispatch(method, path, query, self.headers, body)
         except ApiError as err:
             status, payload, ctype = err.status, err.body(), None
         except Exception as exc:  # pragma: no cover - a bug in the emulator

@@ -20,16 +20,14 @@ Airflow; imported when files are written, so the rest of the emulator stays stan
 
 from __future__ import annotations
 
-import argparse
 import base64
 import gzip
 import hashlib
 import io
 import json
 import os
-import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_aigw.emulator import data
 
@@ -37,11 +35,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from datetime import datetime
 
-    from airflow_provider_aigw.emulator.server import EmulatorServer
-
 __all__ = [
+    "DEFAULT_BATCH_SECONDS",
     "ENCRYPTED_FIELDS",
     "TIMESTAMP_FORMATS",
+    "LogSource",
     "LogpushEncryptor",
     "format_timestamp",
     "logpush_record",
@@ -56,6 +54,15 @@ ENCRYPTED_FIELDS: tuple[str, ...] = ("Metadata", "RequestBody", "ResponseBody")
 DEFAULT_BATCH_SECONDS = 30
 _AES_KEY_BYTES = 32
 _IV_BYTES = 12
+
+
+class LogSource(Protocol):
+    """What the writer reads: :class:`~airflow_provider_aigw.emulator.server.EmulatorServer` (its
+    ground truth), named here by its one method so that the server may import this module."""
+
+    def iter_logs_with_bodies(
+        self, gateway_id: str, start: datetime | str | None = None, end: datetime | str | None = None
+    ) -> Iterator[tuple[dict[str, Any], Any, Any]]: ...
 
 
 def format_timestamp(created_ms: int, timestamp_format: str) -> int | str:
@@ -225,7 +232,7 @@ def write_records(
 
 
 def write_logpush_files(
-    emu: EmulatorServer,
+    emu: LogSource,
     gateway_id: str,
     destination: str,
     public_key_pem: str | bytes,
@@ -265,64 +272,3 @@ def write_logpush_files(
             yield data.to_ms(log["created_at"]), record
 
     return write_records(records(), destination, batch_seconds=batch_seconds, storage_options=storage_options)
-
-
-# --- command line: python -m airflow_provider_aigw.emulator logpush ----------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``logpush`` subcommand's parser (the seeding options are the serving command's)."""
-    from airflow_provider_aigw.emulator.__main__ import add_seed_arguments
-
-    p = argparse.ArgumentParser(
-        prog="python -m airflow_provider_aigw.emulator logpush",
-        description="Seed gateways as the emulator does (same options, same logs for the same seed) and write "
-        "their logs as Cloudflare Logpush files of the ai_gateway_events dataset: daily folders, gzip NDJSON, "
-        "Metadata/RequestBody/ResponseBody encrypted under an RSA public key. Prints one JSON line: the objects "
-        "written per gateway.",
-    )
-    p.add_argument("--public-key", required=True, metavar="PEM_FILE", help="RSA public key (SPKI PEM) file")
-    p.add_argument(
-        "--destination", required=True, metavar="URL", help="local folder or fsspec URL (s3://bucket/prefix)"
-    )
-    p.add_argument(
-        "--batch-seconds",
-        type=int,
-        default=DEFAULT_BATCH_SECONDS,
-        help=f"seconds of logs per file (default {DEFAULT_BATCH_SECONDS})",
-    )
-    p.add_argument("--timestamp-format", choices=TIMESTAMP_FORMATS, default="unixnano", help="default unixnano")
-    p.add_argument(
-        "--shared-key", action="store_true", help="one AES key for the three encrypted fields of a log"
-    )
-    add_seed_arguments(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Seed, write the Logpush files, print what was written."""
-    from airflow_provider_aigw.emulator.__main__ import seeded_emulator
-
-    args = build_parser().parse_args(argv)
-    with open(args.public_key, "rb") as fh:
-        public_key_pem = fh.read()
-    emu, _start, _end = seeded_emulator(args)
-    # One job pushes every gateway of the account to one destination, told apart by `Gateway`.
-    written = {
-        gateway_id: write_logpush_files(
-            emu,
-            gateway_id,
-            args.destination,
-            public_key_pem,
-            batch_seconds=args.batch_seconds,
-            timestamp_format=args.timestamp_format,
-            shared_key=args.shared_key,
-        )
-        for gateway_id in emu.gateway_ids
-    }
-    print(json.dumps({"files": written}), flush=True)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

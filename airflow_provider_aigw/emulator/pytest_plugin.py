@@ -32,7 +32,7 @@ EmulatorFactory = Callable[..., "EmulatorServer"]
 @pytest.fixture
 def aigw_emulator_factory() -> Iterator[EmulatorFactory]:
     """Factory of started emulators, stopped at teardown."""
-    from airflow_provider_aigw.emulator.faults import _FIELDS as _FAULT_FIELDS
+    from airflow_provider_aigw.emulator.faults import FIELDS as FAULT_FIELDS
     from airflow_provider_aigw.emulator.server import EmulatorServer
 
     servers: list[EmulatorServer] = []
@@ -44,8 +44,8 @@ def aigw_emulator_factory() -> Iterator[EmulatorFactory]:
         seed: int = 0,
         **kwargs: Any,
     ) -> EmulatorServer:
-        faults = {k: v for k, v in kwargs.items() if k in _FAULT_FIELDS}
-        server_kwargs = {k: v for k, v in kwargs.items() if k not in _FAULT_FIELDS}
+        faults = {k: v for k, v in kwargs.items() if k in FAULT_FIELDS}
+        server_kwargs = {k: v for k, v in kwargs.items() if k not in FAULT_FIELDS}
         emu = EmulatorServer(seed=seed, **server_kwargs)
         if end is None:
             end = datetime.now(timezone.utc).replace(microsecond=0)

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_provider_aigw.emulator import data
 from airflow_provider_aigw.emulator.faults import Faults, RateLimiter
-from airflow_provider_aigw.emulator.handler import _ROUTE_RE, ADMIN_PREFIX, _Handler, _HTTPServer
+from airflow_provider_aigw.emulator.handler import ADMIN_PREFIX, ROUTE_RE, EmulatorHTTPServer, RequestHandler
 from airflow_provider_aigw.emulator.query import (
     ApiError,
     Filter,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "EmulatorServer", "Stats"]
+__all__ = ["DEFAULT_ACCOUNT_ID", "EmulatorServer"]
 
 DEFAULT_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
 API_PREFIX = "/client/v4"
@@ -84,11 +84,11 @@ class EmulatorServer:
         self._lock = threading.RLock()
         self._gateways: dict[str, Gateway] = {}
         self._batches: dict[str, int] = {}
-        self._limiter = RateLimiter()
+        self.limiter = RateLimiter()
         self._api_requests = 0
         self._late: list[tuple[int, str, list[dict[str, Any]]]] = []
         self._churn_rng = random.Random(seed ^ 0xC0FFEE)
-        self._httpd: _HTTPServer | None = None
+        self._httpd: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -97,7 +97,7 @@ class EmulatorServer:
         """Bind and serve in a daemon thread; returns self."""
         if self._httpd is not None:
             return self
-        httpd = _HTTPServer((self.host, self._requested_port), _Handler)
+        httpd = EmulatorHTTPServer((self.host, self._requested_port), RequestHandler)
         httpd.emulator = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -323,11 +323,11 @@ class EmulatorServer:
     def reset_stats(self) -> None:
         """Zero the request counters and records, and reset the rate limiter."""
         self.stats.reset()
-        self._limiter.reset()
+        self.limiter.reset()
 
     # ------------------------------------------------------------------ request pipeline
 
-    def _before_request(self) -> None:
+    def before_request(self) -> None:
         """Per API request: late-arriving logs, then churn (insert now, trim to capacity)."""
         with self._lock:
             self._api_requests += 1
@@ -364,7 +364,7 @@ class EmulatorServer:
             return True
         raise auth_error()
 
-    def _dispatch(
+    def dispatch(
         self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
     ) -> tuple[int, Any, str | None]:
         """Route one API request: ``(status, payload, content_type)``; raises :class:`ApiError`.
@@ -374,7 +374,7 @@ class EmulatorServer:
         if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
             raise not_found()
         can_write = self._authorize(headers)
-        m = _ROUTE_RE.match(path)
+        m = ROUTE_RE.match(path)
         if not m:
             raise not_found()
         if m["account"] != self.account_id:
@@ -451,7 +451,7 @@ class EmulatorServer:
 
     # ------------------------------------------------------------------ admin
 
-    def _admin(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+    def admin(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         parts = [p for p in path[len(ADMIN_PREFIX) :].split("/") if p]
         payload: Any = json.loads(body.decode() or "null") if body else None
         if parts == ["stats"] and method == "GET":
@@ -463,7 +463,7 @@ class EmulatorServer:
             if method == "POST":
                 self.faults.update(**(payload or {}))
                 if payload and "rate_limit_requests" in payload:
-                    self._limiter.reset()
+                    self.limiter.reset()
             return 200, self.faults.to_dict()
         if parts == ["gateways"] and method == "GET":
             return 200, {"gateways": {g: self.count(g) for g in self.gateway_ids}}
@@ -537,5 +537,3 @@ def _body_failure(status: int) -> ApiError:
 
 def _method_not_allowed() -> ApiError:
     return ApiError(405, [{"code": 10405, "message": "Method not allowed"}])
-
-

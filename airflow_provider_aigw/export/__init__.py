@@ -1,17 +1,21 @@
-"""Export of AI Gateway logs to Airflow object storage: writers, partitioning and manifest.
+"""Export of AI Gateway logs to Airflow object storage: a typed, partitioned dataset and its manifest.
 
-The writers never import operators, hooks or the HTTP client: they receive an iterator of log
-dicts and write them. :mod:`.run` drives one export run (window, counted walk, bodies, progress)
-with the hook the export operator passes in (imported for typing only); :mod:`.lineage` builds
-its OpenLineage facets.
+One home per concept (``docs/architecture.rst``, "The export package"): :mod:`.schema` (the
+rows), :mod:`.usage` (the usage summary), :mod:`.formats` (JSON Lines, Parquet),
+:mod:`.destination` (where the archive lives, atomic writes), :mod:`.naming` (every name and
+path), :mod:`.parts` (part files), :mod:`.commit` (lock, manifest, collection), :mod:`.writer`
+(:func:`export_logs`), :mod:`.reader` (reading an archive back), :mod:`.run` (one export from the
+API) and :mod:`.lineage` (its OpenLineage facets). The writing side never imports operators,
+hooks or the HTTP client: it receives an iterable of log dicts and writes them.
 
 Public API::
 
     validate_format(format) -> str
     resolve_destination(destination) -> ObjectStoragePath
-    export_logs(logs, destination, *, gateway_id, start, end, filters=None, format="jsonl.gz",
-                partition_by="day", rows_per_part=1_000_000, bytes_per_part=128 MiB,
-                overwrite_smaller=False, owner=None, lock_lease=24h, on_progress=None) -> ExportResult
+    export_logs(logs, destination, *, gateway_id, start, end, filters=None, account_id=None,
+                format="jsonl.gz", partition_by="day", rows_per_part=1_000_000,
+                bytes_per_part=128 MiB, allow_shrink=False, owner=None,
+                lock_lease=timedelta(minutes=5), on_progress=None, total_count=None) -> ExportResult
     read_manifest(uri_or_path) -> dict
     iter_manifest_records(manifest, *, verify=False) -> Iterator[dict]
     COLUMNS, SCHEMA_VERSION, arrow_schema(), arrow_partitioning(), manifest_schema()
@@ -21,8 +25,7 @@ Public API::
 
 from __future__ import annotations
 
-from airflow_provider_aigw.export._commit import window_tag
-from airflow_provider_aigw.export._storage import resolve_destination
+from airflow_provider_aigw.export.destination import resolve_destination
 from airflow_provider_aigw.export.formats import (
     DEFAULT_FORMAT,
     FORMATS,
@@ -31,6 +34,7 @@ from airflow_provider_aigw.export.formats import (
     read_parquet_records,
     validate_format,
 )
+from airflow_provider_aigw.export.naming import window_tag
 from airflow_provider_aigw.export.reader import (
     file_uri,
     iter_file_records,

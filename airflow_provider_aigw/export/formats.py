@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.export.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported for the writer
 from airflow_provider_aigw.export.schema import arrow_schema, to_row
 from airflow_provider_aigw.timestamps import format_time, parse_created_at
 from airflow_provider_aigw.validation import validate_choice
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 FORMATS: tuple[str, ...] = ("jsonl", "jsonl.gz", "parquet")
 DEFAULT_FORMAT = "jsonl.gz"
-EXTENSIONS: dict[str, str] = {"jsonl": "jsonl", "jsonl.gz": "jsonl.gz", "parquet": "parquet"}
 
 #: Rows buffered per Parquet row group (also bounded by :data:`PARQUET_ROW_GROUP_BYTES`).
 PARQUET_ROW_GROUP_ROWS = 10_000
@@ -239,14 +237,3 @@ def read_jsonl_records(raw: IO[bytes], *, gzipped: bool) -> Iterator[dict[str, A
         line = line.strip()
         if line:
             yield json.loads(line)
-
-
-def format_of(name: str) -> str:
-    """The export format of a part file, from its name."""
-    if name.endswith(".jsonl.gz"):
-        return "jsonl.gz"
-    if name.endswith(".jsonl"):
-        return "jsonl"
-    if name.endswith(".parquet"):
-        return "parquet"
-    raise AIGatewayInputError(f"not an export part file: {name!r}")

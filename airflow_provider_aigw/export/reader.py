@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.compat import storage_url
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.export._commit import MANIFEST_DIR
-from airflow_provider_aigw.export._storage import _open_destination
-from airflow_provider_aigw.export.formats import format_of, read_jsonl_records, read_parquet_records
+from airflow_provider_aigw.export.destination import open_destination
+from airflow_provider_aigw.export.formats import read_jsonl_records, read_parquet_records
+from airflow_provider_aigw.export.naming import format_of, gateway_dir, manifests_dir
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import ObjectStoragePath
 
 
 def _read_uri_bytes(uri: str | ObjectStoragePath) -> bytes:
-    dest = _open_destination(uri)
+    dest = open_destination(uri)
     try:
         data: bytes = dest.fs.cat_file(dest.root)
     except FileNotFoundError as exc:
@@ -68,7 +68,7 @@ def file_uri(manifest: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
     source = manifest.get("manifest_uri")
     gateway = manifest.get("gateway_id")
     if isinstance(source, str) and gateway:
-        marker = f"/gateway={gateway}/{MANIFEST_DIR}/"
+        marker = f"/{manifests_dir(gateway_dir(gateway))}/"
         cut = source.rfind(marker)
         if cut > 0:
             return f"{source[:cut]}/{entry['path']}"
@@ -80,7 +80,7 @@ def iter_file_records(uri: str | ObjectStoragePath) -> Iterator[dict[str, Any]]:
 
     Parquet rows come back as described in :func:`~.formats.parquet_row_to_record`.
     """
-    dest = _open_destination(uri)
+    dest = open_destination(uri)
     fmt = format_of(dest.root)
     try:
         raw = dest.fs.open(dest.root, "rb")
@@ -112,7 +112,7 @@ def iter_manifest_records(
 
 def verify_file(entry: Mapping[str, Any]) -> None:
     """Check one manifest file entry's byte count and sha256 against the stored object."""
-    dest = _open_destination(entry["uri"])
+    dest = open_destination(entry["uri"])
     sha = hashlib.sha256()
     size = 0
     try:

@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from airflow_provider_aigw.bodies import BodyFetcher
 from airflow_provider_aigw.compat import Asset, ObjectStoragePath
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError, AIGatewayListingError
-from airflow_provider_aigw.export._storage import resolve_destination
+from airflow_provider_aigw.export.destination import resolve_destination, strip_userinfo
 from airflow_provider_aigw.export.writer import export_logs
 from airflow_provider_aigw.listing import MAX_PER_PAGE
 from airflow_provider_aigw.query import Filter, contradicted_filter, validate_window, window_filters
@@ -43,7 +42,6 @@ __all__ = [
     "export_window",
     "format_duration",
     "run_export",
-    "strip_userinfo",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,14 +67,6 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
-
-
-def strip_userinfo(url: str) -> str:
-    """``s3://aws_conn@bucket/prefix`` -> ``s3://bucket/prefix`` (the conn id is no part of the data's name)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url.rstrip("/")
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl().rstrip("/")
 
 
 @dataclass
@@ -280,7 +270,7 @@ def run_export(
     :param body_concurrency: parallel body fetches.
     :param logger: where progress goes (the task's logger).
     :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
-        ``overwrite_smaller`` and ``owner`` of :func:`~airflow_provider_aigw.export.export_logs`.
+        ``allow_shrink`` and ``owner`` of :func:`~airflow_provider_aigw.export.export_logs`.
     """
     target = resolve_destination(destination, check_writable=True)
     url = strip_userinfo(str(target))

@@ -48,6 +48,9 @@ CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
 class AIGatewayHook(BaseHook):
     """Interact with the Cloudflare AI Gateway Logs API through an Airflow connection.
 
+    .. seealso::
+        The connection, every field and extra: :doc:`/connections`.
+
     The connection (type ``cloudflare_ai_gateway``): ``password`` is the API token
     (Bearer); if ``login`` is set it is the account e-mail and ``password`` the Global API
     Key. ``host`` optionally overrides the API base URL. ``extra`` holds ``account_id``

@@ -114,6 +114,9 @@ class _AIGatewayBaseOperator(BaseOperator):
 class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
     """List logs matching filters and an optional ``[start, end)`` window into XCom.
 
+    .. seealso::
+        The how-to guide: :doc:`/operators/list`.
+
     Returns at most ``max_results`` log dicts (only ``fields`` when given), warning when more
     matched. For more logs than fit an XCom use :class:`AIGatewayExportLogsOperator`.
 
@@ -203,6 +206,9 @@ class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
 
 class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     """Export the logs of a ``[start, end)`` window to object storage, streaming (memory stays flat).
+
+    .. seealso::
+        The how-to guide: :doc:`/operators/export`; querying what it wrote: :doc:`/archive`.
 
     Files are partitioned hive-style (``gateway=<id>/date=YYYY-MM-DD/``) with the columns of
     :mod:`airflow_provider_aigw.export.schema`; the manifest is written last, so a re-run
@@ -304,7 +310,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             partition_by=self.partition_by,
             rows_per_part=self.rows_per_part,
             bytes_per_part=self.bytes_per_part,
-            overwrite_smaller=self.overwrite_smaller,
+            allow_shrink=self.overwrite_smaller,
             owner=self._owner(context),
         )
         self._record_outlets(context, self._run)
@@ -332,6 +338,9 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
 
 class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
     """Delete logs by listed id, each DELETE confined so that an ignored filter cannot widen it.
+
+    .. seealso::
+        The how-to guide: :doc:`/operators/delete`.
 
     The logs are listed first and deleted by id, led by a checked canary
     (:mod:`airflow_provider_aigw.deletion`). With ``manifest`` it deletes exactly the exported
@@ -418,6 +427,9 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
 
 class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
     """Set ``feedback``, ``score`` and/or ``metadata`` on one log or a list of logs.
+
+    .. seealso::
+        The how-to guide: :doc:`/operators/patch`.
 
     Every id is attempted (:meth:`~airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook.patch_logs`);
     the task fails afterwards if any failed, naming them. Returns ``{"patched": n, "log_ids": n}``.

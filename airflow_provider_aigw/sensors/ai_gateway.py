@@ -43,6 +43,9 @@ DEFERRAL_TIMEOUT_GRACE = dt.timedelta(minutes=5)
 class AIGatewayLogsSensor(BaseSensorOperator):
     """Wait until at least ``min_count`` AI Gateway logs match ``filters`` (optionally in a window).
 
+    .. seealso::
+        The how-to guide: :doc:`/sensors`.
+
     One API request per check counts the matches and fetches the newest ``max_matches`` of
     them. On success the sensor returns (pushes as XCom)::
 

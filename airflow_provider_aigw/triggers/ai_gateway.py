@@ -157,6 +157,9 @@ def outage_message(error: BaseException) -> str:
 class AIGatewayLogsTrigger(BaseTrigger):
     """Poll the AI Gateway Logs API until at least ``min_count`` logs match, off the event loop.
 
+    .. seealso::
+        The sensor's deferrable mode, which runs this trigger: :doc:`/sensors`.
+
     Every keyword argument is JSON-serialisable and :meth:`serialize` round-trips them. It
     yields exactly one event:
 

@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from airflow_provider_aigw.exceptions import AIGatewayExportConflictError
-from airflow_provider_aigw.export import _commit, export_logs
-from tests.unit.export.test_export import END, START, spread_logs
+from airflow_provider_aigw.export import commit, export_logs
+from tests.export_helpers import END, START, spread_logs
 
 
 def main() -> int:
@@ -45,7 +45,7 @@ def main() -> int:
         def die(*_: object, **__: object) -> None:
             os._exit(9)
 
-        _commit.check_unchanged = die  # type: ignore[assignment]
+        commit.check_unchanged = die  # type: ignore[assignment]
     try:
         result = export_logs(
             logs(), args.url, gateway_id="gw-1", start=START, end=END, rows_per_part=7, owner=args.owner

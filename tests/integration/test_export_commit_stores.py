@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aigw.export import file_uri, iter_file_records, read_manifest, verify_file
-from tests.unit.export.test_export import TAG, spread_logs
+from tests.export_helpers import TAG, spread_logs
 
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
@@ -129,7 +129,7 @@ def test_second_process_is_refused_while_the_first_holds_the_window(store: Store
     assert_archive_exact(store)
 
 
-# file:// runs of the next two are in tests/unit/export/test_export_commit.py (threads, a killed process).
+# file:// runs of the next two are in tests/unit/export/test_commit.py (threads, a killed process).
 @pytest.mark.parametrize("store", ["s3"], indirect=True)
 def test_process_starting_inside_a_reexport_cannot_break_the_committed_manifest(store: Store) -> None:
     assert finish(start_worker(store))[0] == 0

@@ -3,8 +3,10 @@
 The emulator enforces a scaled Cloudflare rule (100 requests per 5 s, then a 5 s lock-out): 20
 requests/s, well below what four processes send on 2 cores, so the budget is what limits them.
 Four separate processes export four gateways at once: through one ``redis://`` budget the
-API never answers 429 and the combined rate stays near the rule; with ``memory://`` (one
-budget per process) the same run trips the lock-out, so the shared storage is what holds the line.
+API never answers 429; with ``memory://`` (one budget per process) the same run trips the
+lock-out, so the shared storage is what holds the line. How close the combined rate comes to
+the rule is a wall-clock figure, so it is measured by ``make bench`` (benchmarks/shared_budget.py,
+contender ``redis_export``), not asserted here.
 """
 
 from __future__ import annotations
@@ -47,11 +49,6 @@ WORKER = Path(__file__).with_name("export_worker.py")
 
 def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
-
-
-def budget_bound_s(requests: int, limit: int, period: float) -> float:
-    """Least time in which ``requests`` can go without any window holding more than ``limit``."""
-    return ((requests - 1) // limit) * period
 
 
 def run_exports(server: Any, tmp_path: Path, **extra: Any) -> list[dict[str, Any]]:
@@ -150,11 +147,7 @@ def test_four_processes_share_one_redis_budget_without_a_429(rule_emulator, redi
     sent = sum(r["requests"] for r in results)
     # per export: the count, PER_GATEWAY / 50 pages and the empty page ending the walk
     assert sent == rule_emulator.stats["total"] == 4 * (1 + PER_GATEWAY // 50 + 1)
-    arrivals = [r["at"] for r in rule_emulator.stats["requests"]]
-    assert len(arrivals) == sent
-    elapsed = max(arrivals) - min(arrivals)  # at the API, from its first request to its last
-    share = budget_bound_s(sent, *RULE) / elapsed
-    assert share >= 0.9, f"combined rate {sent / elapsed:.1f}/s is {share:.0%} of the rule's bound"
+    assert len(rule_emulator.stats["requests"]) == sent
 
 
 def test_the_same_run_with_memory_budgets_trips_the_lockout(rule_emulator, tmp_path):

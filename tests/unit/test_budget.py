@@ -9,9 +9,8 @@ import pytest
 
 from airflow_provider_aigw.budget import DEFAULT_429_PAUSE, RequestBudget, shared_budget, validate_budget_storage
 from airflow_provider_aigw.client import AIGatewayClient
-from airflow_provider_aigw.client import RequestBudget as ClientRequestBudget
 from airflow_provider_aigw.exceptions import AIGatewayBudgetTimeoutError, AIGatewayConfigError, AIGatewayRateLimitError
-from tests.fake_time import FakeTime
+from tests.fake_clock import FakeClock
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 BASE = "https://api.example.test/client/v4"
@@ -20,12 +19,8 @@ EMPTY = {"json": {"success": True, "result": [], "result_info": {"total_count": 
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime()
-
-
-def test_the_old_import_path_still_works():
-    assert ClientRequestBudget is RequestBudget
+def fake() -> FakeClock:
+    return FakeClock()
 
 
 def test_a_waiting_acquire_does_not_hold_the_lock(fake):
@@ -37,7 +32,7 @@ def test_a_waiting_acquire_does_not_hold_the_lock(fake):
         wake.wait(60)
         fake.sleep(seconds)
 
-    budget = RequestBudget(1, 10, clock=fake.clock, sleep=sleep)
+    budget = RequestBudget(1, 10, clock=fake.time, sleep=sleep)
     first = budget.acquire()
     waiter = threading.Thread(target=budget.acquire)
     waiter.start()
@@ -70,7 +65,7 @@ def test_real_waits_use_the_condition_and_release_the_lock():
 
 
 def test_acquire_refuses_at_once_when_the_next_slot_is_after_the_deadline(fake):
-    budget = RequestBudget(2, 10, clock=fake.clock, sleep=fake.sleep)
+    budget = RequestBudget(2, 10, clock=fake.time, sleep=fake.sleep)
     budget.acquire()
     budget.acquire()
     with pytest.raises(AIGatewayBudgetTimeoutError, match="no room before the call's deadline") as info:
@@ -83,7 +78,7 @@ def test_acquire_refuses_at_once_when_the_next_slot_is_after_the_deadline(fake):
 
 
 def test_a_pause_counts_against_the_deadline(fake):
-    budget = RequestBudget(100, 10, clock=fake.clock, sleep=fake.sleep)
+    budget = RequestBudget(100, 10, clock=fake.time, sleep=fake.sleep)
     budget.pause_for(30)
     with pytest.raises(AIGatewayBudgetTimeoutError):
         budget.acquire(deadline=fake.now + 29)
@@ -91,24 +86,24 @@ def test_a_pause_counts_against_the_deadline(fake):
 
 
 def test_pause_without_retry_after_uses_the_default_capped_at_the_period(fake):
-    long = RequestBudget(100, 300, clock=fake.clock, sleep=fake.sleep)
+    long = RequestBudget(100, 300, clock=fake.time, sleep=fake.sleep)
     long.pause_for(None)
     long.acquire()
-    short = RequestBudget(100, 2, clock=fake.clock, sleep=fake.sleep)
+    short = RequestBudget(100, 2, clock=fake.time, sleep=fake.sleep)
     short.pause_for(None)
     short.acquire()
     assert fake.sleeps == [DEFAULT_429_PAUSE, 2]
 
 
-def make_client(fake: FakeTime, budget: RequestBudget, **kwargs) -> AIGatewayClient:
+def make_client(fake: FakeClock, budget: RequestBudget, **kwargs) -> AIGatewayClient:
     return AIGatewayClient(
         ACCOUNT, api_token="tok", base_url=BASE, gateway_id="gw", budget=budget,
-        sleep=fake.sleep, clock=fake.clock, **kwargs,
+        sleep=fake.sleep, clock=fake.time, **kwargs,
     )  # fmt: skip
 
 
 def test_a_429_without_retry_after_pauses_every_client_of_the_budget(requests_mock, fake):
-    budget = RequestBudget(1000, 300, clock=fake.clock, sleep=fake.sleep)
+    budget = RequestBudget(1000, 300, clock=fake.time, sleep=fake.sleep)
     one, two = make_client(fake, budget), make_client(fake, budget)
     requests_mock.get(LOGS, [{"status_code": 429, "json": {"success": False, "errors": []}}, EMPTY, EMPTY])
     paused_at = fake.now
@@ -119,7 +114,7 @@ def test_a_429_without_retry_after_pauses_every_client_of_the_budget(requests_mo
 
 
 def test_the_429_pause_reaches_a_client_that_did_not_see_the_429(fake):
-    budget = RequestBudget(1000, 300, clock=fake.clock, sleep=fake.sleep)
+    budget = RequestBudget(1000, 300, clock=fake.time, sleep=fake.sleep)
     budget.pause_for(None)  # as the client does on a 429 without Retry-After
     other = make_client(fake, budget, retry_deadline=30)
     with pytest.raises(AIGatewayBudgetTimeoutError):
@@ -128,7 +123,7 @@ def test_the_429_pause_reaches_a_client_that_did_not_see_the_429(fake):
 
 
 def test_the_call_deadline_covers_waiting_for_budget(requests_mock, fake):
-    budget = RequestBudget(1, 300, clock=fake.clock, sleep=fake.sleep)
+    budget = RequestBudget(1, 300, clock=fake.time, sleep=fake.sleep)
     client = make_client(fake, budget, retry_deadline=60)
     requests_mock.get(LOGS, [EMPTY])
     client.count_logs()

@@ -17,7 +17,7 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayURLTooLongError,
 )
 from airflow_provider_aigw.transport import MAX_URL_CHARS
-from tests.fake_time import FakeTime
+from tests.fake_clock import FakeClock
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "tok-SECRET-d5f1e2a9"
@@ -27,21 +27,21 @@ UTC = dt.timezone.utc
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
+def fake_time() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def client(fake_time: FakeTime) -> AIGatewayClient:
+def client(fake_time: FakeClock) -> AIGatewayClient:
     return make_client(fake_time)
 
 
-def make_client(fake_time: FakeTime, **kwargs) -> AIGatewayClient:
+def make_client(fake_time: FakeClock, **kwargs) -> AIGatewayClient:
     kwargs.setdefault("api_token", TOKEN)
     kwargs.setdefault("base_url", BASE)
     kwargs.setdefault("gateway_id", "gw")
-    kwargs.setdefault("budget", RequestBudget(10**6, 1, clock=fake_time.clock, sleep=fake_time.sleep))
-    return AIGatewayClient(ACCOUNT, sleep=fake_time.sleep, clock=fake_time.clock, **kwargs)
+    kwargs.setdefault("budget", RequestBudget(10**6, 1, clock=fake_time.time, sleep=fake_time.sleep))
+    return AIGatewayClient(ACCOUNT, sleep=fake_time.sleep, clock=fake_time.time, **kwargs)
 
 
 def query_of(request) -> dict[str, list[str]]:
@@ -432,7 +432,7 @@ def test_dropped_connections_and_timeouts_are_retried(requests_mock, client):
 
 
 def test_429_honours_retry_after_and_pauses_the_shared_budget(requests_mock, fake_time):
-    budget = RequestBudget(1000, 300, clock=fake_time.clock, sleep=fake_time.sleep)
+    budget = RequestBudget(1000, 300, clock=fake_time.time, sleep=fake_time.sleep)
     client = make_client(fake_time, budget=budget)
     requests_mock.get(
         LOGS,
@@ -487,7 +487,7 @@ def test_success_false_with_200_is_an_error(requests_mock, client):
 
 
 def test_budget_allows_max_requests_per_sliding_period(fake_time):
-    budget = RequestBudget(3, 10, clock=fake_time.clock, sleep=fake_time.sleep)
+    budget = RequestBudget(3, 10, clock=fake_time.time, sleep=fake_time.sleep)
     for _ in range(3):  # at t=0, 2, 4
         budget.acquire()
         fake_time.now += 2
@@ -502,14 +502,14 @@ def test_budget_allows_max_requests_per_sliding_period(fake_time):
 
 
 def test_budget_pause(fake_time):
-    budget = RequestBudget(100, 10, clock=fake_time.clock, sleep=fake_time.sleep)
+    budget = RequestBudget(100, 10, clock=fake_time.time, sleep=fake_time.sleep)
     budget.pause_for(30)
     budget.acquire()
     assert fake_time.sleeps == [30]
 
 
 def test_budget_counts_every_attempt_including_retries(requests_mock, fake_time):
-    budget = RequestBudget(1000, 300, clock=fake_time.clock, sleep=fake_time.sleep)
+    budget = RequestBudget(1000, 300, clock=fake_time.time, sleep=fake_time.sleep)
     client = make_client(fake_time, budget=budget)
     requests_mock.get(
         LOGS,

@@ -14,13 +14,13 @@ import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayListingError
 from airflow_provider_aigw.listing import MAX_FILTERS_QUERY_CHARS
-from tests.fake_time import FakeTime
+from tests.fake_clock import FakeClock
 from tests.unit.test_client import LOGS, FakeListAPI, make_client, make_logs
 
 
 @pytest.fixture
 def client():
-    return make_client(FakeTime())
+    return make_client(FakeClock())
 
 
 DAY = {"start": "2026-11-26T00:00:00Z", "end": "2026-11-27T00:00:00Z"}

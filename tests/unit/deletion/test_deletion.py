@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aigw import deletion
 from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.deletion import (
     announce,
@@ -48,12 +47,6 @@ def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Emulator
 @pytest.fixture
 def client(emu: EmulatorServer) -> AIGatewayClient:
     return AIGatewayHook().client
-
-
-def test_the_package_keeps_every_name_deletion_py_had() -> None:
-    names = "CANARY_SIZE MAX_DELETE_ID_CHARS ConfinedDelete Target delete_exported delete_listed describe listed_ids"
-    for name in names.split():
-        assert hasattr(deletion, name), name
 
 
 # ------------------------------------------------------------------------ manifest checks

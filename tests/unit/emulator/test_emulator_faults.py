@@ -11,6 +11,7 @@ import requests
 
 from airflow_provider_aigw.emulator import EmulatorServer, Faults, generate_logs
 from airflow_provider_aigw.emulator.data import format_ms, parse_ts_ms
+from tests.fake_clock import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,14 +19,6 @@ if TYPE_CHECKING:
 END = datetime(2026, 11, 26, tzinfo=timezone.utc)
 START = END - timedelta(days=3)
 GW = "my-gateway"
-
-
-class FakeClock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -46,13 +39,13 @@ def total(emu: EmulatorServer, **params: Any) -> int:
 
 def test_rate_limit_lockout_with_fake_clock(emu: EmulatorServer) -> None:
     clock = FakeClock()
-    emu.clock = clock
+    emu.clock = clock.time
     emu.faults.update(rate_limit_requests=3, rate_limit_period_s=10, lockout_s=20)
     for _ in range(3):
         r = get(emu)
         assert r.status_code == 200
         assert r.headers["ratelimit-policy"] == '"default";q=3;w=10'
-        clock.t += 1
+        clock.now += 1
     r = get(emu)
     assert r.status_code == 429
     assert r.headers["retry-after"] == "20"
@@ -60,20 +53,20 @@ def test_rate_limit_lockout_with_fake_clock(emu: EmulatorServer) -> None:
     assert r.json()["success"] is False
     assert r.json()["errors"] == [{"code": 971, "message": "Please wait and consider throttling your request speed"}]
     # every request during the lock-out is refused and does not extend it
-    clock.t += 15
+    clock.now += 15
     for path in ("", "/whatever-id", "/whatever-id/request"):
         r = requests.get(emu.logs_url(GW) + path, headers=emu.auth_headers, timeout=10)
         assert r.status_code == 429 and r.headers["retry-after"] == "5"
-    clock.t += 4.5
+    clock.now += 4.5
     r = get(emu)
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
-    clock.t += 0.6
+    clock.now += 0.6
     assert get(emu).status_code == 200
     assert emu.stats["served_429"] == 5
     # a sliding window: 3 requests spread out are fine
     emu.reset_stats()
     for _ in range(6):
-        clock.t += 4
+        clock.now += 4
         assert get(emu).status_code == 200
     # admin routes are never limited nor counted
     for _ in range(5):

@@ -19,6 +19,7 @@ from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.sensors.ai_gateway import DEFERRAL_TIMEOUT_GRACE, AIGatewayLogsSensor
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
 from tests.compat_helpers import AirflowRescheduleException
+from tests.fake_clock import FakeClock
 from tests.log_lines import LogLines
 
 GW = "my-gateway"
@@ -372,39 +373,20 @@ def test_client_list_page_one_request_with_total(emu):
 # ------------------------------------------------------------------ timeout parity with the trigger
 
 
-class VirtualTime:
-    """One fake clock for the sensor, BaseSensorOperator and the client: it moves only when they
-    sleep and by ``REQUEST_SECONDS`` per HTTP answer, so where each request falls is exact."""
-
-    REQUEST_SECONDS = 0.25
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.request_times: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-    def utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.now, timezone.utc)
-
-    def answered(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        self.now += self.REQUEST_SECONDS
-        self.request_times.append(self.now)
+#: The time each HTTP answer takes on the fake clock, so where each request falls is exact.
+REQUEST_SECONDS = 0.25
 
 
 @pytest.fixture
-def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
+def virtual_time(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """One fake clock for the sensor, BaseSensorOperator and (with ``on_virtual_time``) the client."""
     import sys
     import types
 
     from airflow_provider_aigw.compat import BaseSensorOperator
     from airflow_provider_aigw.sensors import ai_gateway as sensor_module
 
-    fake = VirtualTime()
+    fake = FakeClock(1_800_000_000.0, request_seconds=REQUEST_SECONDS)
     base_module = sys.modules[BaseSensorOperator.__module__]
     monkeypatch.setattr(sensor_module, "time", types.SimpleNamespace(time=fake.time))
     monkeypatch.setattr(base_module, "time", types.SimpleNamespace(monotonic=fake.time, sleep=fake.sleep))
@@ -412,7 +394,7 @@ def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
     return fake
 
 
-def on_virtual_time(task: AIGatewayLogsSensor, fake: VirtualTime) -> AIGatewayLogsSensor:
+def on_virtual_time(task: AIGatewayLogsSensor, fake: FakeClock) -> AIGatewayLogsSensor:
     import random
 
     client = task.hook.client
@@ -435,8 +417,8 @@ def test_poke_mode_against_5xx_ends_within_timeout_plus_one_request(emu, virtual
     # An outage fails the task (retries apply), even with soft_fail: never a skip that loses the window.
     assert info.value.status is not None and info.value.status >= 500
     elapsed = virtual_time.now - started
-    assert elapsed <= 3 + VirtualTime.REQUEST_SECONDS
-    assert all(t - started <= 3 + VirtualTime.REQUEST_SECONDS for t in virtual_time.request_times)
+    assert elapsed <= 3 + REQUEST_SECONDS
+    assert all(t - started <= 3 + REQUEST_SECONDS for t in virtual_time.request_times)
     assert emu.stats["served_5xx"] == emu.stats["list"] == emu.stats["total"] == len(virtual_time.request_times)
     assert emu.stats["total"] >= 2  # the client did retry, within the time left
 
@@ -465,8 +447,8 @@ def test_reschedule_mode_against_5xx_ends_within_timeout_plus_one_request(emu, v
             break
         pytest.fail("the sensor succeeded against an API that only answers 5xx")
     elapsed = virtual_time.now - started.timestamp()
-    assert elapsed <= 3 + VirtualTime.REQUEST_SECONDS
-    assert all(t - started.timestamp() <= 3 + VirtualTime.REQUEST_SECONDS for t in virtual_time.request_times)
+    assert elapsed <= 3 + REQUEST_SECONDS
+    assert all(t - started.timestamp() <= 3 + REQUEST_SECONDS for t in virtual_time.request_times)
     assert tries >= 2 and emu.stats["served_5xx"] == emu.stats["total"] == len(virtual_time.request_times)
 
 

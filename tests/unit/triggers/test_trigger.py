@@ -19,6 +19,7 @@ from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError, AIGatewayRateLimitError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger, is_transient
+from tests.fake_clock import FakeClock
 from tests.log_lines import LogLines
 
 GW = "my-gateway"
@@ -28,28 +29,9 @@ T1 = T0 + timedelta(hours=1)
 NOW = 1_800_000_000.0  # fake epoch seconds
 
 
-class FakeTime:
-    """A clock that only moves when the trigger sleeps; records every wait."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-        self.waits: list[float] = []
-        self.on_sleep: Any = None
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(len(self.waits))
-        await asyncio.sleep(0)
-
-
-def faked(trigger: AIGatewayLogsTrigger, fake: FakeTime) -> AIGatewayLogsTrigger:
-    trigger._clock = fake.clock
-    trigger._sleep = fake.sleep
+def faked(trigger: AIGatewayLogsTrigger, fake: FakeClock) -> AIGatewayLogsTrigger:
+    trigger._clock = fake.time
+    trigger._sleep = fake.async_sleep
     return trigger
 
 
@@ -175,7 +157,7 @@ async def test_success_at_once_returns_count_and_newest_matches(emu):
     emu.add_logs(GW, logs_in_window(4) + logs_in_window(2, model="claude", offset_min=10))
     emu.add_logs(GW, [{"created_at": (T1 + timedelta(minutes=5)).isoformat(), "model": "gpt-4o"}])  # outside
     emu.reset_stats()
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(
         AIGatewayLogsTrigger(
             filters=[{"key": "model", "operator": "eq", "value": "gpt-4o"}],
@@ -200,7 +182,7 @@ async def test_success_at_once_returns_count_and_newest_matches(emu):
     }
     assert [m["created_at"] for m in result["matches"]] == ["2026-11-20T12:03:00.000Z", "2026-11-20T12:02:00.000Z"]
     assert all(m["model"] == "gpt-4o" for m in result["matches"])
-    assert emu.stats["total"] == 1 and fake.waits == []
+    assert emu.stats["total"] == 1 and fake.sleeps == []
     query = emu.stats.requests[0]["query"]
     assert query["per_page"] == ["2"] and query["order_by_direction"] == ["desc"]
     assert json.loads(query["filters"][0])[0] == {"key": "model", "operator": "eq", "value": ["gpt-4o"]}
@@ -209,17 +191,17 @@ async def test_success_at_once_returns_count_and_newest_matches(emu):
 
 async def test_late_logs_polls_until_they_arrive(emu):
     emu.schedule_late_logs(GW, logs_in_window(2), after_requests=2)  # visible from the 3rd request on
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, min_count=2, poll_interval=10, deadline=NOW + 3600), fake)
     event = await first_event(trigger)
     assert event["status"] == "success" and event["result"]["count"] == 2
     assert emu.stats["list"] == 3
-    assert fake.waits == [10, 10]
+    assert fake.sleeps == [10, 10]
 
 
 async def test_exponential_backoff_capped_by_max_interval(emu):
     emu.schedule_late_logs(GW, logs_in_window(1), after_requests=5)
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(
         AIGatewayLogsTrigger(
             start=T0, end=T1, poll_interval=10, exponential_backoff=True, max_interval=50, deadline=NOW + 3600
@@ -228,25 +210,25 @@ async def test_exponential_backoff_capped_by_max_interval(emu):
     )
     event = await first_event(trigger)
     assert event["status"] == "success"
-    assert fake.waits == [10, 20, 40, 50, 50]
+    assert fake.sleeps == [10, 20, 40, 50, 50]
     assert emu.stats["list"] == 6
 
 
 async def test_deadline_yields_timeout_after_a_last_poll_at_the_deadline(emu):
     emu.add_logs(GW, logs_in_window(1))
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, min_count=2, poll_interval=3, deadline=NOW + 10), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout"
     assert event["count"] == 1
     assert "at least 2 matching log(s)" in event["message"] and "1 matching log(s)" in event["message"]
     # polls at t=0, 3, 6, 9 and a last one at the deadline (t=10)
-    assert fake.waits == [3, 3, 3, 1]
+    assert fake.sleeps == [3, 3, 3, 1]
     assert emu.stats["list"] == 5
 
 
 async def test_deadline_already_passed_polls_once(emu):
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     event = await first_event(faked(AIGatewayLogsTrigger(poll_interval=3, deadline=NOW - 1), fake))
     assert event == {
         "status": "timeout",
@@ -254,12 +236,12 @@ async def test_deadline_already_passed_polls_once(emu):
         "0 matching log(s)",
         "count": 0,
     }
-    assert emu.stats["list"] == 1 and fake.waits == []
+    assert emu.stats["list"] == 1 and fake.sleeps == []
 
 
 async def test_not_before_delays_the_first_poll(emu):
     emu.add_logs(GW, logs_in_window(1))
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(
         AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=5, not_before=NOW + 42, deadline=NOW + 100), fake
     )
@@ -267,17 +249,17 @@ async def test_not_before_delays_the_first_poll(emu):
     fake.on_sleep = lambda n: seen.append(emu.stats["total"])
     event = await first_event(trigger)
     assert event["status"] == "success"
-    assert fake.waits == [42] and seen == [0]  # no request before the window settled
+    assert fake.sleeps == [42] and seen == [0]  # no request before the window settled
     assert emu.stats["list"] == 1
 
 
 async def test_not_before_past_the_deadline_times_out_without_a_request(emu):
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(not_before=NOW + 100, deadline=NOW + 30), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout" and event["count"] is None
     assert "no successful check" in event["message"]
-    assert fake.waits == [30] and emu.stats["total"] == 0
+    assert fake.sleeps == [30] and emu.stats["total"] == 0
 
 
 # ------------------------------------------------------------------ errors
@@ -286,12 +268,12 @@ async def test_not_before_past_the_deadline_times_out_without_a_request(emu):
 async def test_transient_5xx_and_drops_are_retried_with_backoff(emu):
     emu.add_logs(GW, logs_in_window(1))
     emu.faults.update(error_rate=0.5, drop_rate=0.5)  # every request fails one way or the other
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     fake.on_sleep = lambda n: emu.faults.update(error_rate=0.0, drop_rate=0.0) if n == 3 else None
     trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=2, deadline=NOW + 600), fake)
     event = await first_event(trigger)
     assert event["status"] == "success" and event["result"]["count"] == 1
-    assert fake.waits == [2, 4, 8]  # doubling per consecutive transient failure
+    assert fake.sleeps == [2, 4, 8]  # doubling per consecutive transient failure
     assert emu.stats["list"] == 4
     assert emu.stats["served_5xx"] + emu.stats["dropped"] == 3
 
@@ -313,34 +295,34 @@ async def test_transient_backoff_honours_retry_after_and_max_interval(monkeypatc
         return item
 
     monkeypatch.setattr(AIGatewayLogsTrigger, "_check", scripted)
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(poll_interval=5, max_interval=12, deadline=NOW + 600), fake)
     event = await first_event(trigger)
     assert event == {"status": "success", "result": {"count": 1, "matches": []}}
     # 429 waits Retry-After (45 > 5); then 10, then 12 (capped), 12; a clean poll resets to 5
-    assert fake.waits == [45, 10, 12, 12, 5]
+    assert fake.sleeps == [45, 10, 12, 12, 5]
 
 
 async def test_transient_failures_until_the_deadline_are_an_error_not_a_timeout(emu):
     emu.faults.update(error_rate=1.0)
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 10), fake)
     event = await first_event(trigger)
     # An outage is not "too few logs": the sensor fails on it even with soft_fail.
     assert event["status"] == "error" and event["http_status"] >= 500
     assert event["message"].startswith("The AI Gateway API was still failing when the sensor's timeout ran out")
-    assert fake.waits == [1, 2, 4, 3]  # the last wait is cut at the deadline
+    assert fake.sleeps == [1, 2, 4, 3]  # the last wait is cut at the deadline
     assert emu.stats["list"] == 5
 
 
 async def test_a_clean_last_poll_after_failures_is_a_timeout(emu):
     emu.faults.update(error_rate=1.0)
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     fake.on_sleep = lambda n: emu.faults.update(error_rate=0.0) if n == 3 else None
     trigger = faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 10), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout" and event["count"] == 0
-    assert fake.waits == [1, 2, 4, 1, 1, 1]
+    assert fake.sleeps == [1, 2, 4, 1, 1, 1]
     assert emu.stats["list"] == 7 and emu.stats["served_5xx"] == 3
 
 
@@ -349,27 +331,27 @@ async def test_forbidden_yields_error_at_once(aigw_emulator_factory, monkeypatch
     conn = json.loads(server.airflow_conn_json(GW))
     conn["password"] = "wrong-TOKEN-1234"
     monkeypatch.setenv(ENV, json.dumps(conn))
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     event = await first_event(faked(AIGatewayLogsTrigger(poll_interval=1, deadline=NOW + 600), fake))
     assert event["status"] == "error"
     assert event["http_status"] == 403 and event["error_type"] == "AIGatewayAPIError"
     assert "HTTP 403" in event["message"] and "AI Gateway Read" in event["message"]
     assert "wrong-TOKEN-1234" not in json.dumps(event)
-    assert server.stats["total"] == 1 and fake.waits == []
+    assert server.stats["total"] == 1 and fake.sleeps == []
 
 
 async def test_bad_filter_key_400_yields_error_at_once(emu):
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(
         AIGatewayLogsTrigger(filters={"key": "no_such_key", "operator": "eq", "value": 1}, deadline=NOW + 600), fake
     )
     event = await first_event(trigger)
     assert event["status"] == "error" and event["http_status"] == 400
-    assert emu.stats["total"] == 1 and fake.waits == []
+    assert emu.stats["total"] == 1 and fake.sleeps == []
 
 
 async def test_unknown_gateway_404_yields_error_at_once(emu):
-    event = await first_event(faked(AIGatewayLogsTrigger(gateway_id="nope", deadline=NOW + 600), FakeTime()))
+    event = await first_event(faked(AIGatewayLogsTrigger(gateway_id="nope", deadline=NOW + 600), FakeClock(NOW)))
     assert event["status"] == "error" and event["http_status"] == 404
     assert event["error_type"] == "AIGatewayNotFoundError"
     assert emu.stats["total"] == 1
@@ -377,7 +359,7 @@ async def test_unknown_gateway_404_yields_error_at_once(emu):
 
 async def test_missing_connection_yields_error_event(monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
-    event = await first_event(faked(AIGatewayLogsTrigger(aigw_conn_id="does_not_exist"), FakeTime()))
+    event = await first_event(faked(AIGatewayLogsTrigger(aigw_conn_id="does_not_exist"), FakeClock(NOW)))
     assert event["status"] == "error" and event["http_status"] is None
     assert "does_not_exist" in event["message"]
 
@@ -399,14 +381,14 @@ async def test_connection_lookup_and_http_run_off_the_event_loop(emu, monkeypatc
     monkeypatch.setattr(AIGatewayHook, "get_connection", staticmethod(recording_get_connection))
 
     in_flight, release = threading.Event(), threading.Event()
-    real_before = emu._before_request
+    real_before = emu.before_request
 
     def held_request() -> None:  # runs in the emulator's handler thread
         in_flight.set()
         release.wait(timeout=10)  # fail-safe: a blocked loop makes the test fail, not hang
         real_before()
 
-    emu._before_request = held_request
+    emu.before_request = held_request
     ticks = 0
     released_by_ticker = False
 
@@ -437,7 +419,7 @@ async def test_client_retry_budget_is_capped_by_the_deadline(emu, monkeypatch):
         return real(client, *args, **kwargs)
 
     monkeypatch.setattr(AIGatewayClient, "list_page", spy)
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(poll_interval=5, min_count=1, deadline=NOW + 12), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout"
@@ -451,7 +433,7 @@ async def test_client_retry_budget_is_capped_by_the_deadline(emu, monkeypatch):
 
 
 async def test_settled_empty_window_succeeds_at_the_first_poll_after_settling(emu, monkeypatch):
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(
         AIGatewayLogsTrigger(
             start=T0, end=T1, poll_interval=5, not_before=NOW + 42, settled_at=NOW + 42, deadline=NOW + 600
@@ -462,23 +444,23 @@ async def test_settled_empty_window_succeeds_at_the_first_poll_after_settling(em
     monkeypatch.setattr(AIGatewayLogsTrigger, "log", lines)
     event = await first_event(trigger)
     assert event["status"] == "success" and event["result"]["count"] == 0
-    assert fake.waits == [42] and emu.stats["list"] == 1
+    assert fake.sleeps == [42] and emu.stats["list"] == 1
     assert "has settled with 0 matching log(s) (min_count=1)" in lines.text("info")
 
 
 async def test_polls_before_settled_at_wait_for_min_count(emu):
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(
         AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=60, settled_at=NOW + 100, deadline=NOW + 600), fake
     )
     event = await first_event(trigger)
     # polls at NOW and NOW+60 saw 0 logs before the settle time; the poll at NOW+120 is final
     assert event["status"] == "success" and event["result"]["count"] == 0
-    assert fake.waits == [60, 60] and emu.stats["list"] == 3
+    assert fake.sleeps == [60, 60] and emu.stats["list"] == 3
 
 
 async def test_without_settled_at_an_empty_window_times_out(emu):
-    fake = FakeTime()
+    fake = FakeClock(NOW)
     trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=60, deadline=NOW + 150), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout" and event["count"] == 0

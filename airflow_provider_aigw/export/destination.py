@@ -1,7 +1,10 @@
-"""Destination handling: turn a URL or ObjectStoragePath into an fsspec filesystem and a root path.
+"""Where the archive lives: a URL or ``ObjectStoragePath`` resolved to a filesystem, and its atomic writes.
 
 All file I/O of the export goes through :class:`Destination`, which talks to the fsspec
-filesystem behind an Airflow ``ObjectStoragePath`` directly (one code path for every scheme).
+filesystem behind an Airflow ``ObjectStoragePath`` directly (one code path for every scheme):
+exclusive creates (:meth:`Destination.create_exclusive`), files written whole or not at all
+(:class:`AtomicWriter`, hashing what passes through with :class:`HashingWriter`), listing and
+removal.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
@@ -16,8 +20,6 @@ from airflow_provider_aigw.compat import ObjectStoragePath, storage_url
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from fsspec import AbstractFileSystem
 
 #: What to install for the schemes Airflow does not know out of the box.
@@ -53,7 +55,7 @@ def resolve_destination(
         filesystem is registered (the message names the provider/extra to install), or (with
         ``check_writable``) a destination that cannot be written.
     """
-    dest = _open_destination(destination)
+    dest = open_destination(destination)
     if check_writable:
         dest.check_writable("")
     if isinstance(destination, ObjectStoragePath):
@@ -116,7 +118,11 @@ def _resolve_fs(path: ObjectStoragePath, shown: str) -> AbstractFileSystem:
         ) from exc
 
 
-def _open_destination(destination: str | ObjectStoragePath) -> Destination:
+def open_destination(destination: str | ObjectStoragePath) -> Destination:
+    """The :class:`Destination` of a URL or ``ObjectStoragePath`` (no request to the store).
+
+    :raises AIGatewayInputError: as :func:`resolve_destination`.
+    """
     path = _to_path(destination)
     shown = storage_url(path)
     fs = _resolve_fs(path, shown)
@@ -318,9 +324,7 @@ class Destination:
             return True
 
         if "memory" in self.protocols:
-            from airflow_provider_aigw.export._commit import memory_lock
-
-            with memory_lock():
+            with _MEMORY_CREATE_LOCK:
                 return bool(self._wrap("create", rel, _create))
         return bool(self._wrap("create", rel, _create))
 
@@ -352,9 +356,9 @@ class Destination:
                 f"(probe {self.uri(probe)!r} failed: {type(exc).__name__}: {exc})"
             ) from exc
 
-    def open_writer(self, rel: str) -> _AtomicWriter:
-        """Open ``rel`` for streaming writes; see :class:`_AtomicWriter`."""
-        return _AtomicWriter(self, rel)
+    def open_writer(self, rel: str) -> AtomicWriter:
+        """Open ``rel`` for streaming writes, published whole or not at all; see :class:`AtomicWriter`."""
+        return AtomicWriter(self, rel)
 
     def _wrap(self, what: str, rel: str, fn: Any) -> Any:
         try:
@@ -367,13 +371,25 @@ class Destination:
             ) from exc
 
 
-class _AtomicWriter:
-    """Context manager yielding a :class:`HashingWriter` over the destination file.
+class AtomicWriter:
+    """One file of the destination, written whole or not at all.
 
-    On local filesystems the data goes to a hidden temp name in the same directory and is renamed
-    into place on success. On object stores the object only becomes visible when the upload is
-    committed on close; on error the upload is discarded where the filesystem supports it and
-    any partial object is removed. Either way the manifest, written last, is the commit point.
+    Creating it opens the file; :meth:`commit` publishes it and :meth:`abort` discards it. As a
+    context manager it gives the :class:`HashingWriter` to write to, commits when the block ends
+    and aborts when the block raises::
+
+        with dest.open_writer("gateway=gw/_manifests/x.json") as f:
+            f.write(data)
+
+    On local filesystems the data goes to a hidden temp name in the same directory and is
+    renamed into place by :meth:`commit`. On object stores the object only becomes visible when
+    the upload is completed on close; :meth:`abort` discards the upload where the filesystem
+    supports it and removes any partial object. Either way the manifest, written last, is the
+    commit point of an export.
+
+    :param dest: the destination.
+    :param rel: path of the file, relative to the destination's root.
+    :raises AIGatewayError: the file cannot be opened.
     """
 
     def __init__(self, dest: Destination, rel: str) -> None:
@@ -383,60 +399,66 @@ class _AtomicWriter:
         head, _, name = rel.rpartition("/")
         tmp_rel = f"{head}/.{name}.tmp" if head else f".{name}.tmp"
         self.target = dest.full(tmp_rel) if dest.is_local else self.final
-        self._raw: Any = None
-        self.writer: HashingWriter | None = None
-
-    def __enter__(self) -> HashingWriter:
-        head = self.rel.rpartition("/")[0]
         if head:
-            self.dest.makedirs(head)
+            dest.makedirs(head)
         try:
-            self._raw = self.dest.fs.open(self.target, "wb")
+            self._raw: Any = dest.fs.open(self.target, "wb")
         except Exception as exc:
             raise AIGatewayError(
-                f"cannot open {self.dest.uri(self.rel)!r} for writing: {type(exc).__name__}: {exc}"
+                f"cannot open {dest.uri(rel)!r} for writing: {type(exc).__name__}: {exc}"
             ) from exc
-        self.writer = HashingWriter(self._raw)
-        return self.writer
+        #: Where the data goes: counts bytes and hashes them on the way.
+        self.file = HashingWriter(self._raw)
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        raw = self._raw
-        if exc_type is not None:
-            self._abort(raw)
-            return
+    def commit(self) -> None:
+        """Close the file and publish it under its final name (the file is aborted if that fails)."""
         try:
-            raw.close()
+            self._raw.close()
             if self.target != self.final:
                 self.dest.fs.mv(self.target, self.final)
         except Exception as err:
-            self._abort(raw)
-            raise AIGatewayError(
-                f"cannot write {self.dest.uri(self.rel)!r}: {type(err).__name__}: {err}"
-            ) from err
+            self.abort()
+            raise AIGatewayError(f"cannot write {self.dest.uri(self.rel)!r}: {type(err).__name__}: {err}") from err
 
-    def _abort(self, raw: Any) -> None:
-        discard = getattr(raw, "discard", None)
+    def abort(self) -> None:
+        """Discard the file: nothing is published (best effort, never raises)."""
+        discard = getattr(self._raw, "discard", None)
         with contextlib.suppress(Exception):
             if callable(discard):
                 discard()
             else:
-                raw.close()
+                self._raw.close()
         with contextlib.suppress(Exception):
             self.dest.fs.rm_file(self.target)
 
+    def __enter__(self) -> HashingWriter:
+        return self.file
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+#: Serialises exclusive creates on ``memory://`` (one process, and no atomic create there).
+_MEMORY_CREATE_LOCK = threading.Lock()
+
 
 def strip_userinfo(url: str) -> str:
-    """``url`` without a ``user@`` part (the Airflow connection id of ``s3://conn@bucket``)."""
+    """``url`` without the ``user@`` of its authority and without a trailing ``/``.
+
+    Neither is part of the data's name: ``s3://aws_conn@bucket/prefix/`` and ``s3://bucket/prefix``
+    name the same objects (the connection id only says how to reach them), so assets, manifest
+    roots and log lines use the second form. The root of an empty authority keeps its slash
+    (``file:///``). A string without ``://`` is returned as it is.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    netloc, slash, path = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
-
-
-def iter_lines(raw: IO[bytes]) -> Iterator[bytes]:
-    """Yield non-empty lines of a binary stream."""
-    for line in raw:
-        line = line.rstrip(b"\r\n")
-        if line:
-            yield line
+    authority, _, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    path = path.rstrip("/")
+    if path:
+        return f"{scheme}://{host}/{path}"
+    return f"{scheme}://{host}" if host else f"{scheme}:///"

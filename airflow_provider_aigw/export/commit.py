@@ -1,4 +1,5 @@
-"""The commit protocol of an export window, for object stores without rename.
+"""The commit protocol of an export window, from the lock to the manifest write to the collection,
+for object stores without rename.
 
 One export of a window and format (an *attempt*) goes through these steps:
 
@@ -10,10 +11,11 @@ One export of a window and format (an *attempt*) goes through these steps:
    windows of the same filters and format that lie inside this window (an earlier export with a
    shortened ``end``) are the *previous* manifests; their locks are taken too. A window that
    overlaps a committed one in any other way is refused.
-3. **Write parts under names of this attempt** (``part-<tag>-a<attempt>-NNNNN.<ext>``); nothing
-   committed is touched. Rows whose id a previous manifest already holds go to separate parts.
+3. **Write parts under names of this attempt** (``part-<tag>-a<attempt>-NNNNN.<ext>``, see
+   :mod:`~airflow_provider_aigw.export.parts`); nothing committed is touched. Rows whose id a
+   previous manifest already holds (:func:`archived_ids`) go to separate parts.
 4. **Commit.** Re-read the previous manifests: if any changed, abort. If every previously
-   archived id was seen again (or ``overwrite_smaller``), the new manifest replaces them; otherwise
+   archived id was seen again (or ``allow_shrink``), the new manifest replaces them; otherwise
    it keeps their files and adds only the new rows' parts (the union), so the archive never
    shrinks. The manifest is written in one PUT (an atomic rename on ``file://``) after checking that
    this attempt still holds the lock.
@@ -31,82 +33,41 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import threading
-import uuid
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayExportConflictError
-from airflow_provider_aigw.export.formats import EXTENSIONS
-from airflow_provider_aigw.query import normalize_filters
-from airflow_provider_aigw.timestamps import format_compact, format_exact, parse_compact, parse_created_at, utc_datetime
+from airflow_provider_aigw.export.formats import read_jsonl_records
+from airflow_provider_aigw.export.naming import (
+    EXTENSIONS,
+    date_dir,
+    format_of,
+    lock_rel,
+    manifest_rel,
+    manifests_dir,
+    parse_manifest_name,
+    parse_part_name,
+)
+from airflow_provider_aigw.export.schema import manifest_schema
+from airflow_provider_aigw.export.usage import merge_usage
+from airflow_provider_aigw.timestamps import format_exact, parse_created_at
 
 if TYPE_CHECKING:
-    from airflow_provider_aigw.export._storage import Destination
+    from airflow_provider_aigw.export.destination import Destination
+    from airflow_provider_aigw.export.parts import PartStream
 
 log = logging.getLogger(__name__)
 
-MANIFEST_DIR = "_manifests"
 #: A lock not renewed for this long was left by a killed export and may be taken over. The
 #: holder renews it every third of the lease from a background thread, whatever the walk does.
 DEFAULT_LOCK_LEASE = timedelta(minutes=5)
-
-_TS = r"\d{8}T\d{6}(?:\.\d{6})?Z"
-_TAG = rf"(?P<start>{_TS})-(?P<end>{_TS})(?P<filters>-f[0-9a-f]{{10}})?"
-_FMT = "|".join(re.escape(f) for f in sorted(EXTENSIONS, key=len, reverse=True))
-_MANIFEST_RE = re.compile(rf"^(?P<tag>{_TAG})(?:\.(?P<format>{_FMT}))?\.json$")
-_EXT = "|".join(re.escape(e) for e in sorted(set(EXTENSIONS.values()), key=len, reverse=True))
-#: Part names, old (no attempt) and new, and the hidden temp names of ``file://`` writes.
-_PART_RE = re.compile(
-    rf"^\.?part-(?P<tag>{_TAG})(?:-a(?P<attempt>[0-9a-f]{{12}}))?-\d{{5,}}\.(?P<ext>{_EXT})(?:\.tmp)?$"
-)
-
-
-def new_attempt_id() -> str:
-    """A fresh attempt id (12 hex digits), part of every part name the attempt writes."""
-    return uuid.uuid4().hex[:12]
-
-
-def manifest_rel(gw_dir: str, tag: str, fmt: str) -> str:
-    """Relative path of the manifest of a window and format."""
-    return f"{gw_dir}/{MANIFEST_DIR}/{tag}.{fmt}.json"
-
-
-def lock_rel(gw_dir: str, tag: str, fmt: str) -> str:
-    """Relative path of the lock object of a window and format."""
-    return f"{gw_dir}/{MANIFEST_DIR}/{tag}.{fmt}.lock"
-
-
-def part_name(tag: str, attempt: str, index: int, fmt: str) -> str:
-    """File name of a part written by ``attempt``."""
-    return f"part-{tag}-a{attempt}-{index:05d}.{EXTENSIONS[fmt]}"
-
-
-def _filters_hash(filters: list[dict[str, Any]]) -> str:
-    # normalized filters: ``value`` is always a list, so a scalar and a one-item list hash alike
-    canon = [json.dumps(f, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for f in filters]
-    digest = hashlib.sha256("\n".join(sorted(canon)).encode("utf-8")).hexdigest()
-    return digest[:10]
-
-
-def window_tag(start: datetime, end: datetime, filters: list[dict[str, Any]] | None = None) -> str:
-    """Deterministic tag of an export window, e.g. ``20261126T000000Z-20261127T000000Z[-f<hash>]``.
-
-    The optional ``-f<hash>`` is a short stable hash of the filters (their order and a scalar
-    versus one-item ``value`` do not matter).
-    """
-    s = utc_datetime(start, param="start")
-    e = utc_datetime(end, param="end")
-    tag = f"{format_compact(s)}-{format_compact(e)}"
-    flt = normalize_filters(filters)
-    if flt:
-        tag += f"-f{_filters_hash(flt)}"
-    return tag
+#: The keys of a manifest's file entry, in order.
+FILE_KEYS = ("path", "uri", "rows", "bytes", "sha256", "min_created_at", "max_created_at", "attempt")
 
 
 @dataclass
@@ -122,7 +83,31 @@ class Committed:
 
     @property
     def paths(self) -> set[str]:
+        """The relative paths of the files the manifest names."""
         return {f["path"] for f in self.manifest.get("files", [])}
+
+
+@dataclass(frozen=True)
+class WindowArchive:
+    """One window and format of a gateway's archive: what the commit protocol works on."""
+
+    dest: Destination
+    gw_dir: str
+    tag: str
+    fmt: str
+    #: ``-f<hash>`` of the window's filters, ``""`` without filters.
+    filters_suffix: str
+    start: datetime
+    end: datetime
+
+    @property
+    def manifest_rel(self) -> str:
+        """Where the window's manifest is committed."""
+        return manifest_rel(self.gw_dir, self.tag, self.fmt)
+
+    def lock_rel(self, tag: str) -> str:
+        """The lock of the window ``tag`` (this one or one inside it) and this format."""
+        return lock_rel(self.gw_dir, tag, self.fmt)
 
 
 # --- locks ---------------------------------------------------------------------------------------
@@ -130,7 +115,15 @@ class Committed:
 
 @dataclass
 class WindowLock:
-    """The lock objects an attempt holds; released (deleted) only while they are still its own."""
+    """The lock objects an attempt holds; released (deleted) only while they are still its own.
+
+    As a context manager it releases them when the block ends, however it ends.
+
+    :param dest: the destination.
+    :param attempt: the attempt id.
+    :param owner: identity of the job; its later tries take its leftover locks over.
+    :param lease: a lock not renewed for this long may be taken over.
+    """
 
     dest: Destination
     attempt: str
@@ -258,28 +251,33 @@ class WindowLock:
                 log.warning("could not release lock %s: %s", self.dest.uri(rel), err)
         self.held.clear()
 
+    def __enter__(self) -> WindowLock:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.release()
+
 
 # --- committed manifests -------------------------------------------------------------------------
 
 
-def list_committed(
-    dest: Destination, gw_dir: str, fmt: str, filters_suffix: str, start: datetime, end: datetime
-) -> list[Committed]:
-    """Committed manifests of ``fmt`` and the same filters whose windows overlap ``[start, end)``.
+def list_committed(window: WindowArchive) -> list[Committed]:
+    """Committed manifests of the window's format and filters whose windows overlap it.
 
     Manifests of the old layout (``<tag>.json``, one per window for any format) count when they
-    hold ``fmt``.
+    hold the format.
     """
+    dest, fmt, start, end = window.dest, window.fmt, window.start, window.end
     found: list[Committed] = []
-    for full in dest.listdir(f"{gw_dir}/{MANIFEST_DIR}"):
+    directory = manifests_dir(window.gw_dir)
+    for full in dest.listdir(directory):
         name = full.rsplit("/", 1)[-1]
-        m = _MANIFEST_RE.match(name)
-        if not m or (m["filters"] or "") != filters_suffix or m["format"] not in (None, fmt):
+        m = parse_manifest_name(name)
+        if m is None or m.filters_suffix != window.filters_suffix or m.format not in (None, fmt):
             continue
-        w_start, w_end = parse_compact(m["start"]), parse_compact(m["end"])
-        if not (w_start < end and start < w_end):
+        if not (m.start < end and start < m.end):
             continue
-        rel = f"{gw_dir}/{MANIFEST_DIR}/{name}"
+        rel = f"{directory}/{name}"
         raw = dest.read_bytes_or_none(rel)
         if raw is None:  # removed since the listing
             continue
@@ -287,21 +285,22 @@ def list_committed(
             manifest = json.loads(raw)
         except ValueError as exc:
             raise AIGatewayError(f"{dest.uri(rel)} is not valid JSON: {exc}") from exc
-        if m["format"] is None and manifest.get("format") != fmt:
+        if m.format is None and manifest.get("format") != fmt:
             continue
-        found.append(Committed(rel, m["tag"], w_start, w_end, raw, manifest))
+        found.append(Committed(rel, m.tag, m.start, m.end, raw, manifest))
     return found
 
 
-def check_overlaps(committed: Iterable[Committed], start: datetime, end: datetime, uri: Any) -> None:
+def check_overlaps(committed: Iterable[Committed], window: WindowArchive) -> None:
     """Refuse a window that overlaps a committed one without containing it."""
+    start, end = window.start, window.end
     for c in committed:
         if start <= c.start and c.end <= end:
             continue
         raise AIGatewayExportConflictError(
             f"window [{format_exact(start)}, {format_exact(end)}) overlaps the exported window "
-            f"[{format_exact(c.start)}, {format_exact(c.end)}) ({uri(c.rel)}) without containing it: exporting it "
-            "would archive some logs twice. Export a window that contains it (it is then replaced or "
+            f"[{format_exact(c.start)}, {format_exact(c.end)}) ({window.dest.uri(c.rel)}) without containing it: "
+            "exporting it would archive some logs twice. Export a window that contains it (it is then replaced or "
             "extended) or one that does not overlap it"
         )
 
@@ -355,46 +354,186 @@ class IdIndex:
 
     @property
     def all_seen(self) -> bool:
+        """Whether every archived id was marked."""
         return self.seen == len(self._keys)
+
+
+
+
+def archived_ids(dest: Destination, previous: list[Committed]) -> IdIndex:
+    """Index of the ids named by the previous manifests (reads their parts once)."""
+
+    def ids() -> Iterator[Any]:
+        for c in previous:
+            for f in c.manifest.get("files", []):
+                yield from _iter_part_ids(dest, f["path"])
+
+    return IdIndex(ids())
+
+
+def _iter_part_ids(dest: Destination, rel: str) -> Iterator[Any]:
+    fmt = format_of(rel)
+    try:
+        raw = dest.fs.open(dest.full(rel), "rb")
+    except FileNotFoundError as exc:
+        raise AIGatewayError(f"{dest.uri(rel)} is named by the committed manifest but does not exist") from exc
+    with raw:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(raw).iter_batches(columns=["id"]):
+                yield from batch.column(0).to_pylist()
+        else:
+            for record in read_jsonl_records(raw, gzipped=fmt == "jsonl.gz"):
+                yield record.get("id")
+
+
+# --- the manifest --------------------------------------------------------------------------------
+
+
+def manifest_contents(
+    dest: Destination,
+    previous: list[Committed],
+    archived: IdIndex,
+    fresh: PartStream,
+    again: PartStream,
+    partition_by: str,
+    allow_shrink: bool,
+) -> dict[str, Any]:
+    """The manifest's files, counts, commit record, schema, usage and body stats.
+
+    ``replace`` (or ``create``) when every archived log was read again or ``allow_shrink``;
+    otherwise ``union``: the archived files stay and the logs not archived yet (``fresh``) are
+    added. ``again`` holds the logs read again that were archived already.
+    """
+    walked = fresh.rows + again.rows
+    if allow_shrink or archived.all_seen:
+        mode = "replace" if previous else "create"
+        files, added, kept = fresh.files + again.files, walked, 0
+        body_stats = _window_stats([fresh.body_stats, again.body_stats])
+        usage = merge_usage([fresh.usage.to_dict(), again.usage.to_dict()])
+        if again.files and fresh.files:
+            files.sort(key=lambda f: f["path"])
+    else:
+        mode, added = "union", fresh.rows
+        kept = sum(int(c.manifest.get("count", 0)) for c in previous)
+        files = [dict(f) for c in previous for f in c.manifest.get("files", [])] + fresh.files
+        body_stats = _window_stats([fresh.body_stats, *(c.manifest.get("body_stats", {}) for c in previous)])
+        # archived rows are counted in their manifests' usage (none before schema 2)
+        archived_usage = [c.manifest["usage"] for c in previous if "usage" in c.manifest]
+        usage = merge_usage([fresh.usage.to_dict(), *archived_usage])
+        log.warning(
+            "%d of the %d archived logs of this window are gone from the gateway: keeping the archived "
+            "files and adding the %d logs not archived yet (pass allow_shrink=True to drop them)",
+            len(archived) - archived.seen,
+            len(archived),
+            fresh.rows,
+        )
+    for f in files:
+        f["uri"] = dest.plain_uri(f["path"])
+        f.setdefault("attempt", None)
+    contents: dict[str, Any] = {
+        "count": sum(int(f["rows"]) for f in files),
+        "bytes": sum(int(f["bytes"]) for f in files),
+        "files": [{k: f[k] for k in FILE_KEYS} for f in files],
+        "commit": {
+            "mode": mode,
+            "walked": walked,
+            "added": added,
+            "kept": kept,
+            "replaced": [c.manifest.get("attempt") for c in previous],
+        },
+        # the one schema of every format, and the window's usage (mergeable)
+        "schema": manifest_schema(partition_by),
+        "usage": usage,
+    }
+    if body_stats:
+        contents["body_stats"] = body_stats
+    return contents
+
+
+def _window_stats(stats: Iterable[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    """Statistics of the committed rows, merged from those of each stream and kept manifest.
+
+    The union of a re-run merges what each side counted, so every per-window summary of the
+    manifest has to be mergeable this way (counts add up).
+    """
+    merged: dict[str, dict[str, int]] = {}
+    for other in stats:
+        for name, counts in other.items():
+            target = merged.setdefault(name, {})
+            for label, n in counts.items():
+                target[label] = target.get(label, 0) + int(n)
+    return merged
+
+
+def commit_manifest(
+    window: WindowArchive,
+    lock: WindowLock,
+    manifest: Mapping[str, Any],
+    previous: list[Committed],
+    archived: IdIndex,
+    *,
+    allow_shrink: bool,
+) -> None:
+    """Write the window's manifest: the commit point (step 4).
+
+    Refused when the committed manifests changed since ``previous`` was read, when the manifest
+    would hold fewer logs than were archived (unless ``allow_shrink``), or when another attempt
+    took a lock over.
+
+    :raises AIGatewayExportConflictError: another export committed or took the lock meanwhile.
+    :raises AIGatewayError: the shrink guard, or the write failed.
+    """
+    rel = window.manifest_rel
+    check_unchanged(window.dest, previous, list_committed(window))
+    count = manifest["count"]
+    if not allow_shrink and count < len(archived):  # the shrink guard, against the committed ids
+        raise AIGatewayError(
+            f"refusing to commit {count} logs over an export of {len(archived)} ({rel}); "
+            "pass allow_shrink=True to replace it anyway"
+        )
+    lock.check_held()
+    window.dest.write_bytes(rel, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 # --- collection ----------------------------------------------------------------------------------
 
 
-_MEMORY_LOCK = threading.Lock()
+def collect(window: WindowArchive, previous: list[Committed], manifest: Mapping[str, Any]) -> None:
+    """Remove the superseded manifests and every part the live manifest does not name (step 5).
 
-
-def memory_lock() -> threading.Lock:
-    """Serialises exclusive creates on ``memory://`` (one process, no atomic create there)."""
-    return _MEMORY_LOCK
-
-
-def collect(
-    dest: Destination,
-    gw_dir: str,
-    tags: set[str],
-    fmt: str,
-    keep: set[str],
-    start: datetime,
-    end: datetime,
-) -> int:
-    """Delete the parts of ``tags`` and ``fmt`` that are not in ``keep`` (relative paths).
-
-    Lists only the date partitions of ``[start, end)``, so the cost follows the window, not the
-    archive.
+    Best effort: the export is committed already, and the next export collects leftovers.
     """
-    ext = EXTENSIONS[fmt]
+    dest, rel = window.dest, window.manifest_rel
+    try:
+        for c in previous:
+            if c.rel != rel:
+                dest.remove(c.rel)
+        keep = {f["path"] for f in manifest["files"]}
+        removed = _remove_parts(window, {window.tag, *(c.tag for c in previous)}, keep)
+        if removed:
+            log.info("removed %d superseded part file(s) of window %s (%s)", removed, window.tag, window.fmt)
+    except AIGatewayError as err:  # committed already: leftovers are collected by the next export
+        log.warning("export committed, but removing superseded files failed: %s", err)
+
+
+def _remove_parts(window: WindowArchive, tags: set[str], keep: set[str]) -> int:
+    """Delete the parts of ``tags`` and the window's format that are not in ``keep`` (relative paths).
+
+    Lists only the date partitions of the window, so the cost follows the window, not the archive.
+    """
+    dest, gw_dir = window.dest, window.gw_dir
+    ext = EXTENSIONS[window.fmt]
     removed = 0
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    last = end - timedelta(microseconds=1)
+    day = window.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    last = window.end - timedelta(microseconds=1)
+    prefix = dest.norm(dest.full(gw_dir)) + "/"
     while day <= last:
-        date_dir = f"{gw_dir}/date={day:%Y-%m-%d}"
-        prefix = dest.norm(dest.full(gw_dir)) + "/"
-        for found in dest.find(date_dir):
+        for found in dest.find(date_dir(gw_dir, day)):
             norm = dest.norm(found)
-            name = norm.rsplit("/", 1)[-1]
-            m = _PART_RE.match(name)
-            if not m or m["ext"] != ext or m["tag"] not in tags:
+            part = parse_part_name(norm.rsplit("/", 1)[-1])
+            if part is None or part.ext != ext or part.tag not in tags:
                 continue
             if not norm.startswith(prefix) or f"{gw_dir}/{norm[len(prefix) :]}" in keep:
                 continue

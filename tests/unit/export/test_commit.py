@@ -1,11 +1,13 @@
-"""The export commit protocol on file:// and memory://: attempt-owned parts, the window lock,
-the shrink guard at commit time, unions over archived windows, overlapping windows, collection.
+"""export/commit.py: the commit protocol on file:// and memory://: attempt-owned parts, the window
+lock, the shrink guard at commit time, unions over archived windows, overlapping windows,
+collection.
 
 Two processes and S3 (moto) are in tests/integration/test_export_commit_stores.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -18,73 +20,133 @@ from typing import Any
 import pytest
 
 from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayExportConflictError
-from airflow_provider_aigw.export import (
-    export_logs,
-    iter_file_records,
-    iter_manifest_records,
-    read_manifest,
-    verify_file,
+from airflow_provider_aigw.export import export_logs, iter_manifest_records, read_manifest
+from airflow_provider_aigw.export.commit import IdIndex, WindowLock
+from airflow_provider_aigw.export.destination import Destination, open_destination
+from tests.export_helpers import (
+    END,
+    FORMATS,
+    START,
+    TAG,
+    Dest,
+    Gate,
+    Tracking,
+    all_ids,
+    assert_exact,
+    assert_exact_manifest_only,
+    lock_path,
+    make_log,
+    manifest_path,
+    plain,
+    run,
+    spread_logs,
 )
-from airflow_provider_aigw.export._storage import Destination
-from airflow_provider_aigw.export.formats import ParquetRecordWriter
-from tests.unit.export.test_export import END, START, TAG, Dest, make_log, manifest_path, run, spread_logs
 
-FORMATS = ["jsonl", "jsonl.gz", "parquet"]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def lock_path(fmt: str = "jsonl.gz", tag: str = TAG) -> str:
-    return f"gateway=gw-1/_manifests/{tag}.{fmt}.lock"
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_rerun_same_input_same_files_and_checksums(dest: Dest, fmt: str) -> None:
+    logs = spread_logs(120)
+    first = run(logs, dest, format=fmt, rows_per_part=9)
+    content1 = {plain(k): v for k, v in dest.parts().items()}
+    second = run(logs, dest, format=fmt, rows_per_part=9)
+    content2 = {plain(k): v for k, v in dest.parts().items()}
+    # Each attempt writes its own names; the content is byte-identical and the first attempt's
+    # parts are gone.
+    assert content1 == content2
+    assert set(dest.parts()) == {f["path"] for f in second.manifest["files"]}
+    assert first.manifest["attempt"] != second.manifest["attempt"]
+    assert [(plain(f["path"]), f["sha256"], f["bytes"]) for f in first.manifest["files"]] == [
+        (plain(f["path"]), f["sha256"], f["bytes"]) for f in second.manifest["files"]
+    ]
+    assert first.manifest_uri == second.manifest_uri
+    assert second.manifest["commit"]["mode"] == "replace"
 
 
-def assert_exact(result: Any, logs: list[dict], d: Dest) -> None:
-    """The committed manifest verifies file by file, holds exactly ``logs``, and every part file
-    of its format under the gateway is named by it (no duplicates for folder readers)."""
-    m = read_manifest(result.manifest_uri)
-    ids: list[str] = []
-    for f in m["files"]:
-        verify_file(f)
-        rows = list(iter_file_records(f["uri"]))
-        assert len(rows) == f["rows"]
-        ids += [r["id"] for r in rows]
-    assert sorted(ids) == sorted(log["id"] for log in logs), "exactly the expected logs"
-    assert len(ids) == len(set(ids)) == m["count"]
-    ext = "." + m["format"]
-    on_disk = {k for k in d.parts() if k.endswith(ext)}
-    assert on_disk == {f["path"] for f in m["files"]}
-    assert not [k for k in d.files() if k.endswith(".lock")], "lock released"
+def test_rerun_with_fewer_logs_removes_stale_parts(dest: Dest) -> None:
+    logs = spread_logs(150)  # ~32 hours
+    first = run(logs, dest, format="jsonl.gz", rows_per_part=3, partition_by="hour")
+    assert len(first.manifest["files"]) > 20
+    fewer = logs[:10]
+    second = run(fewer, dest, format="jsonl.gz", rows_per_part=3, partition_by="hour", allow_shrink=True)
+    parts = dest.parts()
+    assert set(parts) == {f["path"] for f in second.manifest["files"]}
+    assert sorted(all_ids(second)) == sorted(log["id"] for log in fewer)
+    manifests = [k for k in dest.files() if "/_manifests/" in k]
+    assert manifests == [manifest_path()]
+    # emptied partition directories are pruned where directories exist
+    hours = {k.rsplit("/", 1)[0] for k in parts}
+    assert set(dest.fs.ls(f"{dest.root}/gateway=gw-1/date=2026-11-26", detail=False)) == {
+        f"{dest.root}/gateway=gw-1/{h.split('/', 1)[1]}" for h in hours
+    }
+    assert not dest.fs.exists(f"{dest.root}/gateway=gw-1/date=2026-11-27")
 
 
-class Gate:
-    """An iterator of logs that stops after ``after`` logs until released (no sleeps)."""
-
-    def __init__(self, logs: list[dict], after: int = 1) -> None:
-        self.logs = logs
-        self.after = after
-        self.reached = threading.Event()
-        self.go = threading.Event()
-
-    def __iter__(self) -> Iterator[dict]:
-        for i, log in enumerate(self.logs):
-            if i == self.after:
-                self.reached.set()
-                assert self.go.wait(60)
-            yield log
+def test_formats_side_by_side_keep_both(dest: Dest) -> None:
+    logs = spread_logs(40)
+    first = run(logs, dest, format="jsonl.gz", rows_per_part=7)
+    second = run(logs, dest, format="parquet", rows_per_part=7)
+    again = run(logs, dest, format="jsonl.gz", rows_per_part=7)  # re-run of one format leaves the other
+    assert first.manifest_uri != second.manifest_uri == read_manifest(second.manifest_uri)["manifest_uri"]
+    assert set(dest.parts()) == {f["path"] for r in (second, again) for f in r.manifest["files"]}
+    for result in (second, again):
+        assert sorted(r["id"] for r in iter_manifest_records(result.manifest_uri, verify=True)) == sorted(
+            log["id"] for log in logs
+        )
+    assert {k for k in dest.files() if "/_manifests/" in k} == {manifest_path("jsonl.gz"), manifest_path("parquet")}
 
 
-@pytest.fixture
-def fdest(tmp_path: Any) -> Dest:
-    return Dest("file", tmp_path)
+def test_other_windows_are_left_alone(dest: Dest) -> None:
+    logs = spread_logs(30)
+    a = run(logs, dest, format="jsonl")
+    b = run(logs[:5], dest, format="jsonl", start=END, end=END + timedelta(days=1))
+    files = dest.parts()
+    assert {f["path"] for f in a.manifest["files"]} <= set(files)
+    assert {f["path"] for f in b.manifest["files"]} <= set(files)
+    assert a.manifest_uri != b.manifest_uri
+    # And the earlier window's manifest is still readable and valid.
+    assert read_manifest(a.manifest_uri)["count"] == 30
 
 
-@pytest.fixture(params=["file", "memory"])
-def dest(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Dest]:
-    d = Dest(request.param, tmp_path)
-    yield d
-    d.cleanup()
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_crash_mid_export_leaves_no_manifest_then_rerun_is_exact(dest: Dest, fmt: str) -> None:
+    logs = spread_logs(200)
+    # An earlier complete attempt with different (more) logs: its manifest must not survive.
+    earlier = run([*logs, make_log(5000, END - timedelta(minutes=1))], dest, format=fmt, rows_per_part=4)
+    assert earlier.manifest["count"] == 201
+
+    crashing = Tracking(logs, fail_after=77)
+    committed = dest.files()
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        export_logs(crashing, dest.url, gateway_id="gw-1", start=START, end=END, format=fmt, rows_per_part=4)
+    assert crashing.consumed == 77
+    # The committed export is untouched: same manifest, same files, no lock, no temp files.
+    assert dest.files() == committed
+    assert sorted(r["id"] for r in iter_manifest_records(earlier.manifest_uri, verify=True)) == sorted(
+        log["id"] for log in [*logs, make_log(5000, END - timedelta(minutes=1))]
+    )
+
+    final = run(logs, dest, format=fmt, rows_per_part=4, allow_shrink=True)
+    assert final.manifest["count"] == 200
+    assert set(dest.parts()) == {f["path"] for f in final.manifest["files"]}
+    assert all("/." not in k for k in dest.files()), "no temp files left"
+    ids = all_ids(final)
+    assert sorted(ids) == sorted(log["id"] for log in logs) and len(ids) == len(set(ids))
+    for f in final.manifest["files"]:
+        assert hashlib.sha256(dest.parts()[f["path"]]).hexdigest() == f["sha256"]
 
 
-# --- concurrency ---------------------------------------------------------------------------------
+def test_empty_rerun_removes_earlier_parts(dest: Dest) -> None:
+    run(spread_logs(20), dest)
+    assert dest.parts()
+    result = run([], dest, allow_shrink=True)
+    assert dest.parts() == {}
+    assert result.manifest["count"] == 0
+
+
+def test_manifest_without_body_fields_has_no_body_stats(fdest: Dest) -> None:
+    assert "body_stats" not in run(spread_logs(3), fdest).manifest
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -138,11 +200,6 @@ def test_export_running_inside_another_cannot_corrupt_the_committed_one(dest: De
     assert outcome["b"].manifest["commit"]["mode"] == "replace"
 
 
-def assert_exact_manifest_only(uri: str, logs: list[dict]) -> None:
-    ids = [r["id"] for r in iter_manifest_records(uri, verify=True)]
-    assert sorted(ids) == sorted(log["id"] for log in logs)
-
-
 def test_leftover_lock_of_another_owner_is_refused_until_its_lease_ends(dest: Dest) -> None:
     run(spread_logs(5), dest, owner="dag/task/run-1/-1")
     lock = {"attempt": "0123456789ab", "owner": "dag/task/run-1/-1", "acquired_at": "2026-11-28T00:00:00Z",
@@ -162,13 +219,13 @@ def test_leftover_lock_of_another_owner_is_refused_until_its_lease_ends(dest: De
 KILL_SCRIPT = """
 import os, sys
 from datetime import datetime, timezone
-from airflow_provider_aigw.export import _commit, export_logs
-from tests.unit.export.test_export import START, END, spread_logs
+from airflow_provider_aigw.export import commit, export_logs
+from tests.export_helpers import START, END, spread_logs
 
 def die(*args, **kwargs):
     os._exit(9)  # SIGKILL-like: no cleanup, no finally
 
-_commit.check_unchanged = die  # runs after the last part is written, before the manifest
+commit.check_unchanged = die  # runs after the last part is written, before the manifest
 export_logs(iter(spread_logs(int(sys.argv[2]))), sys.argv[1], gateway_id="gw-1", start=START, end=END,
             format=sys.argv[3], rows_per_part=5, owner="dag/export/run-1/-1")
 """
@@ -197,9 +254,6 @@ def test_kill_between_parts_and_manifest_then_retry_is_exact(fdest: Dest, fmt: s
     retry = run(spread_logs(40), fdest, format=fmt, rows_per_part=5, owner="dag/export/run-1/-1")
     assert_exact(retry, spread_logs(40), fdest)
     assert retry.manifest["commit"]["mode"] == "replace"
-
-
-# --- the shrink guard and unions ----------------------------------------------------------------
 
 
 def test_shrink_guard_walk_yields_fewer_rows_than_archived(dest: Dest) -> None:
@@ -248,9 +302,9 @@ def test_late_logs_after_archive_and_delete_are_added_as_a_union(dest: Dest) -> 
     assert_exact(third, [*archived, *late, *later], dest)
 
 
-def test_overwrite_smaller_replaces_with_exactly_the_logs_read(dest: Dest) -> None:
+def test_allow_shrink_replaces_with_exactly_the_logs_read(dest: Dest) -> None:
     run(spread_logs(10), dest)
-    result = run(spread_logs(4), dest, overwrite_smaller=True)
+    result = run(spread_logs(4), dest, allow_shrink=True)
     assert result.manifest["commit"]["mode"] == "replace"
     assert_exact(result, spread_logs(4), dest)
 
@@ -263,9 +317,6 @@ def test_rerun_with_everything_still_there_refreshes_rows(dest: Dest) -> None:
     assert result.manifest["commit"]["mode"] == "replace"
     rows = {r["id"]: r for r in iter_manifest_records(result.manifest_uri)}
     assert rows[logs[3]["id"]]["feedback"] == 1 and len(rows) == 11
-
-
-# --- overlapping windows -------------------------------------------------------------------------
 
 
 def test_clamped_window_then_full_window_replaces_it(dest: Dest) -> None:
@@ -313,9 +364,6 @@ def test_other_filters_and_formats_do_not_overlap(dest: Dest) -> None:
     assert len([k for k in dest.files() if "/_manifests/" in k]) == 3
 
 
-# --- collection and file sizes -------------------------------------------------------------------
-
-
 def test_sweep_lists_only_the_window_partitions(fdest: Dest, monkeypatch: pytest.MonkeyPatch) -> None:
     for day in range(10):  # an archive of 10 other days
         s = START - timedelta(days=day + 1)
@@ -331,45 +379,6 @@ def test_sweep_lists_only_the_window_partitions(fdest: Dest, monkeypatch: pytest
     run(spread_logs(5), fdest)
     run(spread_logs(5), fdest)
     assert set(listed) == {"gateway=gw-1/date=2026-11-26", "gateway=gw-1/date=2026-11-27"}
-
-
-def test_parts_roll_by_bytes(dest: Dest) -> None:
-    logs = [make_log(i, START + timedelta(seconds=i), pad="x" * 1000) for i in range(3000)]  # ~3.6 MB
-    result = run(logs, dest, format="jsonl", bytes_per_part=500_000)
-    sizes = [f["bytes"] for f in result.manifest["files"]]
-    # The cap is checked against bytes on storage, which trail the writer's 256 KiB buffer.
-    assert len(sizes) >= 4 and all(size < 500_000 + 300_000 for size in sizes), sizes
-    assert_exact(result, logs, dest)
-
-
-def test_default_file_sizes_for_5000_logs_a_day(fdest: Dest) -> None:
-    logs = spread_logs(5000, step=timedelta(seconds=17))  # 5,000 logs in a day
-    result = run(logs, fdest, start=START, end=START + timedelta(days=1))
-    assert len(result.manifest["files"]) == 1
-
-
-def test_parquet_row_group_cap_counts_utf8_bytes() -> None:
-    import io
-
-    import pyarrow.parquet as pq
-
-    buf = io.BytesIO()
-    writer = ParquetRecordWriter(buf, row_group_rows=1000, row_group_bytes=10_000)
-    for i in range(12):
-        writer.write(make_log(i, START, response_body="漢" * 1000), START)  # 3,000 bytes, 1,000 chars
-    writer.close()
-    meta = pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata
-    # Counting bytes flushes every 4 rows (>= 10,000 bytes); counting characters every 10.
-    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 4]
-
-
-def test_manifest_uris_carry_no_connection_id(tmp_path: Any) -> None:
-    from airflow_provider_aigw.export._storage import strip_userinfo
-
-    assert strip_userinfo("s3://aws_default@bucket/prefix/x") == "s3://bucket/prefix/x"
-    assert strip_userinfo("file:///tmp/x") == "file:///tmp/x"
-    result = export_logs(iter(spread_logs(3)), f"file://{tmp_path}", gateway_id="gw-1", start=START, end=END)
-    assert all(f["uri"].startswith(f"file://{tmp_path}/gateway=gw-1/") for f in result.manifest["files"])
 
 
 def test_legacy_manifest_of_the_same_format_is_replaced(fdest: Dest) -> None:
@@ -429,8 +438,6 @@ def test_errors_name_the_lock_and_nothing_is_lost(dest: Dest) -> None:
 
 
 def test_the_holder_renews_its_lock_while_the_walk_stalls(dest: Dest, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_aigw.export._commit import WindowLock
-
     renewed = threading.Event()
     original = WindowLock.renew
 
@@ -478,3 +485,28 @@ def test_body_stats_cover_the_committed_rows_in_replace_and_union(dest: Dest) ->
         "request_body_status": {"collected": 6, "failed": 3},
         "response_body_status": {"collected": 9},
     }
+
+
+def test_a_window_lock_is_released_and_no_longer_renewed_when_its_block_raises(dest: Dest) -> None:
+    target = open_destination(dest.url)
+    with pytest.raises(RuntimeError, match="walk failed"), WindowLock(
+        target, "0123456789ab", None, timedelta(minutes=5)
+    ) as lock:
+        lock.acquire(lock_path())
+        lock.keep_alive()
+        assert json.loads(dest.files()[lock_path()])["attempt"] == "0123456789ab"
+        raise RuntimeError("walk failed")
+    assert dest.files() == {}
+    assert "aigw-export-lock-0123456789ab" not in {t.name for t in threading.enumerate()}
+    assert lock.held == []
+
+
+def test_the_id_index_knows_the_archived_ids_and_whether_each_was_read_again() -> None:
+    index = IdIndex(["a", "b", "b", 3])
+    assert len(index) == 3
+    assert not index.mark("x")
+    assert index.mark("a") and index.mark("a") and index.seen == 1 and not index.all_seen
+    assert index.mark("b") and index.mark("3")  # ids compare as text
+    assert index.seen == 3 and index.all_seen
+    empty = IdIndex([])
+    assert not empty.mark("a") and empty.all_seen

@@ -1,5 +1,6 @@
-"""The fast path of ``schema.to_row`` (a planned copy per log shape) against the field-by-field
-reference, on realistic and odd logs alike: same rows, same column order, same bytes written."""
+"""export/schema.py: the one schema of exported rows, and the fast path of ``schema.to_row`` (a
+planned copy per log shape) against the field-by-field reference, on realistic and odd logs alike:
+same rows, same column order, same bytes written."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import gzip
 import io
 import json
 import math
+import os
 import random
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from airflow_provider_aigw.export.formats import make_writer, parquet_row_to_record, parse_created_at
+from airflow_provider_aigw.export import SCHEMA_VERSION, arrow_schema, manifest_schema
+from airflow_provider_aigw.export.formats import make_writer, parquet_row_to_record
 from airflow_provider_aigw.export.schema import COLUMN_NAMES, to_row, to_row_reference
+from airflow_provider_aigw.timestamps import parse_created_at
+from tests.export_helpers import Dest, run, tricky_logs
 
 BASE: dict[str, Any] = {
     "id": "019b76da-fb9f-7dd8-800e-f1ab9c3d8b9f",
@@ -168,3 +173,56 @@ def test_created_at_is_utc_aware() -> None:
     assert row["created_at"] == "2026-01-01T00:00:21.407Z"
     assert _created(log).tzinfo == timezone.utc
     assert json.loads(row["extra"]) == {"created_at": "2026-01-01T01:00:21.407+01:00"}
+
+
+def test_parquet_schema_and_typed_columns(fdest: Dest) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    logs = tricky_logs()
+    result = run(logs, fdest, format="parquet")
+    path = os.path.join(fdest.root, result.manifest["files"][0]["path"])
+    table = pq.read_table(path)
+    schema = table.schema
+    assert schema.equals(arrow_schema())
+    assert schema.field("created_at").type == pa.timestamp("ms", tz="UTC")
+    for name in ("duration", "tokens_in", "tokens_out", "status_code", "step"):
+        assert schema.field(name).type == pa.int64()
+    for name in ("success", "cached", "custom_cost"):
+        assert schema.field(name).type == pa.bool_()
+    for name in ("cost", "feedback", "score"):
+        assert schema.field(name).type == pa.float64()
+    assert schema.field("metadata").type == pa.map_(pa.string(), pa.string())
+    for name in (
+        "id",
+        "provider",
+        "model",
+        "model_type",
+        "path",
+        "metadata_raw",
+        "request_content_type",
+        "response_content_type",
+        "request_type",
+        "event_id",
+        "request_body",
+        "response_body",
+        "request_body_format",
+        "response_body_format",
+        "request_body_status",
+        "response_body_status",
+        "extra",
+    ):
+        assert schema.field(name).type == pa.string(), name
+    assert all(f.nullable for f in schema)
+    assert schema.metadata[b"aigw.schema_version"] == str(SCHEMA_VERSION).encode()
+    assert result.manifest["schema"] == manifest_schema(result.manifest["partition_by"])
+    assert [c["name"] for c in result.manifest["schema"]["columns"]] == schema.names
+    row = table.slice(1, 1).to_pylist()[0]
+    assert row["request_body"] == '{"messages":[{"role":"user","content":"héllo"}]}'
+    assert row["request_body_status"] == "collected"
+    assert row["tokens_in"] == 11 and row["extra"] is None
+    # the hive layout is readable as one dataset; manifests and hidden files are skipped
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(os.path.join(fdest.root, "gateway=gw-1"), format="parquet", partitioning="hive")
+    assert dataset.to_table().num_rows == len(logs)
