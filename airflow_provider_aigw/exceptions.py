@@ -124,6 +124,33 @@ class AIGatewayExportConflictError(AIGatewayError):
     """
 
 
+class AIGatewayDecryptError(AIGatewayError):
+    """A Logpush record cannot become a row: an encrypted field does not decrypt (wrong key,
+    corrupt data, failed tag check, truncated or malformed envelope), or its line is not a record.
+
+    Names what failed (the field, and the file and line when known) and never quotes key material
+    or the record's content.
+
+    :param message: what failed and why.
+    :param field: the record's field (``RequestBody``, ``Timestamp``, ...), when one is at fault.
+    :param file: the Logpush object the record came from, when known.
+    :param line: the record's line number in that object (1-based), when known.
+    """
+
+    def __init__(
+        self, message: str, *, field: str | None = None, file: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.file = file
+        self.line = line
+
+    def located(self, file: str, line: int) -> AIGatewayDecryptError:
+        """This error, naming the file and line of the record."""
+        where = f"{file}, line {line}"
+        return AIGatewayDecryptError(f"{where}: {self}", field=self.field, file=file, line=line)
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether a failed call is worth repeating later (the logs check's next poll).
 

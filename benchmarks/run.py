@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import shared_budget
+from benchmarks import logpush, shared_budget
 from benchmarks.emulator import SEED, WINDOW_END, WINDOW_START, EmulatorProcess
 from benchmarks.worker import RESULT_MARKER
 
@@ -771,6 +771,12 @@ def report(
                 )
             )
 
+    # ---- logpush
+    if res.get("logpush"):
+        section, goals = logpush.report(res["logpush"])
+        md += section
+        targets += [Target(*goal) for goal in goals]
+
     digests = {d for d in same_ids if d}
     md += [
         "## Same logs",
@@ -849,7 +855,7 @@ NOTES = [
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--only", nargs="*", choices=[*SCENARIOS, "emulator"], help="run only these scenarios")
+    p.add_argument("--only", nargs="*", choices=[*SCENARIOS, "emulator", "logpush"], help="run only these scenarios")
     p.add_argument("--out", default=str(HERE), help="directory for RESULTS.md, results.json and the chart")
     p.add_argument("--cmdline", default="", help="the command to quote in RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="print only; do not write RESULTS.md")
@@ -859,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     out_dir = Path(args.out)
     results: dict[str, Any] = {}
-    chosen = args.only or [*SCENARIOS, "emulator"]
+    chosen = args.only or [*SCENARIOS, "emulator", "logpush"]
     workdir = Path(tempfile.mkdtemp(prefix="aigw-bench-"))
     try:
         if any(s in SCENARIOS for s in chosen):
@@ -874,6 +880,9 @@ def main(argv: list[str] | None = None) -> int:
         if "emulator" in chosen:
             print("scenario emulator (1,000,000 logs)", flush=True)
             results["emulator"] = scenario_emulator(Bench(emu=None, workdir=workdir, rounds=1))  # type: ignore[arg-type]
+        if "logpush" in chosen:
+            print("scenario logpush (RSA-4096 decryption, 1 and 2 processes)", flush=True)
+            results["logpush"] = logpush.scenario(rounds=args.rounds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     duration = time.monotonic() - t0

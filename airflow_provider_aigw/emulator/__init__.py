@@ -2,7 +2,8 @@
 
 Use :class:`EmulatorServer` in-process, ``python -m airflow_provider_aigw.emulator`` from a
 shell, or the ``aigw_emulator`` / ``aigw_emulator_factory`` pytest fixtures. Standard
-library only; never imports Airflow.
+library only (writing Logpush files, :mod:`.logpush`, also needs ``cryptography`` and ``fsspec``,
+which Airflow installs); never imports Airflow.
 """
 
 from __future__ import annotations

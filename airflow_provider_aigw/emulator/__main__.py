@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow_provider_aigw.emulator.data import format_ms, to_ms
 from airflow_provider_aigw.emulator.faults import DELETE_ORDERS
+from airflow_provider_aigw.emulator.logpush import DEFAULT_BATCH_SECONDS, TIMESTAMP_FORMATS, write_logpush_files
 from airflow_provider_aigw.emulator.server import DEFAULT_ACCOUNT_ID, EmulatorServer
 
 
@@ -66,6 +67,13 @@ ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
         "logs that become visible only after more API requests: "
         '{"count": N, "start": ISO, "end": ISO, "after_requests": K} or {"logs": [...], "after_requests": K}',
     ),
+    (
+        "POST /__emulator__/gateways/ID/logpush",
+        "write the gateway's logs as Cloudflare Logpush files: "
+        '{"destination": URL, "public_key_pem": PEM[, "start": ISO, "end": ISO, "batch_seconds": 30, '
+        '"timestamp_format": "unixnano"|"unix"|"rfc3339", "shared_key": false, "storage_options": {...}]}; '
+        'answers {"files": [{"path", "records", "bytes"}]}',
+    ),
 )
 
 
@@ -75,9 +83,44 @@ def _admin_routes_help() -> str:
         lines.append(f"  {route}")
         lines.extend(textwrap.wrap(what, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6))
     lines.append("")
+    lines.append("python -m airflow_provider_aigw.emulator logpush --help: the same seeded logs as Logpush files.")
+    lines.append("")
     lines.append("Stops on SIGTERM / Ctrl-C. Prints (and writes to --ready-file) one JSON line: url, port,")
     lines.append("account_id, token, read_only_token, gateways, start, end, pid.")
     return "\n".join(lines)
+
+
+def add_seed_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that decide the seeded logs, shared by serving and ``logpush``: the same
+    options give the same logs."""
+    p.add_argument(
+        "--gateway",
+        action="append",
+        type=_gateway_spec,
+        metavar="ID[:COUNT]",
+        help="gateway to create with COUNT seeded logs (repeatable; default my-gateway:10000)",
+    )
+    p.add_argument("--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)")
+    p.add_argument("--start", help="ISO 8601 start of the seeded window (overrides --days)")
+    p.add_argument("--end", help="ISO 8601 end of the seeded window (default now)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data generation and faults (default 0)")
+
+
+def seeded_emulator(args: argparse.Namespace, **server_kwargs: Any) -> tuple[EmulatorServer, int, int]:
+    """An emulator (not started) holding the gateways and logs ``args`` asks for, and the seeded
+    window ``(start_ms, end_ms)``."""
+    end_ms = to_ms(args.end) if args.end else to_ms(datetime.now(timezone.utc))
+    start_ms = (
+        to_ms(args.start)
+        if args.start
+        else to_ms(datetime.fromtimestamp(end_ms / 1000, timezone.utc) - timedelta(days=args.days))
+    )
+    emu = EmulatorServer(seed=args.seed, **server_kwargs)
+    for gateway_id, count in args.gateway or [("my-gateway", 10_000)]:
+        emu.create_gateway(gateway_id)
+        if count:
+            emu.seed_logs(gateway_id, count, format_ms(start_ms), format_ms(end_ms), return_ids=False)
+    return emu, start_ms, end_ms
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,17 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID, help="32-hex account id")
     p.add_argument("--token", default="aigw-emulator-token", help="API token (Bearer) with read+write access")
     p.add_argument("--read-only-token", default="aigw-emulator-readonly-token", help="API token for GETs only")
-    p.add_argument(
-        "--gateway",
-        action="append",
-        type=_gateway_spec,
-        metavar="ID[:COUNT]",
-        help="gateway to create with COUNT seeded logs (repeatable; default my-gateway:10000)",
-    )
-    p.add_argument("--days", type=float, default=3.0, help="spread seeded logs over the last N days (default 3)")
-    p.add_argument("--start", help="ISO 8601 start of the seeded window (overrides --days)")
-    p.add_argument("--end", help="ISO 8601 end of the seeded window (default now)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data generation and faults (default 0)")
+    add_seed_arguments(p)
     p.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     p.add_argument("--latency-jitter-ms", type=float, default=0.0, help="extra random latency in [0, J]")
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 5xx")
@@ -207,22 +240,67 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the emulator until SIGTERM / SIGINT."""
-    args = build_parser().parse_args(argv)
-    end_ms = to_ms(args.end) if args.end else to_ms(datetime.now(timezone.utc))
-    start_ms = (
-        to_ms(args.start)
-        if args.start
-        else to_ms(datetime.fromtimestamp(end_ms / 1000, timezone.utc) - timedelta(days=args.days))
+def build_logpush_parser() -> argparse.ArgumentParser:
+    """The ``logpush`` subcommand's parser (the seeding options are the serving command's)."""
+    p = argparse.ArgumentParser(
+        prog="python -m airflow_provider_aigw.emulator logpush",
+        description="Seed gateways as the emulator does (same options, same logs for the same seed) and write "
+        "their logs as Cloudflare Logpush files of the ai_gateway_events dataset: daily folders, gzip NDJSON, "
+        "Metadata/RequestBody/ResponseBody encrypted under an RSA public key. Prints one JSON line: the objects "
+        "written per gateway.",
     )
-    emu = EmulatorServer(
+    p.add_argument("--public-key", required=True, metavar="PEM_FILE", help="RSA public key (SPKI PEM) file")
+    p.add_argument(
+        "--destination", required=True, metavar="URL", help="local folder or fsspec URL (s3://bucket/prefix)"
+    )
+    p.add_argument(
+        "--batch-seconds",
+        type=int,
+        default=DEFAULT_BATCH_SECONDS,
+        help=f"seconds of logs per file (default {DEFAULT_BATCH_SECONDS})",
+    )
+    p.add_argument("--timestamp-format", choices=TIMESTAMP_FORMATS, default="unixnano", help="default unixnano")
+    p.add_argument("--shared-key", action="store_true", help="one AES key for the three encrypted fields of a log")
+    add_seed_arguments(p)
+    return p
+
+
+def logpush_main(argv: list[str]) -> int:
+    """Seed, write the Logpush files, print what was written."""
+    args = build_logpush_parser().parse_args(argv)
+    with open(args.public_key, "rb") as fh:
+        public_key_pem = fh.read()
+    emu, _start, _end = seeded_emulator(args)
+    # One job pushes every gateway of the account to one destination, told apart by `Gateway`.
+    written = {
+        gateway_id: write_logpush_files(
+            emu,
+            gateway_id,
+            args.destination,
+            public_key_pem,
+            batch_seconds=args.batch_seconds,
+            timestamp_format=args.timestamp_format,
+            shared_key=args.shared_key,
+        )
+        for gateway_id in emu.gateway_ids
+    }
+    print(json.dumps({"files": written}), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator until SIGTERM / SIGINT (``logpush ...``: write Logpush files instead)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["logpush"]:
+        return logpush_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    emu, start_ms, end_ms = seeded_emulator(
+        args,
         host=args.host,
         port=args.port,
         account_id=args.account_id,
         token=args.token,
         read_only_token=args.read_only_token,
-        seed=args.seed,
     )
     faults: dict[str, Any] = {
         "latency_ms": args.latency_ms,
@@ -248,10 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate_limit:
         faults["rate_limit_requests"], faults["rate_limit_period_s"] = args.rate_limit
     emu.faults.update(**faults)
-    for gateway_id, count in args.gateway or [("my-gateway", 10_000)]:
-        emu.create_gateway(gateway_id)
-        if count:
-            emu.seed_logs(gateway_id, count, format_ms(start_ms), format_ms(end_ms), return_ids=False)
 
     stop = threading.Event()
 

@@ -34,7 +34,7 @@ from airflow_provider_aigw.emulator.stats import Stats
 from airflow_provider_aigw.emulator.store import Gateway
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "EmulatorServer"]
@@ -281,6 +281,29 @@ class EmulatorServer:
             )
             return [gw.materialize(p)["id"] for p in range(lo, hi)]
 
+    def iter_logs_with_bodies(
+        self, gateway_id: str, start: datetime | str | None = None, end: datetime | str | None = None
+    ) -> Iterator[tuple[dict[str, Any], Any, Any]]:
+        """``(log, request body, response body)`` of the logs with ``start <= created_at < end``
+        (bounds optional), ``created_at`` ascending; a body is None when not collected.
+
+        Read in chunks under the lock, so memory stays flat in the gateway's size; logs added or
+        deleted meanwhile may be seen or not.
+        """
+        chunk = 1000
+        with self._lock:
+            lo, hi, _rest = self._gw(gateway_id)._range(
+                ([store_filter("gte", start)] if start is not None else [])
+                + ([store_filter("lt", end)] if end is not None else [])
+            )
+        while lo < hi:
+            with self._lock:
+                gw = self._gw(gateway_id)
+                stop = min(hi, lo + chunk, len(gw))
+                batch = [(gw.materialize(p), *gw.bodies_of(p)) for p in range(lo, stop)]
+            yield from batch
+            lo += chunk
+
     def get_log(self, gateway_id: str, log_id: str) -> dict[str, Any] | None:
         """The detail view of one log (list fields plus heads and sizes), or None."""
         with self._lock:
@@ -464,6 +487,23 @@ class EmulatorServer:
                 start = (query.get("start") or [""])[0] or None
                 end = (query.get("end") or [""])[0] or None
                 return 200, {"ids": self.ids(gw_id, start, end)}
+            if what == "logpush" and method == "POST":
+                from airflow_provider_aigw.emulator.logpush import write_logpush_files
+
+                spec = payload or {}
+                files = write_logpush_files(
+                    self,
+                    gw_id,
+                    spec["destination"],
+                    spec["public_key_pem"],
+                    start=spec.get("start"),
+                    end=spec.get("end"),
+                    batch_seconds=int(spec.get("batch_seconds", 30)),
+                    timestamp_format=spec.get("timestamp_format", "unixnano"),
+                    shared_key=bool(spec.get("shared_key", False)),
+                    storage_options=spec.get("storage_options"),
+                )
+                return 200, {"ok": True, "files": files}
             if what == "late-logs" and method == "POST":
                 spec = payload or {}
                 logs = spec.get("logs")

@@ -236,11 +236,20 @@ def test_conn_uri_parses_in_airflow(aigw_emulator: EmulatorServer) -> None:
     assert extra == {"account_id": aigw_emulator.account_id, "gateway_id": "my-gateway"}
 
 
-def test_every_admin_route_in_the_help_answers(aigw_emulator: EmulatorServer) -> None:
+def test_every_admin_route_in_the_help_answers(aigw_emulator: EmulatorServer, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     from airflow_provider_aigw.emulator.__main__ import ADMIN_ROUTES, build_parser
 
     help_text = build_parser().format_help()
+    public_pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     bodies = {
+        "/__emulator__/gateways/ID/logpush": {"destination": str(tmp_path), "public_key_pem": public_pem.decode()},
         "/__emulator__/faults": {"latency_ms": 0},
         "/__emulator__/gateways/ID/logs": {"count": 3, "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
         "/__emulator__/gateways/ID/late-logs": {
