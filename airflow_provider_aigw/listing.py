@@ -123,7 +123,10 @@ def iter_keyset(
             bounds = [f for f in bounds if f["operator"] != near] + [created_at_filter(near, edge)]
         excluded = [{"key": "id", "operator": "neq", "value": list(tie_ids)}] if tie_ids else []
         filters = user_filters + bounds + excluded
-        if excluded and len(quote_plus(encode_filters(filters))) > MAX_FILTERS_QUERY_CHARS:
+        # URL-encoding takes at most 3 characters a UTF-8 byte: quote (a Python loop over the
+        # bytes) only a parameter that could be too long.
+        encoded = encode_filters(filters) if excluded else ""
+        if len(encoded.encode()) * 3 > MAX_FILTERS_QUERY_CHARS and len(quote_plus(encoded)) > MAX_FILTERS_QUERY_CHARS:
             raise _misbehaved(
                 f"{len(tie_ids)} logs share created_at {format_bound(cursor)}, more than one listing request "
                 f"can exclude by id (the filters would exceed {MAX_FILTERS_QUERY_CHARS:,} URL characters): "

@@ -273,22 +273,36 @@ class APITransport:
         """One attempt on the wire within the budget (waiting at most ``wait_s`` for it); a failure
         to get an answer is mapped to a transient or a final error that quotes no header.
 
-        What ``Session.request`` does, minus per-call work: requests prepares the URL without
-        the query, which is already in the form requests would give it and is appended as is
-        (requests would re-check its ~500 characters byte by byte in Python on every attempt),
-        and the send settings are the ones resolved with the session.
+        What ``Session.request`` does, minus per-call work: the request is prepared from the
+        session's headers, cookies, auth and hooks as they are, without the merged copies
+        ``Session.prepare_request`` makes (about 0.1 ms a call); requests prepares the URL
+        without the query, which is already in the form requests would give it and is appended
+        as is (requests would re-check its ~500 characters byte by byte in Python on every
+        attempt); and the send settings are the ones resolved with the session. No ``~/.netrc``
+        login replaces the client's credentials, as it would for a session trusting the
+        environment.
         """
         ticket = self.budget.acquire(deadline=self.budget.clock() + wait_s)
         self.requests_sent += 1
         url = self.base_url + path
+        session = self._session
         try:
-            prepared = self._session.prepare_request(requests.Request(method, url, json=json_body))
+            prepared = requests.PreparedRequest()
+            prepared.prepare(
+                method=method,
+                url=url,
+                headers=session.headers,
+                json=json_body,
+                auth=session.auth,
+                cookies=session.cookies,
+                hooks=session.hooks,
+            )
             prepared.url = f"{prepared.url}{query}"
             settings: Mapping[str, Any] = self._send_settings
-            if self._session.trust_env:
-                settings = self._session.merge_environment_settings(prepared.url, {}, None, self._verify, None)
+            if session.trust_env:
+                settings = session.merge_environment_settings(prepared.url, {}, None, self._verify, None)
             # Never follow a redirect: it would carry the credentials to another route or host.
-            return self._session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
+            return session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
         except requests.exceptions.SSLError as err:
             if "CERTIFICATE_VERIFY_FAILED" not in str(err):
                 raise _Transient(_no_response(err, method, path)) from None
