@@ -211,6 +211,15 @@ def format_time(value: dt.datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+def plain_utc(value: dt.datetime) -> dt.datetime:
+    """An aware datetime as a stdlib one in UTC: a pendulum ``DateTime`` (what :func:`parse_time`
+    returns) takes ~1.3 us to compare with a log's ``created_at``, a stdlib one ~0.05 us."""
+    utc = value.astimezone(dt.timezone.utc)
+    return dt.datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=dt.timezone.utc
+    )
+
+
 def format_bound(value: dt.datetime | None) -> str:
     """:func:`format_time` of a window bound, ``-`` for an open one (in messages)."""
     return format_time(value) if value is not None else "-"

@@ -23,6 +23,7 @@ from airflow_provider_aigw.filters import (
     format_bound,
     format_time,
     parse_created_at,
+    plain_utc,
     validate_choice,
     validate_positive,
     window_filters,
@@ -114,6 +115,9 @@ def iter_keyset(
     """
     near = "lt" if descending else "gt"
     window = window_filters(start, end)
+    # Compared with every row: as stdlib datetimes, not pendulum's (25x dearer to compare).
+    start = plain_utc(start) if start is not None else None
+    end = plain_utc(end) if end is not None else None
     cursor: dt.datetime | None = None  # created_at of the last row yielded
     tie_ids: list[str] = []  # the ids yielded at the cursor's millisecond
     while True:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.filters import normalize_filters, parse_time, validate_gateway_id
+from airflow_provider_aigw.filters import normalize_filters, parse_time, plain_utc, validate_gateway_id
 
 # One gateway-id check for the whole provider: the API's own (lowercase) pattern.
 check_gateway_id = validate_gateway_id
@@ -19,16 +19,7 @@ def check_datetime(name: str, value: Any) -> datetime:
     parsed = parse_time(value, param=name)
     if parsed is None:
         raise AIGatewayInputError(f"{name} is required: a timezone-aware datetime or ISO 8601 string")
-    return datetime(
-        parsed.year,
-        parsed.month,
-        parsed.day,
-        parsed.hour,
-        parsed.minute,
-        parsed.second,
-        parsed.microsecond,
-        tzinfo=timezone.utc,
-    )
+    return plain_utc(parsed)
 
 
 def _filters_hash(filters: list[dict[str, Any]]) -> str:

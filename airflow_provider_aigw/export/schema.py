@@ -211,6 +211,8 @@ def dumps_compact(value: Any) -> str:
 
 # One encoder for every call: json.dumps with options builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+# json.loads without its per-call checks of the argument's type and encoding.
+_decode_json = json.JSONDecoder().decode
 
 
 def format_ms(dt: datetime) -> str:
@@ -250,9 +252,12 @@ def parse_metadata(value: Any) -> tuple[dict[str, str] | None, str | None]:
     parsed = value
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
+            parsed = _decode_json(value)
         except ValueError:
             return None, value
+        # The usual case, returned as decoded: an object's keys are strings, and so are its values.
+        if type(parsed) is dict and all(type(v) is str for v in parsed.values()):
+            return parsed, None
     if not isinstance(parsed, dict):
         return None, value if isinstance(value, str) else dumps_compact(value)
     return {
