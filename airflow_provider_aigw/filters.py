@@ -212,12 +212,9 @@ def format_time(value: dt.datetime) -> str:
 
 
 def plain_utc(value: dt.datetime) -> dt.datetime:
-    """An aware datetime as a stdlib one in UTC: a pendulum ``DateTime`` (what :func:`parse_time`
-    returns) takes ~1.3 us to compare with a log's ``created_at``, a stdlib one ~0.05 us."""
+    """An aware datetime as a stdlib one in UTC: pendulum's (:func:`parse_time`) compare 25x slower."""
     utc = value.astimezone(dt.timezone.utc)
-    return dt.datetime(
-        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=dt.timezone.utc
-    )
+    return dt.datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=dt.timezone.utc)
 
 
 def format_bound(value: dt.datetime | None) -> str:
@@ -448,9 +445,7 @@ _ROW_CHECKED_KEYS = frozenset(
 def _same(field: Any, value: Any) -> bool | None:
     """Whether a row's field equals a filter value; None when the types leave it undecidable."""
     if isinstance(field, bool) or isinstance(value, bool):
-        if isinstance(field, bool) and isinstance(value, bool):
-            return field == value
-        return None
+        return field == value if isinstance(field, bool) and isinstance(value, bool) else None
     if isinstance(field, (int, float)) and isinstance(value, (int, float)):
         return field == value
     if isinstance(field, str) and isinstance(value, str):
