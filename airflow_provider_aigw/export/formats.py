@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported for the writer
-from airflow_provider_aigw.export.schema import arrow_schema, format_ms, to_row
+from airflow_provider_aigw.export.schema import arrow_schema, format_ms, to_json_line, to_row
 from airflow_provider_aigw.filters import parse_created_at as parse_created_at  # the one parser; re-exported
 from airflow_provider_aigw.filters import validate_choice
 
@@ -80,11 +80,6 @@ def _epoch_ms(dt: datetime) -> int:
 # --- writers -----------------------------------------------------------------------------------
 
 
-# One encoder for every line: json.dumps with options builds a new one per call. Rows hold only
-# JSON types (see schema.to_row), so no default= is needed, and no cycles to check for.
-_encode_line = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-
-
 class RecordWriter:
     """Base of the per-file writers: ``write(log, created_at)`` then ``close()``."""
 
@@ -113,7 +108,7 @@ class JsonlWriter(RecordWriter):
 
     def write(self, log: Mapping[str, Any], created_at: datetime) -> None:
         """Append ``log`` as one compact JSON line (a row of the schema)."""
-        line = _encode_line(to_row(log, created_at))
+        line = to_json_line(log, created_at)
         self._buf.append(line)
         # UTF-8 bytes with the newline, as written; isascii() is O(1)
         self._size += (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aigw.export.formats import make_writer, parquet_row_to_record, parse_created_at
-from airflow_provider_aigw.export.schema import COLUMN_NAMES, to_row, to_row_reference
+from airflow_provider_aigw.export.schema import COLUMN_NAMES, to_json_line, to_row, to_row_reference
 
 BASE: dict[str, Any] = {
     "id": "019b76da-fb9f-7dd8-800e-f1ab9c3d8b9f",
@@ -168,3 +168,11 @@ def test_created_at_is_utc_aware() -> None:
     assert row["created_at"] == "2026-01-01T00:00:21.407Z"
     assert _created(log).tzinfo == timezone.utc
     assert json.loads(row["extra"]) == {"created_at": "2026-01-01T01:00:21.407+01:00"}
+
+
+@pytest.mark.parametrize("log", _logs(), ids=lambda log: str(log.get("id")))
+def test_json_line_equals_the_reference_row_encoded(log: dict[str, Any]) -> None:
+    expected = json.dumps(to_row_reference(dict(log), _created(log)), separators=(",", ":"), ensure_ascii=False)
+    # twice: the first call plans the log's shape and its line template, the second reuses them
+    for _ in range(2):
+        assert to_json_line(dict(log), _created(log)) == expected
