@@ -27,6 +27,10 @@ FORMATS: tuple[str, ...] = ("jsonl", "jsonl.gz", "parquet")
 DEFAULT_FORMAT = "jsonl.gz"
 EXTENSIONS: dict[str, str] = {"jsonl": "jsonl", "jsonl.gz": "jsonl.gz", "parquet": "parquet"}
 
+#: zlib level of ``jsonl.gz`` parts. Measured on emulator logs: level 3 would save about 3 us of
+#: CPU per log (a tenth of the export's) for parts a quarter larger; level 9 (gzip's default)
+#: would cost 6 us more for parts 6% smaller.
+GZIP_LEVEL = 6
 #: Rows buffered per Parquet row group (also bounded by :data:`PARQUET_ROW_GROUP_BYTES`).
 PARQUET_ROW_GROUP_ROWS = 10_000
 #: UTF-8 bytes of string data buffered before a Parquet row group is flushed.
@@ -97,7 +101,7 @@ class JsonlWriter(RecordWriter):
 
     _BUFFER = 256 * 1024
 
-    def __init__(self, raw: IO[bytes] | Any, *, gzip_compress: bool, compresslevel: int = 6) -> None:
+    def __init__(self, raw: IO[bytes] | Any, *, gzip_compress: bool, compresslevel: int = GZIP_LEVEL) -> None:
         self._gz: gzip.GzipFile | None = None
         self._out: Any = raw
         if gzip_compress:
