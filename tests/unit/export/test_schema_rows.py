@@ -176,3 +176,18 @@ def test_json_line_equals_the_reference_row_encoded(log: dict[str, Any]) -> None
     # twice: the first call plans the log's shape and its line template, the second reuses them
     for _ in range(2):
         assert to_json_line(dict(log), _created(log)) == expected
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        {"created_at": "2026-01-01T00:00:21.407Z"},  # one value: the template takes it bare
+        {"created_at": "2026-01-01T00:00:21.407Z", "success": False},
+        {**BASE, "model": "100%s %d %% %(x)s", "metadata": '{"k":"50%"}'},  # "%" in values
+        {**BASE, "path": "tab\there", "model": "é\u2028\x7f"},  # escaped, and kept as is
+    ],
+)
+def test_json_line_of_minimal_logs_and_percent_signs(log: dict[str, Any]) -> None:
+    expected = json.dumps(to_row_reference(dict(log), _created(log)), separators=(",", ":"), ensure_ascii=False)
+    for _ in range(2):
+        assert to_json_line(dict(log), _created(log)) == expected
