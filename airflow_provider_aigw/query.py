@@ -317,9 +317,7 @@ _ROW_CHECKED_KEYS = frozenset(
 def _same(field: Any, value: Any) -> bool | None:
     """Whether a row's field equals a filter value; None when the types leave it undecidable."""
     if isinstance(field, bool) or isinstance(value, bool):
-        if isinstance(field, bool) and isinstance(value, bool):
-            return field == value
-        return None
+        return field == value if isinstance(field, bool) and isinstance(value, bool) else None
     if isinstance(field, (int, float)) and isinstance(value, (int, float)):
         return field == value
     if isinstance(field, str) and isinstance(value, str):

@@ -48,21 +48,18 @@ def parse_time(value: TimeLike | None, *, param: str) -> pendulum.DateTime | Non
     )
 
 
+def plain_utc(value: dt.datetime) -> dt.datetime:
+    """An aware datetime as a stdlib one in UTC: pendulum's (:func:`parse_time`) compare 25x slower."""
+    utc = value.astimezone(dt.timezone.utc)
+    return dt.datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=dt.timezone.utc)
+
+
 def utc_datetime(value: Any, *, param: str) -> dt.datetime:
     """A required instant as a UTC stdlib datetime (:func:`parse_time`'s rules; ``None`` refused)."""
     parsed = parse_time(value, param=param)
     if parsed is None:
         raise AIGatewayInputError(f"{param} is required: a timezone-aware datetime or ISO 8601 string")
-    return dt.datetime(
-        parsed.year,
-        parsed.month,
-        parsed.day,
-        parsed.hour,
-        parsed.minute,
-        parsed.second,
-        parsed.microsecond,
-        tzinfo=dt.timezone.utc,
-    )
+    return plain_utc(parsed)
 
 
 def format_time(value: dt.datetime) -> str:

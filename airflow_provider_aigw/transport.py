@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -219,6 +220,18 @@ class APITransport:
             left = self.retry_deadline - (self._clock() - started)
             return self._check(self._send(method, path, query, json_body, left), method, path)
 
+        try:
+            # Most calls are answered at once: only a failed first attempt enters the retry loop
+            # (tenacity's bookkeeping costs about 0.05 ms a call), which takes it as its first.
+            return attempt()
+        except _Transient as failure:
+            failed = [failure]
+
+        def first_then_again() -> requests.Response:
+            if failed:
+                raise failed.pop()
+            return attempt()
+
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
             failure = state.outcome.exception()
@@ -251,7 +264,7 @@ class APITransport:
             reraise=True,
         )
         try:
-            return retrying(attempt)
+            return retrying(first_then_again)
         except _Transient as final:
             error = final.error
             if isinstance(error, AIGatewayRateLimitError):
@@ -273,22 +286,34 @@ class APITransport:
         """One attempt on the wire within the budget (waiting at most ``wait_s`` for it); a failure
         to get an answer is mapped to a transient or a final error that quotes no header.
 
-        What ``Session.request`` does, minus per-call work: requests prepares the URL without
-        the query, which is already in the form requests would give it and is appended as is
-        (requests would re-check its ~500 characters byte by byte in Python on every attempt),
-        and the send settings are the ones resolved with the session.
+        What ``Session.request`` does, minus per-call work: the request is prepared from the
+        session's headers, cookies, auth and hooks as they are, without the merged copies
+        ``Session.prepare_request`` makes (about 0.1 ms a call); requests prepares the URL
+        without the query, which is already in the form requests would give it and is appended
+        as is (requests would re-check its ~500 characters byte by byte in Python on every
+        attempt); and the send settings are the ones resolved with the session. No ``~/.netrc``
+        login replaces the client's credentials, as it would for a session trusting the
+        environment.
         """
         ticket = self.budget.acquire(deadline=self.budget.clock() + wait_s)
         self.requests_sent += 1
         url = self.base_url + path
+        session = self._session
         try:
-            prepared = self._session.prepare_request(requests.Request(method, url, json=json_body))
-            prepared.url = f"{prepared.url}{query}"
+            # PreparedRequest.prepare, step by step, with the URL of the path prepared once.
+            prepared = requests.PreparedRequest()
+            prepared.prepare_method(method)
+            prepared.url = _prepared_url(url) + query
+            prepared.prepare_headers(session.headers)
+            prepared.prepare_cookies(session.cookies)
+            prepared.prepare_body(None, None, json_body)
+            prepared.prepare_auth(session.auth, url)
+            prepared.prepare_hooks(session.hooks)
             settings: Mapping[str, Any] = self._send_settings
-            if self._session.trust_env:
-                settings = self._session.merge_environment_settings(prepared.url, {}, None, self._verify, None)
+            if session.trust_env:
+                settings = session.merge_environment_settings(prepared.url, {}, None, self._verify, None)
             # Never follow a redirect: it would carry the credentials to another route or host.
-            return self._session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
+            return session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
         except requests.exceptions.SSLError as err:
             if "CERTIFICATE_VERIFY_FAILED" not in str(err):
                 raise _Transient(_no_response(err, method, path)) from None
@@ -429,6 +454,15 @@ def clean_credential(value: str | None, *, field: str, source: str) -> str | Non
             "paste it again without line breaks or spaces"
         )
     return text or None
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared_url(url: str) -> str:
+    """``url`` as requests prepares it (the same few paths are prepared for every page)."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    assert prepared.url is not None
+    return prepared.url
 
 
 def _no_response(err: Exception, method: str, path: str) -> AIGatewayAPIError:

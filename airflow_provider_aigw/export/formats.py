@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_aigw.exceptions import AIGatewayInputError
-from airflow_provider_aigw.export.schema import arrow_schema, to_row
+from airflow_provider_aigw.export.schema import arrow_schema, to_json_line, to_row
 from airflow_provider_aigw.timestamps import format_time, parse_created_at
 from airflow_provider_aigw.validation import validate_choice
 
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 FORMATS: tuple[str, ...] = ("jsonl", "jsonl.gz", "parquet")
 DEFAULT_FORMAT = "jsonl.gz"
 
+#: zlib level of ``jsonl.gz`` parts. Measured on emulator logs: level 3 would save about 3 us of
+#: CPU per log (a tenth of the export's) for parts a quarter larger; level 9 (gzip's default)
+#: would cost 6 us more for parts 6% smaller.
+GZIP_LEVEL = 6
 #: Rows buffered per Parquet row group (also bounded by :data:`PARQUET_ROW_GROUP_BYTES`).
 PARQUET_ROW_GROUP_ROWS = 10_000
 #: UTF-8 bytes of string data buffered before a Parquet row group is flushed.
@@ -67,11 +71,6 @@ def _epoch_ms(dt: datetime) -> int:
 # --- writers -----------------------------------------------------------------------------------
 
 
-# One encoder for every line: json.dumps with options builds a new one per call. Rows hold only
-# JSON types (see schema.to_row), so no default= is needed, and no cycles to check for.
-_encode_line = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-
-
 class RecordWriter:
     """Base of the per-file writers: ``write(log, created_at)`` then ``close()``."""
 
@@ -89,7 +88,7 @@ class JsonlWriter(RecordWriter):
 
     _BUFFER = 256 * 1024
 
-    def __init__(self, raw: IO[bytes] | Any, *, gzip_compress: bool, compresslevel: int = 6) -> None:
+    def __init__(self, raw: IO[bytes] | Any, *, gzip_compress: bool, compresslevel: int = GZIP_LEVEL) -> None:
         self._gz: gzip.GzipFile | None = None
         self._out: Any = raw
         if gzip_compress:
@@ -100,7 +99,7 @@ class JsonlWriter(RecordWriter):
 
     def write(self, log: Mapping[str, Any], created_at: datetime) -> None:
         """Append ``log`` as one compact JSON line (a row of the schema)."""
-        line = _encode_line(to_row(log, created_at))
+        line = to_json_line(log, created_at)
         self._buf.append(line)
         # UTF-8 bytes with the newline, as written; isascii() is O(1)
         self._size += (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1

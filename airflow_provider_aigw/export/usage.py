@@ -50,6 +50,7 @@ class _Group:
         self.buckets: dict[int, int] = {}
 
     def add(self, log: Mapping[str, Any]) -> None:
+        # Once per exported log: the usual types (int tokens and duration, float cost) go first.
         c = self.counters
         c["logs"] += 1
         success = log.get("success")
@@ -59,14 +60,14 @@ class _Group:
             c["errors"] += 1
         if log.get("cached") is True:
             c["cached"] += 1
-        for field in ("tokens_in", "tokens_out"):
-            tokens = log.get(field)
-            if type(tokens) is not int:  # the usual type needs no check
-                tokens = _number(tokens)
-            if tokens is not None:
-                c[field] += int(tokens)
-        cost = _number(log.get("cost"))
-        if cost is not None:
+        tokens = log.get("tokens_in")
+        if type(tokens) is int or (tokens := _number(tokens)) is not None:
+            c["tokens_in"] += int(tokens)
+        tokens = log.get("tokens_out")
+        if type(tokens) is int or (tokens := _number(tokens)) is not None:
+            c["tokens_out"] += int(tokens)
+        cost = log.get("cost")
+        if (type(cost) is float and math.isfinite(cost)) or (cost := _number(cost)) is not None:
             self.cost += cost
         duration = log.get("duration")
         if type(duration) is not int:
@@ -87,7 +88,11 @@ class UsageSummary:
 
     def add(self, log: Mapping[str, Any]) -> None:
         """Count one API log (fields as the API sends them; odd values are skipped, not fatal)."""
-        key = (str(log.get("provider") or ""), str(log.get("model") or ""))
+        provider, model = log.get("provider"), log.get("model")
+        key = (
+            provider if type(provider) is str else str(provider or ""),
+            model if type(model) is str else str(model or ""),
+        )
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group()

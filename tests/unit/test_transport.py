@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import traceback
 from urllib.parse import parse_qs, urlsplit
@@ -254,6 +255,23 @@ def test_retries_give_up_after_max_retries(requests_mock, fake_time):
         client.count_logs()
     assert info.value.status == 503
     assert requests_mock.call_count == 4
+
+
+def test_a_failed_first_attempt_is_the_first_of_the_retry_loop(requests_mock, fake_time, caplog):
+    # A call answered at once never enters the retry loop; one that fails hands that attempt over.
+    requests_mock.get(LOGS, status_code=503, text="unavailable")
+    with pytest.raises(AIGatewayAPIError) as info:
+        make_client(fake_time, max_retries=0).count_logs()
+    assert info.value.status == 503
+    assert requests_mock.call_count == 1 and fake_time.sleeps == []
+
+    ok = {"json": {"success": True, "result": [], "result_info": {"total_count": 1}}}
+    requests_mock.get(LOGS, [{"status_code": 503, "text": "x"}, {"status_code": 502, "text": "y"}, ok])
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_aigw.client"):
+        assert make_client(fake_time, max_retries=2).count_logs() == 1
+    retries = [r.getMessage() for r in caplog.records if "; retry " in r.getMessage()]
+    assert [m.split("; retry ")[1].split(" in ")[0] for m in retries] == ["1/2", "2/2"]
+    assert requests_mock.call_count == 1 + 3 and len(fake_time.sleeps) == 2
 
 
 def test_retries_stop_at_the_deadline(requests_mock, fake_time):

@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_aigw.export import SCHEMA_VERSION, arrow_schema, manifest_schema
 from airflow_provider_aigw.export.formats import make_writer, parquet_row_to_record
-from airflow_provider_aigw.export.schema import COLUMN_NAMES, to_row, to_row_reference
+from airflow_provider_aigw.export.schema import COLUMN_NAMES, to_json_line, to_row, to_row_reference
 from airflow_provider_aigw.timestamps import parse_created_at
 from tests.export_helpers import Dest, run, tricky_logs
 
@@ -226,3 +226,26 @@ def test_parquet_schema_and_typed_columns(fdest: Dest) -> None:
 
     dataset = ds.dataset(os.path.join(fdest.root, "gateway=gw-1"), format="parquet", partitioning="hive")
     assert dataset.to_table().num_rows == len(logs)
+
+
+@pytest.mark.parametrize("log", _logs(), ids=lambda log: str(log.get("id")))
+def test_json_line_equals_the_reference_row_encoded(log: dict[str, Any]) -> None:
+    expected = json.dumps(to_row_reference(dict(log), _created(log)), separators=(",", ":"), ensure_ascii=False)
+    # twice: the first call plans the log's shape and its line template, the second reuses them
+    for _ in range(2):
+        assert to_json_line(dict(log), _created(log)) == expected
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        {"created_at": "2026-01-01T00:00:21.407Z"},  # one value: the template takes it bare
+        {"created_at": "2026-01-01T00:00:21.407Z", "success": False},
+        {**BASE, "model": "100%s %d %% %(x)s", "metadata": '{"k":"50%"}'},  # "%" in values
+        {**BASE, "path": "tab\there", "model": "é\u2028\x7f"},  # escaped, and kept as is
+    ],
+)
+def test_json_line_of_minimal_logs_and_percent_signs(log: dict[str, Any]) -> None:
+    expected = json.dumps(to_row_reference(dict(log), _created(log)), separators=(",", ":"), ensure_ascii=False)
+    for _ in range(2):
+        assert to_json_line(dict(log), _created(log)) == expected
