@@ -17,16 +17,13 @@ from airflow_provider_aigw.budget import (
     DEFAULT_BUDGET_STORAGE,
 )
 from airflow_provider_aigw.client import MAX_DELETE_LIMIT, MAX_PER_PAGE, AIGatewayClient
-from airflow_provider_aigw.compat import Asset, BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
+from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
 from airflow_provider_aigw.concurrency import MAX_CONCURRENCY, bounded_map
 from airflow_provider_aigw.deletion import delete_from_manifest, delete_listed
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.export.formats import validate_format
-from airflow_provider_aigw.export.lineage import export_lineage
 from airflow_provider_aigw.export.run import (
     DEFAULT_SETTLE_LAG,
     ExportRun,
-    destination_assets,
     export_window,
     run_export,
 )
@@ -457,7 +454,8 @@ class AIGatewayHook(BaseHook):
         :param query: gateway (default the hook's, else the connection's), filters and the window
             (both ends, or neither for the data interval).
         :param destination: storage URL or ``ObjectStoragePath``.
-        :param format: ``jsonl``, ``jsonl.gz`` or ``parquet``, as :meth:`export_format` returns it.
+        :param format: ``jsonl``, ``jsonl.gz`` or ``parquet``, as
+            :func:`~airflow_provider_aigw.export.formats.validate_format` returns it.
         :param data_interval: the run's ``(data_interval_start, data_interval_end)``.
         :param settle_lag: how long ago the window must have ended.
         :param clamp_end: move a too-recent end back to ``now - settle_lag`` (a warning), not fail.
@@ -480,22 +478,6 @@ class AIGatewayHook(BaseHook):
             allow_shrink=allow_shrink,
             **writer_options,
         )
-
-    @staticmethod
-    def export_format(format: Any) -> str:
-        """The canonical export format: ``jsonl``, ``jsonl.gz`` or ``parquet`` (case-insensitive; Parquet
-        needs pyarrow). See :func:`~airflow_provider_aigw.export.formats.validate_format`."""
-        return validate_format(format)
-
-    @staticmethod
-    def export_outlets(destination: Any) -> list[Asset]:
-        """The asset a static export ``destination`` URL names (without user info); none for a local path."""
-        return destination_assets(destination)
-
-    @staticmethod
-    def export_lineage(run: ExportRun | None) -> Any:
-        """The OpenLineage of an export run (the gateway's logs in, the destination out); empty without one."""
-        return export_lineage(run)
 
     def delete_matching(
         self,

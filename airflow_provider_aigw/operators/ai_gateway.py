@@ -25,7 +25,9 @@ from airflow_provider_aigw.export import (
     DEFAULT_ROWS_PER_PART,
     PARTITION_BY,
 )
-from airflow_provider_aigw.export.run import DEFAULT_SETTLE_LAG, ON_BODY_ERROR
+from airflow_provider_aigw.export.formats import validate_format
+from airflow_provider_aigw.export.lineage import export_lineage
+from airflow_provider_aigw.export.run import DEFAULT_SETTLE_LAG, ON_BODY_ERROR, destination_assets
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.patch import LogPatch
 from airflow_provider_aigw.query import LogQuery
@@ -248,7 +250,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and not is_templated(str(destination)):
-            kwargs["outlets"] = AIGatewayHook.export_outlets(destination)
+            kwargs["outlets"] = destination_assets(destination)
         super().__init__(**kwargs)
         if not isinstance(destination, (str, ObjectStoragePath)) or not str(destination).strip():
             raise AIGatewayInputError(f"destination must be a storage URL or an ObjectStoragePath, got {destination!r}")
@@ -267,7 +269,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.clamp_end = bool(clamp_end)
         self.allow_shrink = bool(_renamed("allow_shrink", allow_shrink, "overwrite_smaller", overwrite_smaller)[1])
         # Validated here unless templated (then in execute, once rendered).
-        self._static_format = None if is_templated(format) else AIGatewayHook.export_format(format)
+        self._static_format = None if is_templated(format) else validate_format(format)
         self._static_query = None if is_templated([filters, start, end]) else self._query()
         #: What the export wrote (the hook's ``ExportRun``), for lineage.
         self._run: Any = None
@@ -279,7 +281,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self._run = self.hook.run_export(
             self._static_query or self._query(),
             self.destination,
-            format=self._static_format or AIGatewayHook.export_format(self.format),
+            format=self._static_format or validate_format(self.format),
             data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
             settle_lag=self.settle_lag,
             clamp_end=self.clamp_end,
@@ -312,7 +314,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the gateway's logs as input, the destination as output, with schema facets."""
-        return self.hook.export_lineage(self._run)
+        return export_lineage(self._run)
 
 
 class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
