@@ -525,7 +525,8 @@ class AIGatewayHook(BaseHook):
         gateway = gateway_id or self.gateway_id or key_gateway
         if not gateway:
             raise AIGatewayInputError(
-                f"gateway_id is required: pass gateway_id= or set 'gateway_id' in the extra of connection {key_conn_id!r}"
+                "gateway_id is required: pass gateway_id= or set 'gateway_id' in the extra of connection "
+                f"{key_conn_id!r}"
             )
         return import_logpush(
             source,

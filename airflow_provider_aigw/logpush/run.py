@@ -37,7 +37,7 @@ from airflow_provider_aigw.export.writer import export_logs
 from airflow_provider_aigw.logpush.decrypt import EnvelopeDecryptor, LogpushPrivateKey
 from airflow_provider_aigw.logpush.files import DEFAULT_MARGIN, FileDigest, LogpushFile, iter_records, select_files
 from airflow_provider_aigw.logpush.records import ENCRYPTED_FIELDS, GATEWAY_FIELD, to_log
-from airflow_provider_aigw.timestamps import format_time
+from airflow_provider_aigw.timestamps import format_time, utc_datetime
 from airflow_provider_aigw.validation import validate_choice, validate_positive
 
 __all__ = [
@@ -98,7 +98,13 @@ class _FileRead:
 
 
 def _file_logs(
-    fs: Any, file: LogpushFile, start: datetime, end: datetime, gateway: str, decryptor: EnvelopeDecryptor, read: _FileRead
+    fs: Any,
+    file: LogpushFile,
+    start: datetime,
+    end: datetime,
+    gateway: str,
+    decryptor: EnvelopeDecryptor,
+    read: _FileRead,
 ) -> Iterator[dict[str, Any]]:
     """The rows (Logs API shape, with their synthetic id) of one file's records of the window."""
     batch: list[tuple[int, int, dict[str, Any]]] = []
@@ -228,6 +234,7 @@ def import_logpush(
         ``allow_shrink`` and ``owner`` of :func:`~airflow_provider_aigw.export.writer.export_logs`.
     """
     workers = validate_positive(max_workers, param="max_workers", maximum=MAX_WORKERS)
+    start, end = utc_datetime(start, param="start"), utc_datetime(end, param="end")  # stdlib, not pendulum
     key = LogpushPrivateKey.from_pem(private_pem, passphrase)
     origin = open_destination(source)
     target = resolve_destination(destination, check_writable=True)

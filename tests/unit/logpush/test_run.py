@@ -66,8 +66,7 @@ def test_rows_equal_the_ground_truth_and_the_manifest_names_each_file(
     assert manifest["source"] == "logpush" and manifest["count"] == 120
     # files within the margin of the window: every one holding its logs, and the one after it
     expected = {
-        Path(w["path"]).name: (w["bytes"], hashlib.sha256(Path(w["path"]).read_bytes()).hexdigest())
-        for w in written
+        Path(w["path"]).name: (w["bytes"], hashlib.sha256(Path(w["path"]).read_bytes()).hexdigest()) for w in written
     }
     files = {Path(f["uri"]).name: (f["size"], f["sha256"]) for f in manifest["logpush"]["files"]}
     assert files.items() <= expected.items() and len(files) == 13  # 12 batches of 5 min and the next one
@@ -173,8 +172,12 @@ def test_records_of_other_gateways_are_skipped(tmp_path: Path, key_pair: KeyPair
     pairs = []
     for gateway in (GW, "other"):
         for log in server.logs(gateway):
-            record = logpush_record(log, *server.get_bodies(gateway, log["id"]), gateway_id=gateway, encryptor=encryptor)
-            pairs.append((int(datetime.fromisoformat(log["created_at"].replace("Z", "+00:00")).timestamp() * 1000), record))
+            record = logpush_record(
+                log, *server.get_bodies(gateway, log["id"]), gateway_id=gateway, encryptor=encryptor
+            )
+            pairs.append(
+                (int(datetime.fromisoformat(log["created_at"].replace("Z", "+00:00")).timestamp() * 1000), record)
+            )
     write_records(sorted(pairs, key=lambda p: p[0]), str(tmp_path / "push"), batch_seconds=600)
     result = run(tmp_path / "push", tmp_path / "archive", key_pair)
     assert result.summary["count"] == 20
