@@ -145,6 +145,7 @@ def select_files(
         if entry.get("type") == "directory":
             day = _day(name)
             if day is not None and first_day <= day <= last_day:
+                fs.invalidate_cache(path)  # the folder's listing too: open() checks a new file against it
                 for sub, info in fs.find(path, detail=True).items():
                     found[sub] = info.get("size")
         else:
