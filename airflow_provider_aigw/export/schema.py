@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pyarrow
 
 #: Version of the column layout below; bump it on any change a reader could notice.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_NAME = "aigw.logs"
 
 #: Column holding a JSON object (as text) of every log field without a column, and of values
@@ -96,6 +96,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("response_body", "string", "GET logs/{id}/response", "text; JSON bodies as compact JSON"),
     Column("response_body_format", "string", "(derived)", "json, sse or text; null when no body"),
     Column("response_body_status", "string", "(export)", "collected, not_collected or failed"),
+    Column("requested_model", "string", "RequestedModel (Logpush)", "the model asked for; null from the API"),
+    Column("rate_limited", "bool", "RateLimited (Logpush)", "null from the API"),
+    Column("routing_decision_id", "string", "RoutingDecisionID (Logpush)", "null without routing, and from the API"),
+    Column("routing_reason", "string", "RoutingReason (Logpush)", "null without routing, and from the API"),
     Column(EXTRA_COLUMN, "string", "(any other field)", "JSON object text of fields without a column; null if none"),
 )
 

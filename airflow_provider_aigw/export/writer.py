@@ -124,6 +124,7 @@ def export_logs(
     lock_lease: timedelta = DEFAULT_LOCK_LEASE,
     on_progress: Callable[[int], None] | None = None,
     total_count: int | None = None,
+    provenance: Callable[[], Mapping[str, Any]] | None = None,
 ) -> ExportResult:
     """Stream ``logs`` into partitioned part files under ``destination`` and commit a manifest.
 
@@ -163,6 +164,8 @@ def export_logs(
     :param total_count: how many logs the API's ``total_count`` said match when the export
         started; recorded with the number read in the manifest's ``count_check``
         (``{"total_count", "walked", "agrees"}``), so a disagreement is never silent.
+    :param provenance: where the logs came from, called once ``logs`` is consumed: its entries
+        join the manifest (a Logpush import's ``source`` and ``logpush``); none for the Logs API.
     :raises AIGatewayInputError: invalid argument, unusable or unwritable destination, or a log
         without a parseable ``created_at``.
     :raises AIGatewayExportConflictError: another export of the window runs or committed meanwhile,
@@ -225,6 +228,8 @@ def export_logs(
                 **manifest_contents(dest, previous, archived, fresh, again, partition_by, allow_shrink),
                 "attempt": attempt_id,
             }
+            if provenance is not None:
+                manifest.update(provenance())
             if outside:
                 manifest["outside_window"] = outside
             if total_count is not None:

@@ -27,11 +27,12 @@ from airflow_provider_aigw.export.run import (
     export_window,
     run_export,
 )
+from airflow_provider_aigw.logpush.run import LogpushImport, import_logpush
 from airflow_provider_aigw.patch import UNSET, LogPatch
 from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.timestamps import TimeLike, format_time
 from airflow_provider_aigw.transport import DEFAULT_BASE_URL, clean_credential
-from airflow_provider_aigw.validation import validate_positive
+from airflow_provider_aigw.validation import validate_gateway_id, validate_positive
 
 log = logging.getLogger(__name__)
 
@@ -478,6 +479,94 @@ class AIGatewayHook(BaseHook):
             allow_shrink=allow_shrink,
             **writer_options,
         )
+
+    def import_logpush(
+        self,
+        source: Any,
+        destination: Any,
+        *,
+        key_conn_id: str,
+        format: str,
+        gateway_id: str | None = None,
+        start: Any = None,
+        end: Any = None,
+        data_interval: tuple[Any, Any] = (None, None),
+        settle_lag: dt.timedelta = DEFAULT_SETTLE_LAG,
+        clamp_end: bool = False,
+        max_workers: int = 1,
+        logger: Any = log,
+        **writer_options: Any,
+    ) -> LogpushImport:
+        """Import the Logpush files of a window into an export archive (no Logs API request).
+
+        The window is ``start``/``end``, else the run's ``data_interval``, and must have ended
+        ``settle_lag`` ago, as an export's; then
+        :func:`~airflow_provider_aigw.logpush.run.import_logpush` with the private key of
+        connection ``key_conn_id`` (:meth:`logpush_key`).
+
+        :param source: the Logpush job's destination (URL or ``ObjectStoragePath``).
+        :param destination: the archive (URL or ``ObjectStoragePath``).
+        :param key_conn_id: the connection holding the private key.
+        :param format: ``jsonl``, ``jsonl.gz`` or ``parquet``, as
+            :func:`~airflow_provider_aigw.export.formats.validate_format` returns it.
+        :param gateway_id: the gateway; default the hook's, else the key connection's
+            ``gateway_id`` extra.
+        :param max_workers: processes decrypting files.
+        :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
+            ``allow_shrink`` and ``owner`` of :func:`~airflow_provider_aigw.export.writer.export_logs`.
+        :raises AIGatewayInputError: no window or no gateway.
+        :raises AIGatewayConfigError: the key connection holds no usable key.
+        """
+        window_start, window_end = export_window(
+            start, end, interval=data_interval, settle_lag=settle_lag, clamp_end=clamp_end, logger=logger
+        )
+        pem, passphrase, key_gateway = self.logpush_key(key_conn_id)
+        gateway = gateway_id or self.gateway_id or key_gateway
+        if not gateway:
+            raise AIGatewayInputError(
+                "gateway_id is required: pass gateway_id= or set 'gateway_id' in the extra of connection "
+                f"{key_conn_id!r}"
+            )
+        return import_logpush(
+            source,
+            destination,
+            private_pem=pem,
+            passphrase=passphrase,
+            gateway_id=validate_gateway_id(gateway),
+            start=window_start,
+            end=window_end,
+            format=format,
+            max_workers=max_workers,
+            logger=logger,
+            **writer_options,
+        )
+
+    def logpush_key(self, key_conn_id: str) -> tuple[str, str | None, str | None]:
+        """``(PEM, passphrase, gateway_id)`` of the Logpush key connection, the secrets masked.
+
+        The PEM is the connection's ``password``; the passphrase of an encrypted PEM is the
+        ``passphrase`` extra, else the ``login``; ``gateway_id`` an optional extra.
+
+        :raises AIGatewayConfigError: the connection has no password, or its extra is not an object.
+        """
+        conn = self.get_connection(key_conn_id)
+        pem = conn.password or ""
+        extra = conn.extra_dejson
+        if not isinstance(extra, dict):
+            raise AIGatewayConfigError(f"the extra of connection {key_conn_id!r} must be a JSON object")
+        passphrase = extra.get("passphrase") or conn.login or None
+        for secret in (pem, passphrase):
+            if secret:
+                mask_secret(str(secret))
+                for line in str(secret).replace("\\n", "\n").splitlines():
+                    if len(line) > 8 and "PRIVATE KEY" not in line:
+                        mask_secret(line)  # a line of the key, should one be logged alone
+        if not pem.strip():
+            raise AIGatewayConfigError(
+                f"connection {key_conn_id!r} holds no Logpush private key: put the PEM in its password field"
+            )
+        gateway = extra.get("gateway_id")
+        return pem, None if passphrase is None else str(passphrase), str(gateway) if gateway else None
 
     def delete_matching(
         self,

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
+import io
 import json
 import re
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aigw.exceptions import AIGatewayDecryptError
 from airflow_provider_aigw.logpush.records import record_time_ns
 
-__all__ = ["DEFAULT_MARGIN", "LogpushFile", "iter_records", "parse_file_name", "select_files"]
+__all__ = ["DEFAULT_MARGIN", "FileDigest", "LogpushFile", "iter_records", "parse_file_name", "select_files"]
 
 #: Files whose names' range lies this close outside the window are read too (their records are
 #: filtered one by one): covers names that tell when a batch was pushed rather than the times of
@@ -53,6 +55,47 @@ class LogpushFile:
     size: int | None
     start: dt.datetime | None
     end: dt.datetime | None
+
+
+@dataclass
+class FileDigest:
+    """Size and SHA-256 of a file's bytes as read (compressed, whole file), filled by
+    :func:`iter_records`: what a manifest records of the files it was made from."""
+
+    size: int = 0
+    sha256: str = ""
+    _hash: Any = field(default_factory=hashlib.sha256, init=False, repr=False, compare=False)
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.size += len(data)
+
+    def finish(self) -> None:
+        self.sha256 = self._hash.hexdigest()
+        self._hash = None  # done: the digest now pickles (a worker process sends it back)
+
+
+class _Tally(io.RawIOBase):
+    """A readable stream that counts and hashes every byte read from ``raw``."""
+
+    def __init__(self, raw: Any, digest: FileDigest) -> None:
+        self._raw = raw
+        self._digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self._digest.update(data)
+        return size
+
+    def drain(self) -> None:
+        """Read the rest: the digest covers the whole file however far its records were read."""
+        while self.read(1 << 20):
+            pass
 
 
 def parse_file_name(name: str) -> tuple[dt.datetime, dt.datetime] | None:
@@ -102,6 +145,7 @@ def select_files(
         if entry.get("type") == "directory":
             day = _day(name)
             if day is not None and first_day <= day <= last_day:
+                fs.invalidate_cache(path)  # the folder's listing too: open() checks a new file against it
                 for sub, info in fs.find(path, detail=True).items():
                     found[sub] = info.get("size")
         else:
@@ -132,6 +176,7 @@ def iter_records(
     end: dt.datetime,
     *,
     on_error: Callable[[AIGatewayDecryptError], None] | None = None,
+    digest: FileDigest | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """``(line number, Timestamp in ns, record)`` of the file's records in ``[start, end)``,
     streamed (gzip or plain), one line at a time.
@@ -146,6 +191,8 @@ def iter_records(
     :param start: the window's start (aware), included.
     :param end: the window's end (aware), excluded.
     :param on_error: receives each error instead of it being raised.
+    :param digest: filled with the file's size and SHA-256 once its records are read (the whole
+        file is read for it, past a break too).
     """
     path = file.path if isinstance(file, LogpushFile) else file
     low, high = _ns(start), _ns(end)
@@ -156,9 +203,14 @@ def iter_records(
             raise error
         on_error(error)
 
-    with fs.open(path, "rb") as raw:
-        head = raw.read(2)
-        raw.seek(0)
+    with fs.open(path, "rb") as handle:
+        tally = None if digest is None else _Tally(handle, digest)
+        raw: Any = handle if tally is None else io.BufferedReader(tally, 1 << 20)
+        if tally is None:
+            head = raw.read(2)
+            raw.seek(0)
+        else:
+            head = raw.peek(2)[:2]
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if head == _GZIP_MAGIC else raw
         number = 0
         try:
@@ -182,3 +234,6 @@ def iter_records(
                     yield number, ns, record
         except (EOFError, OSError, zlib.error) as err:
             fail(f"the file breaks off after line {number} ({type(err).__name__})", number + 1)
+        if tally is not None and digest is not None:
+            tally.drain()
+            digest.finish()

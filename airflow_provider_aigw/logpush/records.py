@@ -16,9 +16,11 @@ export column                           Logpush
 ``metadata``, ``metadata_raw``          ``Metadata``, decrypted
 ``request_body``, ``response_body``     ``RequestBody``, ``ResponseBody``, decrypted
 ``request_body_status`` (and response)  ``collected`` with a body, ``not_collected`` without
-``extra``                               every other field (``RequestedModel``, ``RateLimited``,
-                                        ``RoutingDecisionID``, ``RoutingReason``, unknown ones),
-                                        other ``Metrics`` keys, a ``Timestamp`` finer than 1 ms
+``requested_model``, ``rate_limited``   ``RequestedModel``, ``RateLimited``
+``routing_decision_id``,                ``RoutingDecisionID``, ``RoutingReason`` (null when empty:
+``routing_reason``                      no routing decision)
+``extra``                               every other field (unknown ones), other ``Metrics`` keys,
+                                        a ``Timestamp`` finer than 1 ms
 ======================================  ======================================================
 
 ``Gateway`` is the gateway partition, not a column (:data:`GATEWAY_FIELD`). Logpush lists no
@@ -62,6 +64,13 @@ _COPIED: tuple[tuple[str, str], ...] = (
     ("Endpoint", "path"),
     ("StatusCode", "status_code"),
     ("Cached", "cached"),
+    ("RequestedModel", "requested_model"),
+    ("RateLimited", "rate_limited"),
+)
+#: Routing fields, empty when no routing decision was made (then null in their columns).
+_ROUTING: tuple[tuple[str, str], ...] = (
+    ("RoutingDecisionID", "routing_decision_id"),
+    ("RoutingReason", "routing_reason"),
 )
 #: ``Metrics`` key -> Logs API field.
 _METRICS: tuple[tuple[str, str], ...] = (("durationMs", "duration"), ("cost", "cost"))
@@ -84,7 +93,9 @@ FIELD_NAMES: tuple[str, ...] = (
     "Timestamp",
 )
 # Fields to_log consumes; every other one is passed on under its own name (the export's `extra`).
-_CONSUMED = frozenset({name for name, _ in _COPIED} | {"Metrics", GATEWAY_FIELD, TIMESTAMP_FIELD, *ENCRYPTED_FIELDS})
+_CONSUMED = frozenset(
+    {name for name, _ in (*_COPIED, *_ROUTING)} | {"Metrics", GATEWAY_FIELD, TIMESTAMP_FIELD, *ENCRYPTED_FIELDS}
+)
 _BODIES: tuple[tuple[str, str], ...] = (("RequestBody", "request"), ("ResponseBody", "response"))
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -205,6 +216,10 @@ def to_log(
     for field, name in _COPIED:
         value = record.get(field)
         if value is not None:
+            log[name] = value
+    for field, name in _ROUTING:
+        value = record.get(field)
+        if value is not None and value != "":
             log[name] = value
     status = log.get("status_code")
     if type(status) is int:

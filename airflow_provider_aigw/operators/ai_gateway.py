@@ -29,6 +29,7 @@ from airflow_provider_aigw.export.formats import validate_format
 from airflow_provider_aigw.export.lineage import export_lineage
 from airflow_provider_aigw.export.run import DEFAULT_SETTLE_LAG, ON_BODY_ERROR, destination_assets
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.logpush.run import MAX_WORKERS, ON_DECRYPT_ERROR
 from airflow_provider_aigw.patch import LogPatch
 from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.validation import (
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_LIST_XCOM_BYTES",
     "AIGatewayDeleteLogsOperator",
     "AIGatewayExportLogsOperator",
+    "AIGatewayImportLogpushOperator",
     "AIGatewayListLogsOperator",
     "AIGatewayPatchLogOperator",
 ]
@@ -59,6 +61,8 @@ _BYTES_PER_LOG = 1024
 _BYTES_PER_FIELD = 64
 
 TimeArg = dt.datetime | str | None
+#: The connection :class:`AIGatewayImportLogpushOperator` reads the Logpush private key from.
+DEFAULT_KEY_CONN_ID = "cloudflare_logpush_key_default"
 
 
 def _renamed(new: str, new_value: Any, old: str, old_value: Any) -> tuple[str, Any]:
@@ -69,6 +73,14 @@ def _renamed(new: str, new_value: Any, old: str, old_value: Any) -> tuple[str, A
     if new_value is not None and old_value is not None:
         raise AIGatewayInputError(f"pass {new}= or its old name {old}=, not both")
     return (old, old_value) if old_value is not None else (new, new_value)
+
+
+def _task_owner(task: BaseOperator, context: Context) -> str:
+    """The task instance: a lock left by a killed earlier try of it is taken over on retry."""
+    ti = context.get("ti") or context.get("task_instance")
+    run_id = context.get("run_id") or getattr(ti, "run_id", None)
+    map_index = getattr(ti, "map_index", -1)
+    return f"{task.dag_id}/{task.task_id}/{run_id}/{map_index}"
 
 
 class _AIGatewayBaseOperator(BaseOperator):
@@ -292,18 +304,11 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             rows_per_part=self.rows_per_part,
             bytes_per_part=self.bytes_per_part,
             allow_shrink=self.allow_shrink,
-            owner=self._owner(context),
+            owner=_task_owner(self, context),
         )
         self._record_outlets(context, self._run)
         self._run.check_bodies(self.on_body_error, self.log)
         return self._run.summary
-
-    def _owner(self, context: Context) -> str:
-        """The task instance: a lock left by a killed earlier try of it is taken over on retry."""
-        ti = context.get("ti") or context.get("task_instance")
-        run_id = context.get("run_id") or getattr(ti, "run_id", None)
-        map_index = getattr(ti, "map_index", -1)
-        return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
     def _record_outlets(self, context: Context, run: Any) -> None:
         """Attach the (small) summary to the events of this task's outlet assets."""
@@ -315,6 +320,133 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the gateway's logs as input, the destination as output, with schema facets."""
         return export_lineage(self._run)
+
+
+class AIGatewayImportLogpushOperator(BaseOperator):
+    """Import the Cloudflare Logpush files of a ``[start, end)`` window into an export archive.
+
+    .. seealso::
+        The how-to guide: :doc:`/logpush`.
+
+    Reads the files an ``ai_gateway_events`` Logpush job wrote under ``source`` (date folders,
+    names), keeps the records whose own ``Timestamp`` lies in the window, decrypts ``Metadata``,
+    ``RequestBody`` and ``ResponseBody`` with the private key of connection ``key_conn_id``, and
+    writes the export's dataset and manifest (``source: "logpush"``, each file read with its size
+    and SHA-256) through the export's commit protocol: a re-run unions late files, a concurrent
+    import of the window is refused. No Logs API request is made. Returns the manifest summary
+    with ``source``, ``source_files`` and ``unreadable``. The window defaults to the run's data
+    interval and must have ended ``settle_lag`` ago.
+
+    The key connection (any type): the PEM private key in ``password``; for an encrypted PEM its
+    passphrase in the ``passphrase`` extra or in ``login``; optionally ``gateway_id`` in the extra.
+
+    :param source: the Logpush job's destination, the parent of its date folders: URL or
+        ``ObjectStoragePath`` (``s3://aws_conn@bucket/prefix`` for R2 and S3, ``gs://...``,
+        ``file://...``). Templated.
+    :param destination: the archive: URL or ``ObjectStoragePath``. Templated.
+    :param start: window start (inclusive); default the data interval start. Templated.
+    :param end: window end (exclusive); default the data interval end. Templated.
+    :param key_conn_id: connection holding the private key. Templated.
+    :param gateway_id: the gateway whose logs are imported (records of others are skipped);
+        default the key connection's ``gateway_id`` extra. Templated.
+    :param on_decrypt_error: ``fail`` (default: fail the task after writing every row that
+        decrypts, naming the count and the files and lines) or ``warn``. An unreadable record is
+        never written.
+    :param max_workers: processes decrypting files (1-64, default 1: in the task's process).
+    :param format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet``. Templated.
+    :param partition_by: ``day`` (default) or ``hour``.
+    :param rows_per_part: rows per part file before it rolls (default 1,000,000).
+    :param bytes_per_part: bytes per part file before it rolls (default 128 MiB).
+    :param settle_lag: how long ago the window must end (timedelta or seconds; default 5 min).
+    :param clamp_end: move a too-recent ``end`` back to ``now - settle_lag`` (warning), not fail.
+    :param allow_shrink: replace the window's archive with exactly the rows read now (by default
+        rows archived before are kept: the union).
+    """
+
+    template_fields: Sequence[str] = (
+        "source",
+        "destination",
+        "start",
+        "end",
+        "key_conn_id",
+        "gateway_id",
+        "format",
+    )
+    ui_color = "#f6821f"
+
+    def __init__(
+        self,
+        *,
+        source: str | ObjectStoragePath,
+        destination: str | ObjectStoragePath,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        key_conn_id: str = DEFAULT_KEY_CONN_ID,
+        gateway_id: str | None = None,
+        on_decrypt_error: str = "fail",
+        max_workers: int = 1,
+        format: str = "jsonl.gz",
+        partition_by: str = DEFAULT_PARTITION_BY,
+        rows_per_part: int = DEFAULT_ROWS_PER_PART,
+        bytes_per_part: int = DEFAULT_BYTES_PER_PART,
+        settle_lag: dt.timedelta | float = DEFAULT_SETTLE_LAG,
+        clamp_end: bool = False,
+        allow_shrink: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs and not is_templated(str(destination)):
+            kwargs["outlets"] = destination_assets(destination)
+        super().__init__(**kwargs)
+        for name, value in (("source", source), ("destination", destination)):
+            if not isinstance(value, (str, ObjectStoragePath)) or not str(value).strip():
+                raise AIGatewayInputError(f"{name} must be a storage URL or an ObjectStoragePath, got {value!r}")
+        self.source = source
+        self.destination = destination
+        self.start = start
+        self.end = end
+        self.key_conn_id = key_conn_id
+        self.gateway_id = gateway_id
+        self.on_decrypt_error = validate_choice(on_decrypt_error, ON_DECRYPT_ERROR, param="on_decrypt_error")
+        self.max_workers = validate_positive(max_workers, param="max_workers", maximum=MAX_WORKERS)
+        self.format = format
+        self.partition_by = validate_choice(partition_by, PARTITION_BY, param="partition_by")
+        self.rows_per_part = validate_positive(rows_per_part, param="rows_per_part")
+        self.bytes_per_part = validate_positive(bytes_per_part, param="bytes_per_part")
+        self.settle_lag = validate_duration(settle_lag, param="settle_lag")
+        self.clamp_end = bool(clamp_end)
+        self.allow_shrink = bool(allow_shrink)
+        self._static_format = None if is_templated(format) else validate_format(format)
+
+    @cached_property
+    def hook(self) -> AIGatewayHook:
+        """The hook (no Logs API connection is read: the import sends no API request)."""
+        return AIGatewayHook(gateway_id=self.gateway_id or None)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        run = self.hook.import_logpush(
+            self.source,
+            self.destination,
+            key_conn_id=self.key_conn_id,
+            format=self._static_format or validate_format(self.format),
+            start=self.start,
+            end=self.end,
+            data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+            settle_lag=self.settle_lag,
+            clamp_end=self.clamp_end,
+            max_workers=self.max_workers,
+            logger=self.log,
+            partition_by=self.partition_by,
+            rows_per_part=self.rows_per_part,
+            bytes_per_part=self.bytes_per_part,
+            allow_shrink=self.allow_shrink,
+            owner=_task_owner(self, context),
+        )
+        events = context.get("outlet_events")
+        for outlet in self.outlets:
+            if events is not None and isinstance(outlet, Asset):
+                events[outlet].extra.update({k: v for k, v in run.summary.items() if k not in ("paths", "usage")})
+        run.check_unreadable(self.on_decrypt_error, self.log)
+        return run.summary
 
 
 class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):

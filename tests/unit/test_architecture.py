@@ -367,8 +367,8 @@ def test_only_package_inits_re_export(code: Code) -> None:
     assert not violations, report(violations)
 
 
-def test_operators_import_listing_client_and_export_for_constants_only(code: Code) -> None:
-    assert code.map.constants_only == {"listing", "client", "export"}
+def test_operators_import_listing_client_export_and_logpush_for_constants_only(code: Code) -> None:
+    assert code.map.constants_only == {"listing", "client", "export", "logpush"}
     violations = operator_calls(code.imports, code.map)
     assert not violations, report(violations)
 

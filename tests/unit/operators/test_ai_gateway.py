@@ -659,3 +659,131 @@ def test_the_query_and_the_patch_are_validated_once(
     ids = emu.ids(GW, START, END)[:3]
     AIGatewayPatchLogOperator(task_id="p", log_id=ids, score=7, metadata={"k": "v"}).execute({})
     assert built == ["LogPatch"] and emu.stats["patch"] == 3
+
+
+# --- the Logpush import -------------------------------------------------------------------------
+
+PASSPHRASE = "tr0ub4dor&3 logpush"
+
+
+@pytest.fixture(scope="module")
+def logpush_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem(key: Any, passphrase: str | None = None) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    protection = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, protection).decode()
+
+
+@pytest.fixture
+def pushed(emu: EmulatorServer, logpush_key: Any, tmp_path: Path) -> Path:
+    """The emulator's logs of [START, END + 1 day) as Logpush files under tmp_path/push."""
+    from cryptography.hazmat.primitives import serialization
+
+    from airflow_provider_aigw.emulator.logpush import write_logpush_files
+
+    public = logpush_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    write_logpush_files(emu, GW, str(tmp_path / "push"), public, batch_seconds=3600)
+    return tmp_path / "push"
+
+
+def key_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "generic", **fields}))
+
+
+@pytest.mark.parametrize("where", ["plain", "extra", "login"])
+def test_import_logpush_imports_the_data_interval_with_the_key_connection(
+    emu: EmulatorServer, pushed: Path, logpush_key: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    from airflow_provider_aigw.operators.ai_gateway import AIGatewayImportLogpushOperator
+
+    if where == "plain":
+        key_connection(monkeypatch, "lp_key", password=_pem(logpush_key), extra={"gateway_id": GW})
+    elif where == "extra":
+        extra = {"gateway_id": GW, "passphrase": PASSPHRASE}
+        key_connection(monkeypatch, "lp_key", password=_pem(logpush_key, PASSPHRASE), extra=extra)
+    else:
+        key_connection(
+            monkeypatch, "lp_key", password=_pem(logpush_key, PASSPHRASE), login=PASSPHRASE, extra={"gateway_id": GW}
+        )
+    op = AIGatewayImportLogpushOperator(
+        task_id="import", source=pushed.as_uri(), destination=f"file://{tmp_path}/archive", key_conn_id="lp_key"
+    )
+    emu.reset_stats()
+    summary = op.execute(interval())
+    assert emu.stats["total"] == 0  # no Logs API request
+    assert summary["count"] == IN_WINDOW and summary["source"] == "logpush" and summary["unreadable"] == 0
+    rows = list(iter_manifest_records(summary))
+    created = sorted(log["created_at"] for log in emu.logs(GW) if log["id"] in set(emu.ids(GW, START, END)))
+    assert sorted(r["created_at"] for r in rows) == created
+    assert (summary["start"], summary["end"]) == ("2026-01-09T00:00:00Z", "2026-01-10T00:00:00Z")
+
+
+def test_import_logpush_validates_its_arguments_when_created() -> None:
+    from airflow_provider_aigw.operators.ai_gateway import AIGatewayImportLogpushOperator
+
+    common = {"task_id": "i", "source": "file:///push", "destination": "file:///archive"}
+    with pytest.raises(AIGatewayInputError, match="on_decrypt_error"):
+        AIGatewayImportLogpushOperator(**common, on_decrypt_error="ignore")
+    with pytest.raises(AIGatewayInputError, match="max_workers"):
+        AIGatewayImportLogpushOperator(**common, max_workers=0)
+    with pytest.raises(AIGatewayInputError, match="source"):
+        AIGatewayImportLogpushOperator(task_id="i", source=" ", destination="file:///archive")
+    op = AIGatewayImportLogpushOperator(**common)
+    assert set(op.template_fields) == {"source", "destination", "start", "end", "key_conn_id", "gateway_id", "format"}
+    assert op.outlets == [Asset("file:///archive")]
+
+
+def test_import_logpush_needs_a_gateway_and_a_key(
+    pushed: Path, logpush_key: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow_provider_aigw.exceptions import AIGatewayConfigError
+    from airflow_provider_aigw.operators.ai_gateway import AIGatewayImportLogpushOperator
+
+    def execute(**kwargs: Any) -> Any:
+        return AIGatewayImportLogpushOperator(
+            task_id="i", source=pushed.as_uri(), destination=f"file://{tmp_path}/archive", key_conn_id="k", **kwargs
+        ).execute(interval())
+
+    key_connection(monkeypatch, "k", password=_pem(logpush_key))
+    with pytest.raises(AIGatewayInputError, match="gateway_id is required"):
+        execute()
+    key_connection(monkeypatch, "k", extra={"gateway_id": GW})
+    with pytest.raises(AIGatewayConfigError, match="holds no Logpush private key"):
+        execute()
+    key_connection(monkeypatch, "k", password=_pem(logpush_key, PASSPHRASE), extra={"gateway_id": GW})
+    with pytest.raises(AIGatewayConfigError, match="encrypted: give its passphrase"):
+        execute()
+    assert not (tmp_path / "archive").exists()
+
+
+def test_import_logpush_shows_no_key_material(
+    emu: EmulatorServer, pushed: Path, logpush_key: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow_provider_aigw.operators.ai_gateway import AIGatewayImportLogpushOperator
+
+    pem = _pem(logpush_key, PASSPHRASE)
+    key_connection(monkeypatch, "lp_key", password=pem, extra={"gateway_id": GW, "passphrase": PASSPHRASE})
+    recorder = Recorder()
+    monkeypatch.setattr(AIGatewayImportLogpushOperator, "log", recorder)
+    op = AIGatewayImportLogpushOperator(
+        task_id="import", source=pushed.as_uri(), destination=f"file://{tmp_path}/archive", key_conn_id="lp_key"
+    )
+    summary = op.execute(interval())
+    manifest = json.dumps(read_manifest(summary["manifest_uri"]))
+    shown = [json.dumps(summary), manifest, repr(op), repr(op.hook), "\n".join(line for _, line in recorder.lines)]
+    shown += [str(getattr(op, name)) for name in op.template_fields]
+    secrets = [PASSPHRASE, *(line for line in pem.splitlines() if "PRIVATE KEY" not in line)]
+    assert summary["count"] == IN_WINDOW
+    assert not [s for s in secrets for text in shown if s in text]

@@ -1,0 +1,219 @@
+"""A Logpush import end to end on local files: rows against the emulator's ground truth, the
+manifest's files, unreadable records named by file and line, re-runs, late files, a file across
+the window's edges, worker processes, and no key material in what the import shows."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_aigw.emulator import EmulatorServer
+from airflow_provider_aigw.emulator.logpush import LogpushEncryptor, logpush_record, write_logpush_files, write_records
+from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
+from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.logpush.run import ID_PREFIX, import_logpush
+from tests.unit.logpush.conftest import KeyPair
+from tests.unit.logpush.test_records import ABSENT, SHARED, api_row
+
+UTC = timezone.utc
+GW = "gw"
+START = datetime(2026, 4, 18, tzinfo=UTC)
+END = datetime(2026, 4, 18, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def emu() -> EmulatorServer:
+    server = EmulatorServer()
+    server.seed_logs(GW, 120, START, END, seed=5)
+    server.seed_logs(GW, 10, END, END + timedelta(minutes=20), seed=6)  # after the window
+    return server
+
+
+def run(source: Path, dest: Path, pair: KeyPair, **options: Any) -> Any:
+    options.setdefault("start", START)
+    options.setdefault("end", END)
+    return import_logpush(
+        source.as_uri(), dest.as_uri(), private_pem=pair.private_pem, gateway_id=GW, format="jsonl", **options
+    )
+
+
+def archived(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(iter_manifest_records(read_manifest(summary["manifest_uri"])))
+
+
+def test_rows_equal_the_ground_truth_and_the_manifest_names_each_file(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair
+) -> None:
+    written = write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    rows = sorted(archived(result.summary), key=lambda r: (r["created_at"], r["id"]))
+    truth = [api_row(log, emu.get_bodies(GW, log["id"])) for log in emu.logs(GW) if log["created_at"] < "2026-04-18T01"]
+    assert len(rows) == len(truth) == 120
+    key = lambda r: json.dumps([r[c] for c in SHARED], sort_keys=True)  # noqa: E731
+    assert sorted(map(key, rows)) == sorted(map(key, truth))
+    assert all(r[c] is None for r in rows for c in ABSENT if c != "id")
+    assert all(r["id"].startswith(ID_PREFIX) for r in rows) and len({r["id"] for r in rows}) == 120
+    assert {(r["requested_model"], r["rate_limited"]) for r in rows} == {(t["model"], False) for t in truth}
+
+    manifest = read_manifest(result.summary["manifest_uri"])
+    assert manifest["source"] == "logpush" and manifest["count"] == 120
+    # files within the margin of the window: every one holding its logs, and the one after it
+    expected = {
+        Path(w["path"]).name: (w["bytes"], hashlib.sha256(Path(w["path"]).read_bytes()).hexdigest()) for w in written
+    }
+    files = {Path(f["uri"]).name: (f["size"], f["sha256"]) for f in manifest["logpush"]["files"]}
+    assert files.items() <= expected.items() and len(files) == 13  # 12 batches of 5 min and the next one
+    assert sum(f["rows"] for f in manifest["logpush"]["files"]) == 120
+    assert (result.summary["source"], result.summary["source_files"], result.summary["unreadable"]) == (
+        "logpush",
+        13,
+        0,
+    )
+
+
+def test_unreadable_records_are_named_by_file_and_line_and_never_written(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, other_key_pair: KeyPair, caplog: Any
+) -> None:
+    logs = [log for log in emu.logs(GW) if log["created_at"] < "2026-04-18T00:10"]
+    ours, theirs = LogpushEncryptor(key_pair.public_pem), LogpushEncryptor(other_key_pair.public_pem)
+    records = []
+    for n, log in enumerate(logs):
+        body = emu.get_bodies(GW, log["id"])
+        record = logpush_record(log, *body, gateway_id=GW, encryptor=theirs if n == 2 else ours)
+        if n == 4:
+            record["RequestBody"] = {**ours.seal(b'{"a":1}'), "data": ours.seal(b'{"b":2}')["data"]}  # wrong tag
+        records.append(record)
+    assert records[2]["Metadata"] or records[2]["RequestBody"]  # something to fail on
+    lines = [json.dumps(r).encode() + b"\n" for r in records]
+    lines.insert(6, b"{not json\n")
+    path = tmp_path / "push" / "20260418" / "20260418T000000Z_20260418T000959Z_bad.log.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(b"".join(lines)))
+
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    with pytest.raises(AIGatewayDecryptError) as info:
+        result.check_unreadable("fail")
+    message = str(info.value)
+    assert message.startswith("3 Logpush record(s)")
+    for line in (3, 5, 7):  # the other key's log, the failed tag, the line that is no JSON
+        assert f"{path}, line {line}:" in message
+    assert "does not unwrap" in message and "tag check" in message and "not a JSON record" in message
+    assert result.summary["manifest_uri"] in message
+    manifest = read_manifest(result.summary["manifest_uri"])
+    rows = list(iter_manifest_records(manifest))
+    assert len(rows) == len(logs) - 2 and manifest["logpush"]["unreadable"] == 3
+    assert sorted(r["created_at"] for r in rows) == sorted(
+        log["created_at"] for n, log in enumerate(logs) if n not in (2, 4)
+    )
+
+    caplog.set_level(logging.WARNING)
+    result.check_unreadable("warn", logging.getLogger("test"))
+    assert result.unreadable == 3 and "3 Logpush record(s)" in caplog.text
+
+
+def test_a_rerun_is_idempotent_and_late_files_are_unioned(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair
+) -> None:
+    half = START + timedelta(minutes=30)
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, end=half, batch_seconds=60)
+    first = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    early = {r["id"] for r in archived(first.summary)}
+    assert len(early) == len(emu.ids(GW, START, half))
+
+    again = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert {r["id"] for r in archived(again.summary)} == early  # same ids: not a row doubled
+
+    # the late files arrive; written afresh (new AES keys), yet the same logs keep their ids
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, start=half, batch_seconds=60)
+    late = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    ids = {r["id"] for r in archived(late.summary)}
+    assert early < ids and len(ids) == 120 == late.summary["count"]
+
+
+def test_a_file_across_the_window_edges_gives_only_its_records_inside(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair
+) -> None:
+    # one file of 2 hours: it starts before the window ends, and holds the later logs too
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=7200)
+    inner = (START + timedelta(minutes=10), START + timedelta(minutes=50))
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair, start=inner[0], end=inner[1])
+    rows = archived(result.summary)
+    expected = sorted(
+        log["created_at"] for log in emu.logs(GW) if "2026-04-18T00:10" <= log["created_at"] < "2026-04-18T00:50"
+    )
+    assert sorted(r["created_at"] for r in rows) == expected and len(expected) > 10
+    assert result.summary["source_files"] == 1
+
+
+def test_worker_processes_import_the_same_rows(tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300, shared_key=True)
+    one = run(tmp_path / "push", tmp_path / "one", key_pair)
+    two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2)
+    rows_one, rows_two = archived(one.summary), archived(two.summary)
+    assert sorted(json.dumps(r, sort_keys=True) for r in rows_two) == sorted(
+        json.dumps(r, sort_keys=True) for r in rows_one
+    )
+    files = lambda s: read_manifest(s["manifest_uri"])["logpush"]["files"]  # noqa: E731
+    assert files(two.summary) == files(one.summary)
+
+
+def test_records_of_other_gateways_are_skipped(tmp_path: Path, key_pair: KeyPair) -> None:
+    server = EmulatorServer()
+    server.seed_logs(GW, 20, START, END, seed=1)
+    server.seed_logs("other", 15, START, END, seed=2)
+    encryptor = LogpushEncryptor(key_pair.public_pem)
+    pairs = []
+    for gateway in (GW, "other"):
+        for log in server.logs(gateway):
+            record = logpush_record(
+                log, *server.get_bodies(gateway, log["id"]), gateway_id=gateway, encryptor=encryptor
+            )
+            pairs.append(
+                (int(datetime.fromisoformat(log["created_at"].replace("Z", "+00:00")).timestamp() * 1000), record)
+            )
+    write_records(sorted(pairs, key=lambda p: p[0]), str(tmp_path / "push"), batch_seconds=600)
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert result.summary["count"] == 20
+    assert read_manifest(result.summary["manifest_uri"])["logpush"]["other_gateways"] == 15
+
+
+def test_a_bad_key_fails_before_anything_is_read_or_written(tmp_path: Path, key_pair: KeyPair) -> None:
+    with pytest.raises(AIGatewayConfigError, match="not a PEM private key"):
+        import_logpush(
+            (tmp_path / "missing").as_uri(), (tmp_path / "archive").as_uri(), private_pem="nope", gateway_id=GW,
+            start=START, end=END,
+        )  # fmt: skip
+    assert not (tmp_path / "archive").exists()
+
+
+def test_no_key_material_in_the_summary_manifest_or_reprs(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    passphrase = "correct horse battery staple"
+    encrypted_pem = key_pair.private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    )
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=600)
+    caplog.set_level(logging.DEBUG)
+    result = import_logpush(
+        (tmp_path / "push").as_uri(), (tmp_path / "archive").as_uri(), private_pem=encrypted_pem, passphrase=passphrase,
+        gateway_id=GW, start=START, end=END, logger=logging.getLogger("import"),
+    )  # fmt: skip
+    assert result.summary["count"] == 120
+    manifest_text = Path(result.summary["manifest_uri"].removeprefix("file://")).read_text()
+    body_lines = [ln for ln in key_pair.private_pem.decode().splitlines() if "PRIVATE KEY" not in ln]
+    enc_lines = [ln for ln in encrypted_pem.decode().splitlines() if "PRIVATE KEY" not in ln]
+    for text in (json.dumps(result.summary), manifest_text, repr(result), caplog.text):
+        assert passphrase not in text
+        assert not any(line in text for line in body_lines + enc_lines)
