@@ -19,12 +19,19 @@ fail on a small package built in a temporary directory):
 
 The package's root ``__init__`` holds only ``__version__``: it imports nothing and any module
 may import it (the sentence under the table says so).
+
+Two more, checked in a fresh interpreter: the emulator (its package, CLI and pytest plugin) never
+imports Airflow, and importing every runtime module never loads the emulator (the map's
+``emulator`` row: it shares no code with the provider).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,6 +378,44 @@ def test_operators_import_listing_client_export_and_logpush_for_constants_only(c
     assert code.map.constants_only == {"listing", "client", "export", "logpush"}
     violations = operator_calls(code.imports, code.map)
     assert not violations, report(violations)
+
+
+# ------------------------------------------------- the emulator and the runtime, as Python loads them
+
+
+def test_emulator_never_imports_airflow() -> None:
+    code = (
+        "import sys, airflow_provider_aigw.emulator, airflow_provider_aigw.emulator.pytest_plugin;"
+        "import airflow_provider_aigw.emulator.__main__;"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_runtime_never_imports_the_emulator() -> None:
+    package = ROOT / PACKAGE
+    runtime = [p for p in package.rglob("*.py") if "emulator" not in p.relative_to(package).parts]
+    importers = [
+        str(p.relative_to(package))
+        for p in runtime
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and any("emulator" in (name or "") for name in [getattr(node, "module", None), *(a.name for a in node.names)])
+    ]
+    assert importers == []
+    modules = sorted(
+        ".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__") for p in runtime
+    )
+    code = (
+        "import importlib, sys, json;"
+        f"[importlib.import_module(m) for m in {modules!r} if not m.endswith('__main__')];"
+        "print(json.dumps(sorted(m for m in sys.modules if 'emulator' in m)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == []
+    assert len(modules) > 20
+
 
 
 # -------------------------------------------------------------- the checker on a known package

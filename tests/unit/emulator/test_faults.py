@@ -1,40 +1,29 @@
-"""Fault injection, churn, late logs, stats and admin routes of the emulator."""
+"""Fault injection of the emulator: rate limiting with lock-out, 5xx (JSON and HTML), dropped
+connections, latency, churn and capacity, filters (or one operator of a key) ignored, failing and
+enveloped body routes, DELETE order and caps, the URL length limit, understated totals and shuffled
+ties; and the fault settings, in process and over the admin route."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
-from airflow_provider_aigw.emulator import EmulatorServer, Faults, generate_logs
-from airflow_provider_aigw.emulator.data import format_ms, parse_ts_ms
+from airflow_provider_aigw.emulator import EmulatorServer, Faults
+from airflow_provider_aigw.emulator.data import parse_ts_ms
 from tests.fake_clock import FakeClock
+from tests.unit.emulator.logs_api import END, GW, START, get, total
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-END = datetime(2026, 11, 26, tzinfo=timezone.utc)
-START = END - timedelta(days=3)
-GW = "my-gateway"
-
 
 @pytest.fixture
 def emu(aigw_emulator_factory: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """100 logs (the counts below are out of 100), in place of the conftest's 600."""
     return aigw_emulator_factory(gateways={GW: 100}, start=START, end=END, seed=11)
-
-
-def get(emu: EmulatorServer, **params: Any) -> requests.Response:
-    return requests.get(emu.logs_url(GW), headers=emu.auth_headers, params=params, timeout=10)
-
-
-def total(emu: EmulatorServer, **params: Any) -> int:
-    r = get(emu, per_page=1, **params)
-    assert r.status_code == 200, r.text
-    count: int = r.json()["result_info"]["total_count"]
-    return count
 
 
 def test_rate_limit_lockout_with_fake_clock(emu: EmulatorServer) -> None:
@@ -134,103 +123,6 @@ def test_churn_and_capacity(emu: EmulatorServer) -> None:
     get(emu)
     remaining = {x["id"] for x in emu.logs(GW)}
     assert not set(oldest[:8]) & remaining and set(oldest[8:]) <= remaining, "DELETE_OLDEST"
-
-
-def test_late_logs(emu: EmulatorServer) -> None:
-    late = generate_logs(5, "2026-11-24T00:00:00Z", "2026-11-24T01:00:00Z", seed=9, gateway_id=GW)
-    window = {"start_date": "2026-11-24T00:00:00Z", "end_date": "2026-11-24T00:59:59.999Z"}
-    before = total(emu, **window)
-    emu.schedule_late_logs(GW, late, after_requests=2)
-    assert total(emu, **window) == before
-    assert total(emu, **window) == before
-    assert total(emu, **window) == before + 5
-    got = get(emu, per_page=50, order_by_direction="asc", **window).json()["result"]
-    assert {x["id"] for x in late} <= {x["id"] for x in got}
-    # admin route with generated logs, immediately
-    r = requests.post(
-        f"{emu.base_url}/__emulator__/gateways/{GW}/late-logs",
-        json={
-            "count": 3,
-            "start": "2026-11-24T00:10:00Z",
-            "end": "2026-11-24T00:20:00Z",
-            "seed": 4,
-            "after_requests": 0,
-        },
-        timeout=10,
-    )
-    assert r.status_code == 200
-    assert total(emu, **window) == before + 8
-
-
-def test_stats_records(emu: EmulatorServer) -> None:
-    emu.reset_stats()
-    log_id = emu.logs(GW)[0]["id"]
-    s = requests.Session()
-    s.headers.update(emu.auth_headers)
-    url = emu.logs_url(GW)
-    s.get(url, params={"filters": json.dumps([{"key": "provider", "operator": "eq", "value": ["openai"]}])})
-    s.get(f"{url}/{log_id}")
-    s.get(f"{url}/{log_id}/request")
-    s.get(f"{url}/{log_id}/response")
-    s.patch(f"{url}/{log_id}", json={"score": 5})
-    s.delete(url, params={"limit": 1})
-    stats = emu.stats
-    for kind in ("list", "get", "request", "response", "patch", "delete"):
-        assert stats[kind] == 1, kind
-        assert getattr(stats, kind) == 1, kind
-    assert stats["total"] == 6
-    first = stats.requests[0]
-    assert first["method"] == "GET" and first["path"].endswith("/logs")
-    assert first["query"]["filters"] == ['[{"key": "provider", "operator": "eq", "value": ["openai"]}]']
-    assert first["query_string"].startswith("filters=")
-    assert first["authorization"] == f"Bearer {emu.token}"
-    assert "Authorization" in first["headers"]
-    remote = requests.get(emu.base_url + "/__emulator__/stats", timeout=10).json()
-    assert remote["total"] == 6 and remote["patch"] == 1 and len(remote["requests"]) == 6
-    assert requests.post(emu.base_url + "/__emulator__/reset-stats", timeout=10).status_code == 200
-    assert emu.stats["total"] == 0
-
-
-def test_admin_routes(emu: EmulatorServer) -> None:
-    base = emu.base_url + "/__emulator__"
-    r = requests.post(f"{base}/faults", json={"latency_ms": 2}, timeout=10)
-    assert r.status_code == 200 and r.json()["latency_ms"] == 2 and emu.faults.latency_ms == 2
-    assert requests.get(f"{base}/faults", timeout=10).json()["latency_ms"] == 2
-    assert requests.post(f"{base}/faults", json={"nope": 1}, timeout=10).status_code == 400
-    r = requests.post(
-        f"{base}/gateways/second/logs",
-        json={"count": 30, "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"},
-        timeout=10,
-    )
-    assert r.status_code == 200 and r.json()["count"] == 30
-    r = requests.post(
-        f"{base}/gateways/second/logs",
-        json=[
-            {"created_at": "2026-11-01T05:00:00Z", "model": "gpt-4o", "request_body": None, "response_body": {"ok": 1}}
-        ],
-        timeout=10,
-    )
-    [explicit] = r.json()["ids"]
-    ids = requests.get(
-        f"{base}/gateways/second/ids",
-        params={"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T12:00:00Z"},
-        timeout=10,
-    ).json()
-    assert ids["ids"] == emu.ids("second", "2026-11-01T00:00:00Z", "2026-11-01T12:00:00Z")
-    assert explicit in ids["ids"]
-    url = emu.logs_url("second")
-    assert requests.get(f"{url}/{explicit}/request", headers=emu.auth_headers, timeout=10).status_code == 404
-    r = requests.get(f"{url}/{explicit}/response", headers=emu.auth_headers, timeout=10)
-    assert r.json() == {"ok": 1}
-    assert requests.get(f"{base}/gateways/absent/ids", timeout=10).status_code == 404
-    assert emu.stats["total"] == 2
-
-
-def test_format_roundtrip() -> None:
-    for ts in ("2026-11-26T13:04:05.123Z", "2026-11-26T14:04:05.123456+01:00", "2026-11-26 13:04:05.123"):
-        assert format_ms(parse_ts_ms(ts)) == "2026-11-26T13:04:05.123Z"
-    with pytest.raises(ValueError):
-        parse_ts_ms("tomorrow")
 
 
 # --------------------------------------------------------- filters the server ignores, bodies

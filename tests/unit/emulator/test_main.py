@@ -1,17 +1,15 @@
-"""The emulator CLI and the pytest plugin fixtures."""
+"""The emulator's command line: its options, a server started and stopped, fault settings from flags,
+and the admin routes its help lists."""
 
 from __future__ import annotations
 
-import ast
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import requests
 
 if TYPE_CHECKING:
@@ -127,113 +125,6 @@ def test_cli_starts_serves_and_stops(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def test_aigw_emulator_fixture(aigw_emulator: EmulatorServer) -> None:
-    conn = json.loads(os.environ["AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"])
-    assert conn == {
-        "conn_type": "cloudflare_ai_gateway",
-        "host": aigw_emulator.url,
-        "password": aigw_emulator.token,
-        "extra": {"account_id": aigw_emulator.account_id, "gateway_id": "my-gateway"},
-    }
-    assert aigw_emulator.count("my-gateway") == 1000
-    r = requests.get(aigw_emulator.logs_url("my-gateway"), headers=aigw_emulator.auth_headers, timeout=10)
-    assert r.json()["result_info"]["total_count"] == 1000
-
-
-def test_factory_passes_faults_and_server_kwargs(aigw_emulator_factory) -> None:  # type: ignore[no-untyped-def]
-    emu = aigw_emulator_factory(gateways={"a": 5, "b": 7}, token="t0k", error_rate=0.5, seed=9)
-    assert emu.token == "t0k" and emu.faults.error_rate == 0.5
-    assert emu.count("a") == 5 and emu.count("b") == 7
-    conn = json.loads(emu.airflow_conn_json("b", timeout=5))
-    assert conn["extra"] == {"account_id": emu.account_id, "gateway_id": "b", "timeout": 5}
-
-
-def test_emulator_never_imports_airflow() -> None:
-    code = (
-        "import sys, airflow_provider_aigw.emulator, airflow_provider_aigw.emulator.pytest_plugin;"
-        "import airflow_provider_aigw.emulator.__main__;"
-        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-def test_loading_the_pytest_plugin_imports_only_pytest_and_the_standard_library() -> None:
-    # pytest loads the plugin in every environment where the provider is installed.
-    code = (
-        "import sys, json, pytest; before = set(sys.modules);"
-        "import airflow_provider_aigw.emulator.pytest_plugin as plugin;"
-        "new = sorted(set(sys.modules) - before);"
-        "print(json.dumps({'new': new, 'stdlib': sorted(sys.stdlib_module_names),"
-        " 'hooks': [n for n in dir(plugin) if n.startswith('pytest_')]}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    loaded = json.loads(out.stdout)
-    ours = {m for m in loaded["new"] if m.split(".")[0] not in set(loaded["stdlib"])}
-    assert ours == {
-        "airflow_provider_aigw",
-        "airflow_provider_aigw.emulator",
-        "airflow_provider_aigw.emulator.pytest_plugin",
-    }
-    assert loaded["hooks"] == []
-
-
-def test_the_pytest_plugin_registers_only_its_two_fixtures(pytestconfig: pytest.Config) -> None:
-    from airflow_provider_aigw.emulator import pytest_plugin
-
-    plugin = pytestconfig.pluginmanager.get_plugin("aigw_emulator")
-    assert plugin is pytest_plugin
-    defined = {name for name in vars(pytest_plugin) if not name.startswith("_")}
-    assert {n for n in defined if n.startswith("pytest_")} == set()
-    fixture_marks = ("_fixture_function_marker", "_pytestfixturefunction")  # pytest >= 8.4, older
-    fixtures = {n for n in defined if any(hasattr(getattr(pytest_plugin, n), mark) for mark in fixture_marks)}
-    assert fixtures == {"aigw_emulator", "aigw_emulator_factory"}
-
-
-def test_the_runtime_never_imports_the_emulator() -> None:
-    package = Path(__file__).resolve().parents[3] / "airflow_provider_aigw"
-    runtime = [p for p in package.rglob("*.py") if "emulator" not in p.relative_to(package).parts]
-    importers = [
-        str(p.relative_to(package))
-        for p in runtime
-        for node in ast.walk(ast.parse(p.read_text()))
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        and any("emulator" in (name or "") for name in [getattr(node, "module", None), *(a.name for a in node.names)])
-    ]
-    assert importers == []
-    modules = sorted(
-        ".".join(p.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__") for p in runtime
-    )
-    code = (
-        "import importlib, sys, json;"
-        f"[importlib.import_module(m) for m in {modules!r} if not m.endswith('__main__')];"
-        "print(json.dumps(sorted(m for m in sys.modules if 'emulator' in m)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert json.loads(out.stdout) == []
-    assert len(modules) > 20
-
-
-def test_conn_uri_parses_in_airflow(aigw_emulator: EmulatorServer) -> None:
-    code = (
-        "import json, sys\n"
-        "from airflow.models.connection import Connection\n"
-        "c = Connection(conn_id='x', uri=sys.argv[1])\n"
-        "print(json.dumps([c.conn_type, c.host, c.password, c.extra_dejson]))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, aigw_emulator.airflow_conn_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    conn_type, host, password, extra = json.loads(out.stdout.strip().splitlines()[-1])
-    assert conn_type == "cloudflare_ai_gateway"
-    assert host == aigw_emulator.url and password == aigw_emulator.token
-    assert extra == {"account_id": aigw_emulator.account_id, "gateway_id": "my-gateway"}
 
 
 def test_every_admin_route_in_the_help_answers(aigw_emulator: EmulatorServer, tmp_path: Path) -> None:
