@@ -122,3 +122,23 @@ class AIGatewayExportConflictError(AIGatewayError):
     Raised before anything is written (lock held, overlapping window) or before the commit
     (the committed export changed while this one ran); the committed export stays as it was.
     """
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failed call is worth repeating later (the logs check's next poll).
+
+    Rate limiting (429), server errors (5xx) and failures without a response (timeouts,
+    dropped connections) are transient; every other API answer (400, 403, 404, ...) and
+    every configuration or input error is permanent.
+    """
+    if not isinstance(error, AIGatewayAPIError):
+        return False
+    return error.status is None or error.status == 429 or error.status >= 500
+
+
+def outage_message(error: BaseException) -> str:
+    """Why a sensor whose API still failed at its timeout fails instead of timing out."""
+    return (
+        f"The AI Gateway API was still failing when the sensor's timeout ran out: {error}. "
+        "Failing rather than timing out, so that soft_fail never mistakes an outage for a window without logs"
+    )

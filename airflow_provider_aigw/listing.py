@@ -1,7 +1,8 @@
 """The listing walks: keyset by ``created_at``, or page numbers for the other orders.
 
 The walks know nothing about HTTP: they take a :data:`PageFetcher` (one ``GET .../logs``
-returning the rows and ``result_info``), so they import only the filter helpers below them.
+returning the rows and ``result_info``) and the :class:`~airflow_provider_aigw.query.LogQuery`
+to walk, so they import only the values below them, never the client.
 They end on a short or empty page, never on ``result_info.total_count``, and stop with
 :class:`~airflow_provider_aigw.exceptions.AIGatewayListingError` at the first page that
 contradicts what they asked for.
@@ -15,13 +16,9 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from airflow_provider_aigw.exceptions import AIGatewayListingError
-from airflow_provider_aigw.query import Filter, created_at_filter, encode_filters, window_filters
+from airflow_provider_aigw.query import Filter, LogQuery, created_at_filter, encode_filters, window_filters
 from airflow_provider_aigw.timestamps import CREATED_AT_RESOLUTION, format_bound, format_time, parse_created_at
-from airflow_provider_aigw.validation import validate_choice, validate_positive
 
-MAX_PER_PAGE = 50
-LIST_ORDER_KEYS = frozenset({"created_at", "provider", "model", "model_type", "success", "cached"})
-ORDER_DIRECTIONS = ("asc", "desc")
 #: Most characters the URL-encoded ``filters`` query parameter of one listing request may take.
 #: The keyset walk excludes the ids it has seen at its cursor's millisecond in that parameter;
 #: it leaves 2,000 characters for the path and the other parameters under the client's cap on a
@@ -31,17 +28,6 @@ MAX_FILTERS_QUERY_CHARS = 14_000
 
 #: One listing request: ``(filters, query params) -> (rows, result_info)``.
 PageFetcher = Callable[[list[Filter], Mapping[str, Any]], tuple[list[dict[str, Any]], dict[str, Any]]]
-
-
-def listing_params(order_by: str, order_by_direction: str, per_page: int, search: str | None) -> dict[str, Any]:
-    """Validate the ordering and page size of a listing; the query parameters they make."""
-    validate_positive(per_page, param="per_page", maximum=MAX_PER_PAGE)
-    validate_choice(order_by, LIST_ORDER_KEYS, param="order_by")
-    validate_choice(order_by_direction, ORDER_DIRECTIONS, param="order_by_direction")
-    params: dict[str, Any] = {"order_by": order_by, "order_by_direction": order_by_direction}
-    if search:
-        params["search"] = search
-    return params
 
 
 def limited(walk: Generator[dict[str, Any], None, None], max_results: int | None) -> Iterator[dict[str, Any]]:
@@ -57,13 +43,14 @@ def limited(walk: Generator[dict[str, Any], None, None], max_results: int | None
 
 
 def iter_pages(
-    fetch_page: PageFetcher, filters: list[Filter], per_page: int, params: Mapping[str, Any]
+    fetch_page: PageFetcher, query: LogQuery, per_page: int, params: Mapping[str, Any]
 ) -> Generator[dict[str, Any], None, None]:
     """Walk by page numbers (stable only while the gateway is unchanged) until a short or empty page.
 
     ``result_info.total_count`` never ends the walk (an aggregate nothing guarantees exact): N
     logs cost ceil(N / per_page) requests, one more when N is a multiple of ``per_page``.
     """
+    filters = query.api_filters()
     page = 1
     while True:
         rows, _info = fetch_page(filters, {**params, "page": page, "per_page": per_page})
@@ -80,9 +67,7 @@ def _misbehaved(message: str) -> AIGatewayListingError:
 
 def iter_keyset(
     fetch_page: PageFetcher,
-    user_filters: list[Filter],
-    start: dt.datetime | None,
-    end: dt.datetime | None,
+    query: LogQuery,
     descending: bool,
     per_page: int,
     params: Mapping[str, Any],
@@ -104,6 +89,7 @@ def iter_keyset(
         exclude by id.
     """
     near = "lt" if descending else "gt"
+    user_filters, start, end = list(query.filters), query.start, query.end
     window = window_filters(start, end)
     cursor: dt.datetime | None = None  # created_at of the last row yielded
     tie_ids: list[str] = []  # the ids yielded at the cursor's millisecond

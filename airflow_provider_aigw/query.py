@@ -1,4 +1,4 @@
-"""What logs a call is about: filters in the API's own shape and ``created_at`` windows.
+"""What logs a call is about: filters in the API's own shape, ``created_at`` windows, :class:`LogQuery`.
 
 A filter is ``{"key": K, "operator": "eq"|"neq"|"contains"|"lt"|"gt", "value": [v, ...]}``.
 Filters go on the wire as ONE query parameter ``filters`` holding a JSON array: the
@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pendulum
@@ -25,10 +26,12 @@ from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.timestamps import (
     CREATED_AT_RESOLUTION,
     TimeLike,
+    format_exact,
     format_time,
     parse_created_at,
     parse_time,
 )
+from airflow_provider_aigw.validation import parse_literal, validate_gateway_id
 
 OPERATORS = frozenset({"eq", "neq", "contains", "lt", "gt"})
 
@@ -197,19 +200,111 @@ def run_window(window: Any, default_start: TimeLike | None, default_end: TimeLik
     return start.isoformat(), end.isoformat()
 
 
-def window_filters(start: TimeLike | None = None, end: TimeLike | None = None) -> list[Filter]:
-    """Filters selecting ``start <= created_at < end`` (either bound optional)."""
-    start_dt, end_dt = validate_window(start, end)
+def window_filters(start: dt.datetime | None = None, end: dt.datetime | None = None) -> list[Filter]:
+    """Filters selecting ``start <= created_at < end`` (either bound optional; validated bounds)."""
     result: list[Filter] = []
-    if start_dt is not None:
-        result.append(created_at_filter("gt", start_dt - CREATED_AT_RESOLUTION))
-    if end_dt is not None:
-        result.append(created_at_filter("lt", end_dt))
+    if start is not None:
+        result.append(created_at_filter("gt", start - CREATED_AT_RESOLUTION))
+    if end is not None:
+        result.append(created_at_filter("lt", end))
     return result
 
 
 def created_at_filter(operator: str, value: dt.datetime) -> Filter:
     return {"key": "created_at", "operator": operator, "value": [format_time(value)]}
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """What logs a call is about, validated once (:meth:`of`) and passed down as it is.
+
+    Build it with :meth:`of`; the constructor takes the fields as they are, unchecked.
+
+    :param gateway_id: the gateway, or ``None`` for the client's default (:meth:`with_gateway`).
+    :param filters: filters in the API's wire shape (``value`` always a list), without the window.
+    :param start: window start (inclusive), an aware UTC datetime, or ``None`` (open).
+    :param end: window end (exclusive), an aware UTC datetime, or ``None`` (open).
+    :param search: free-text search over metadata, or ``None``.
+    """
+
+    gateway_id: str | None = None
+    # Dicts do not hash: a query hashes by its other fields.
+    filters: tuple[Filter, ...] = field(default=(), hash=False)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    search: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        gateway_id: str | None = None,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        search: str | None = None,
+    ) -> LogQuery:
+        """Validate the parts of a query, before any request.
+
+        :param filters: one filter dict or a list of them, also as the text a Jinja template
+            rendered (JSON or a Python literal); a scalar ``value`` is wrapped in a list.
+        :param start: window start, an aware datetime or ISO 8601 string with a timezone.
+        :param end: window end, after ``start``.
+        :param search: free-text search; ``""`` counts as none.
+        :raises AIGatewayInputError: naming the parameter at fault.
+        """
+        if gateway_id is not None:
+            validate_gateway_id(gateway_id)
+        normalized = normalize_filters(parse_literal(filters, param="filters"))
+        start_dt, end_dt = validate_window(start, end)
+        if search is not None and not isinstance(search, str):
+            raise AIGatewayInputError(f"search must be a string, got {type(search).__name__}")
+        return cls(gateway_id, tuple(normalized), start_dt, end_dt, search or None)
+
+    def api_filters(self) -> list[Filter]:
+        """The ``filters`` the API gets: the query's filters, then the window's ``created_at`` bounds."""
+        return [*self.filters, *window_filters(self.start, self.end)]
+
+    def with_gateway(self, default: str | None) -> LogQuery:
+        """This query, with ``default`` as its gateway when it names none."""
+        return self if self.gateway_id or not default else replace(self, gateway_id=default)
+
+    def to_json(self) -> dict[str, Any]:
+        """The query as JSON scalars (trigger kwargs); :meth:`from_json` reads it back.
+
+        The filters are one JSON string: a list of dicts in trigger kwargs breaks the hashing
+        of asset watchers (Airflow 3.3).
+        """
+        return {
+            "gateway_id": self.gateway_id,
+            "filters": encode_filters(self.filters),
+            "start": format_exact(self.start) if self.start is not None else None,
+            "end": format_exact(self.end) if self.end is not None else None,
+            "search": self.search,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LogQuery:
+        """The query of :meth:`to_json`, validated again (it crossed a process boundary)."""
+        return cls.of(
+            gateway_id=data.get("gateway_id"),
+            filters=data.get("filters"),
+            start=data.get("start"),
+            end=data.get("end"),
+            search=data.get("search"),
+        )
+
+    def describe(self) -> str:
+        """``gateway 'g', window [a, b), filters [...]`` for messages."""
+        gateway = f"gateway {self.gateway_id!r}" if self.gateway_id else "the default gateway"
+        start = format_time(self.start) if self.start is not None else "-inf"
+        end = format_time(self.end) if self.end is not None else "now"
+        text = f"{gateway}, window [{start}, {end})"
+        if self.filters:
+            text += f", filters {json.dumps(list(self.filters))}"
+        if self.search:
+            text += f", search {self.search!r}"
+        return text
 
 
 #: Keys a listed row can be checked against: its own fields, compared as the API documents.

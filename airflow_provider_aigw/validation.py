@@ -45,6 +45,20 @@ def parse_literal(value: Any, *, param: str) -> Any:
         raise AIGatewayInputError(f"{param} looks like a list or dict but cannot be parsed: {text[:200]!r}") from None
 
 
+def is_templated(value: Any) -> bool:
+    """Whether ``value`` is only known at run time: a Jinja template, an XComArg, or a list or dict holding one.
+
+    Such a value is checked once rendered (in ``execute``); a static one when the task is created.
+    """
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, Mapping):
+        return any(is_templated(key) or is_templated(item) for key, item in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(is_templated(item) for item in value)
+    return hasattr(value, "iter_references")  # an XComArg (Airflow's ResolveMixin), resolved at run time
+
+
 def validate_positive(
     value: Any,
     *,
@@ -159,3 +173,43 @@ def validate_names(value: Any, *, param: str) -> list[str]:
         if not isinstance(name, str) or not name:
             raise AIGatewayInputError(f"{param} must hold non-empty strings, got {name!r}")
     return list(dict.fromkeys(value))
+
+
+def _number_in(value: Any, low: float, high: float) -> bool:
+    """A finite int or float (never a bool) from ``low`` to ``high``."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and low <= value <= high
+
+
+def validate_feedback(value: Any, *, param: str = "feedback") -> float:
+    """A log's feedback: a number from -1 (thumbs down) to 1 (thumbs up)."""
+    if not _number_in(value, -1, 1):
+        raise AIGatewayInputError(f"{param} must be a number from -1 to 1 (or None), got {value!r}")
+    return value
+
+
+def validate_score(value: Any, *, param: str = "score") -> float:
+    """A log's score: a number from 0 to 100."""
+    if not _number_in(value, 0, 100):
+        raise AIGatewayInputError(f"{param} must be a number from 0 to 100 (or None), got {value!r}")
+    return value
+
+
+#: Most entries of a log's metadata.
+MAX_METADATA_ENTRIES = 5
+
+
+def validate_metadata(value: Any, *, param: str = "metadata") -> dict[str, str | float | bool]:
+    """A log's metadata: a dict of at most 5 non-empty string keys to strings, finite numbers or booleans.
+
+    Returns a copy, so that the caller's dict changing later changes nothing.
+    """
+    if not isinstance(value, Mapping):
+        raise AIGatewayInputError(f"{param} must be a dict (or None), got {type(value).__name__}")
+    if len(value) > MAX_METADATA_ENTRIES:
+        raise AIGatewayInputError(f"{param} holds at most {MAX_METADATA_ENTRIES} entries, got {len(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise AIGatewayInputError(f"{param} keys must be non-empty strings, got {key!r}")
+        if not isinstance(item, (str, int, float, bool)) or (isinstance(item, float) and not math.isfinite(item)):
+            raise AIGatewayInputError(f"{param}[{key!r}] must be a string, finite number or boolean, got {item!r}")
+    return dict(value)

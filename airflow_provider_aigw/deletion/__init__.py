@@ -34,7 +34,6 @@ from airflow_provider_aigw.deletion.confined import (
     ConfinedDelete,
     Target,
     announce,
-    describe,
     listed_ids,
     sample,
 )
@@ -44,7 +43,7 @@ from airflow_provider_aigw.deletion.exported import (
     load_manifest,
     manifest_scope,
 )
-from airflow_provider_aigw.deletion.listed import UNFILTERED_DELETE, delete_listed
+from airflow_provider_aigw.deletion.listed import UNFILTERED_DELETE, delete_listed, validate_delete_query
 
 __all__ = [
     "CANARY_SIZE",
@@ -56,9 +55,9 @@ __all__ = [
     "delete_exported",
     "delete_from_manifest",
     "delete_listed",
-    "describe",
     "listed_ids",
     "load_manifest",
     "manifest_scope",
     "sample",
+    "validate_delete_query",
 ]

@@ -9,20 +9,16 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
-import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
+from airflow_provider_aigw.client import MAX_DELETE_LIMIT, AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayUnsafeDeleteError, AIGatewayURLTooLongError
-from airflow_provider_aigw.query import Filter
+from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.timestamps import CREATED_AT_RESOLUTION, format_bound, format_time, parse_created_at
-
-if TYPE_CHECKING:
-    from airflow_provider_aigw.client import AIGatewayClient
 
 __all__ = [
     "CANARY_SIZE",
@@ -31,7 +27,6 @@ __all__ = [
     "ConfinedDelete",
     "Target",
     "announce",
-    "describe",
     "listed_ids",
     "sample",
 ]
@@ -65,19 +60,14 @@ def sample(ids: Iterable[str], total: int | None = None) -> str:
     return text + (f" ... and {count - len(listed)} more" if count > len(listed) else "")
 
 
-def listed_ids(
-    client: AIGatewayClient,
-    gateway: str,
-    filters: list[Filter],
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-) -> Iterator[Target]:
-    """The logs matching now, by keyset walk (ceil(N/50) requests), checked to lie in the window.
+def listed_ids(client: AIGatewayClient, query: LogQuery) -> Iterator[Target]:
+    """The logs of ``query`` now, by keyset walk (ceil(N/50) requests), checked to lie in its window.
 
     :raises AIGatewayUnsafeDeleteError: the API returned a log outside ``[start, end)``: it did
         not apply the ``created_at`` filter, so no delete may rely on it.
     """
-    for row in client.iter_logs(gateway, filters=filters, start=start, end=end):
+    start, end = query.start, query.end
+    for row in client.iter_logs(query):
         created = parse_created_at(str(row.get("created_at")))
         if (start is not None and created < start) or (end is not None and created >= end):
             raise AIGatewayUnsafeDeleteError(
@@ -100,22 +90,16 @@ class ConfinedDelete:
     414 a batch is halved before any part of it is sent again.
 
     :param client: the API client.
-    :param gateway: the gateway.
-    :param filters: the caller's filters (sent with every DELETE, too).
-    :param start: window start (inclusive) or None.
-    :param end: window end (exclusive) or None.
-    :param limit: most ids per DELETE (1-10,000; the URL length caps it at about 320).
+    :param query: the gateway, the caller's filters (sent with every DELETE, too) and window.
+    :param batch_size: most ids per DELETE (1-10,000; the URL length caps it at about 320).
     :param logger: where progress goes (the task's logger).
     :param protected: ``created_at`` instants of logs no DELETE's slice may hold.
     :param expected: how many logs the run will name, for the error of a delete that stops midway.
     """
 
     client: AIGatewayClient
-    gateway: str
-    filters: list[Filter]
-    start: dt.datetime | None
-    end: dt.datetime | None
-    limit: int = field(default=MAX_DELETE_LIMIT, kw_only=True)
+    query: LogQuery
+    batch_size: int = field(default=MAX_DELETE_LIMIT, kw_only=True)
     logger: Any = field(default=log, kw_only=True)
     protected: Iterable[dt.datetime] = field(default=(), kw_only=True)
     expected: int | None = field(default=None, kw_only=True)
@@ -156,9 +140,8 @@ class ConfinedDelete:
     def _in_scope(self, targets: Iterator[Target]) -> Iterator[Target]:
         """The targets inside the window (no DELETE of this scope could match the others)."""
         for target in targets:
-            if (self.start is None or target.created_at >= self.start) and (
-                self.end is None or target.created_at < self.end
-            ):
+            start, end = self.query.start, self.query.end
+            if (start is None or target.created_at >= start) and (end is None or target.created_at < end):
                 yield target
 
     def _protect(self, instant: dt.datetime) -> None:
@@ -178,7 +161,7 @@ class ConfinedDelete:
         """The canary's logs: a run of CANARY_SIZE + 2 deletable targets in ascending order, no
         protected instant among or between them (else the longest such run); ``read`` gets every
         target read. The first and the last stay unnamed when the run holds three or more."""
-        want = min(CANARY_SIZE, self.limit) + 2
+        want = min(CANARY_SIZE, self.batch_size) + 2
         run: list[Target] = []
         best: list[Target] = []
         for target in stream:
@@ -221,7 +204,7 @@ class ConfinedDelete:
                 continue
             cost = _id_cost(target)
             if batch and (
-                len(batch) >= self.limit
+                len(batch) >= self.batch_size
                 or size + cost > self._id_chars
                 or target.created_at < batch[-1].created_at
                 or self._crosses_protected(batch[-1].created_at, target.created_at)
@@ -273,11 +256,9 @@ class ConfinedDelete:
                 f"a DELETE's created_at slice [{format_time(first)}, {format_time(high)}) holds a kept log; not sent"
             )
         ids = [t.log_id for t in batch]
+        named = {"key": "id", "operator": "eq", "value": ids}
         self.client.delete_logs(
-            self.gateway,
-            filters=[*self.filters, {"key": "id", "operator": "eq", "value": ids}],
-            start=first,
-            end=high,
+            replace(self.query, filters=(*self.query.filters, named), start=first, end=high),
             limit=len(around),
             order_by="created_at",
             order_by_direction="asc",
@@ -305,10 +286,9 @@ class ConfinedDelete:
         The total is a count without the caller's filters: if the API ignored those too, a
         DELETE could reach non-matching logs, which the listing of matching ones would not show.
         """
-        listed = {
-            str(row.get("id")) for row in self.client.iter_logs(self.gateway, filters=self.filters, start=low, end=high)
-        }
-        everything = self.client.count_logs(self.gateway, start=low, end=high) if self.filters else len(listed)
+        scope = replace(self.query, start=low, end=high)
+        listed = {str(row.get("id")) for row in self.client.iter_logs(scope)}
+        everything = self.client.count_logs(replace(scope, filters=())) if self.query.filters else len(listed)
         return listed, everything
 
     def _canary(self, run: list[Target]) -> None:
@@ -377,7 +357,7 @@ class ConfinedDelete:
         is still there (an id-less DELETE takes it too), and no log older than the slice is left."""
         if len(run) < 3 or run[-1].log_id not in after or not vanished <= {run[0].log_id}:
             return False
-        return self.client.count_logs(self.gateway, end=run[0].created_at) == 0
+        return self.client.count_logs(LogQuery(gateway_id=self.query.gateway_id, end=run[0].created_at)) == 0
 
 
 def _named_of(run: list[Target]) -> list[Target]:
@@ -391,7 +371,7 @@ def _id_cost(target: Target) -> int:
 
 
 def announce(
-    scope: str, deletable: int, matching: int, *, report_only: bool, logger: Any, what: str = "logs", kept: int = 0
+    scope: str, deletable: int, matching: int, *, dry_run: bool, logger: Any, what: str = "logs", kept: int = 0
 ) -> bool:
     """Log what a delete is about to do; ``False`` when it ends here (a dry run, or nothing matches).
 
@@ -399,7 +379,7 @@ def announce(
     :param matching: logs matching now (kept ones included).
     :param kept: matching logs it will not delete (their bodies were not archived).
     """
-    if report_only:
+    if dry_run:
         note = f", {kept} kept (body not archived)" if kept else ""
         logger.info("dry run: %d %s would be deleted (%s)%s", deletable, what, scope, note)
         return False
@@ -408,12 +388,3 @@ def announce(
         return False
     logger.info("deleting the %d matching %s (%s) by id", deletable, what, scope)
     return True
-
-
-def describe(gateway: str, filters: list[Filter], start: dt.datetime | None, end: dt.datetime | None) -> str:
-    """``gateway 'g', window [a, b), filters [...]`` for messages."""
-    window = f"[{format_time(start) if start else '-inf'}, {format_time(end) if end else 'now'})"
-    text = f"gateway {gateway!r}, window {window}"
-    if filters:
-        text += f", filters {json.dumps(filters)}"
-    return text

@@ -11,11 +11,11 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
+from airflow_provider_aigw.client import MAX_DELETE_LIMIT, MAX_PER_PAGE, AIGatewayClient
 from airflow_provider_aigw.compat import ObjectStoragePath
-from airflow_provider_aigw.deletion.confined import ConfinedDelete, Target, announce, describe, listed_ids, sample
+from airflow_provider_aigw.deletion.confined import ConfinedDelete, Target, announce, listed_ids, sample
 from airflow_provider_aigw.exceptions import (
     AIGatewayBodyError,
     AIGatewayError,
@@ -24,12 +24,15 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayUnsafeDeleteError,
 )
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
-from airflow_provider_aigw.export.run import Progress
-from airflow_provider_aigw.query import Filter, normalize_filters, validate_delete_filter_keys, validate_window
-from airflow_provider_aigw.timestamps import TimeLike, format_time, parse_created_at
-
-if TYPE_CHECKING:
-    from airflow_provider_aigw.client import AIGatewayClient
+from airflow_provider_aigw.progress import Progress
+from airflow_provider_aigw.query import (
+    Filter,
+    LogQuery,
+    normalize_filters,
+    validate_delete_filter_keys,
+    validate_window,
+)
+from airflow_provider_aigw.timestamps import format_time, parse_created_at
 
 __all__ = ["delete_exported", "delete_from_manifest", "load_manifest", "manifest_scope"]
 
@@ -56,18 +59,11 @@ def _canonical(filters: list[Filter]) -> list[str]:
     return sorted(json.dumps(f, sort_keys=True) for f in filters)
 
 
-def manifest_scope(
-    manifest: Mapping[str, Any],
-    *,
-    filters: Any = None,
-    start: TimeLike | None = None,
-    end: TimeLike | None = None,
-    gateway_id: str | None = None,
-) -> tuple[list[Filter], dt.datetime, dt.datetime]:
-    """The manifest's filters and window, checked against those given too (before any request).
+def manifest_scope(manifest: Mapping[str, Any], given: LogQuery | None = None) -> LogQuery:
+    """The manifest's gateway, filters and window, checked against what was given too (before any request).
 
-    A given ``start``, ``end``, ``filters`` or ``gateway_id`` must equal the manifest's: with a
-    manifest the delete covers exactly the export.
+    A gateway, start, end or filters ``given`` must equal the manifest's: with a manifest the
+    delete covers exactly the export (no filters given means the manifest's, whatever they are).
 
     :raises AIGatewayInputError: a given value differs from the manifest's, or the manifest's
         window is incomplete.
@@ -77,50 +73,39 @@ def manifest_scope(
     own_start, own_end = validate_window(manifest["window"]["start"], manifest["window"]["end"])
     if own_start is None or own_end is None:
         raise AIGatewayInputError("the manifest's window has no start or end: is it an AI Gateway export manifest?")
-    exported = f"[{format_time(own_start)}, {format_time(own_end)})"
-    given_start, given_end = validate_window(start, end)
-    for name, given, value in (("start", given_start, own_start), ("end", given_end, own_end)):
-        if given is not None and given != value:
+    if given is not None:
+        exported = f"[{format_time(own_start)}, {format_time(own_end)})"
+        for name, value, mine in (("start", given.start, own_start), ("end", given.end, own_end)):
+            if value is not None and value != mine:
+                raise AIGatewayInputError(
+                    f"{name} {format_time(value)} differs from the manifest's window {exported}: with manifest= "
+                    "the delete covers exactly the exported window (pass the same window, or none)"
+                )
+        if given.filters and _canonical(list(given.filters)) != _canonical(own):
             raise AIGatewayInputError(
-                f"{name} {format_time(given)} differs from the manifest's window {exported}: with manifest= "
-                "the delete covers exactly the exported window (pass the same window, or none)"
-            )
-    if filters is not None:
-        given_filters = normalize_filters(filters)
-        if _canonical(given_filters) != _canonical(own):
-            raise AIGatewayInputError(
-                f"filters {json.dumps(given_filters)} differ from the manifest's {json.dumps(own)}: with "
+                f"filters {json.dumps(list(given.filters))} differ from the manifest's {json.dumps(own)}: with "
                 "manifest= the delete covers exactly the exported filters (pass the same filters, or none)"
             )
-    if gateway_id and gateway_id != manifest["gateway_id"]:
-        raise AIGatewayInputError(f"gateway_id {gateway_id!r} differs from the manifest's {manifest['gateway_id']!r}")
-    return own, own_start, own_end
+        if given.gateway_id and given.gateway_id != manifest["gateway_id"]:
+            raise AIGatewayInputError(
+                f"gateway_id {given.gateway_id!r} differs from the manifest's {manifest['gateway_id']!r}"
+            )
+        if given.search:
+            raise AIGatewayInputError("a delete takes no search: with manifest= it covers exactly the export")
+    return LogQuery(manifest["gateway_id"], tuple(own), own_start, own_end)
 
 
-def delete_from_manifest(
-    client: AIGatewayClient,
-    manifest: Any,
-    *,
-    filters: Any = None,
-    start: TimeLike | None = None,
-    end: TimeLike | None = None,
-    gateway_id: str | None = None,
-    **options: Any,
-) -> int:
+def delete_from_manifest(client: AIGatewayClient, manifest: Any, query: LogQuery | None = None, **options: Any) -> int:
     """Delete the exported logs of ``manifest`` (XCom, URL or manifest); returns how many.
 
-    :func:`load_manifest`, then :func:`manifest_scope` (a given ``filters``, ``start``, ``end``
-    or ``gateway_id`` must agree with the manifest), then :func:`delete_exported` on the
-    manifest's gateway, window and filters.
+    :func:`load_manifest`, then :func:`manifest_scope` (a gateway, filters, start or end in
+    ``query`` must agree with the manifest), then :func:`delete_exported` on the manifest's
+    gateway, window and filters.
 
-    :param options: ``limit``, ``report_only``, ``logger`` and ``source`` of :func:`delete_exported`.
+    :param options: ``batch_size``, ``dry_run``, ``logger`` and ``source`` of :func:`delete_exported`.
     """
     manifest = load_manifest(manifest)
-    scope = manifest_scope(manifest, filters=filters, start=start, end=end, gateway_id=gateway_id)
-    own_filters, own_start, own_end = scope
-    return delete_exported(
-        client, manifest, gateway=manifest["gateway_id"], filters=own_filters, start=own_start, end=own_end, **options
-    )
+    return delete_exported(client, manifest, manifest_scope(manifest, query), **options)
 
 
 def _validate_account(manifest: Mapping[str, Any], account: str, source: str, logger: Any) -> None:
@@ -145,13 +130,10 @@ def _body_failed(record: Mapping[str, Any]) -> bool:
 def delete_exported(
     client: AIGatewayClient,
     manifest: Mapping[str, Any],
+    query: LogQuery,
     *,
-    gateway: str,
-    filters: list[Filter],
-    start: dt.datetime,
-    end: dt.datetime,
-    limit: int = MAX_DELETE_LIMIT,
-    report_only: bool = False,
+    batch_size: int = MAX_DELETE_LIMIT,
+    dry_run: bool = False,
     logger: Any = log,
     source: str = "the client",
 ) -> int:
@@ -167,6 +149,9 @@ def delete_exported(
        (the API did not delete by id), a log that is not in the export fails as a late arrival, a
        kept log fails as unarchived. Everything else was deleted.
 
+    :param query: the manifest's gateway, filters and window (:func:`manifest_scope`).
+    :param batch_size: most ids per DELETE.
+    :param dry_run: only verify and report what would be deleted; returns that number.
     :param logger: where progress goes (the task's logger).
     :param source: names the client's connection in errors (e.g. ``"connection 'aigw'"``).
     :raises AIGatewayInputError: the manifest comes from another account than the client's.
@@ -175,30 +160,36 @@ def delete_exported(
     :raises AIGatewayBodyError: logs whose bodies were not archived were kept.
     """
     _validate_account(manifest, client.account_id, source, logger)
-    scope = describe(gateway, filters, start, end)
-    window = f"[{format_time(start)}, {format_time(end)})"
+    scope = query.describe()
+    window = f"[{format_time(query.start)}, {format_time(query.end)})" if query.start and query.end else scope
     exported = int(manifest["count"])
-    matching = client.count_logs(gateway, filters=filters, start=start, end=end)
+    matching = client.count_logs(query)
     if matching > exported:
         raise AIGatewayLateLogsError(
-            f"refusing to delete: {matching} logs match gateway {gateway!r} window {window} now, but the export "
-            f"wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was deleted. "
-            "Re-run the export for this window (it rewrites the same files and manifest), then this delete"
+            f"refusing to delete: {matching} logs match gateway {query.gateway_id!r} window {window} now, but the "
+            f"export wrote {exported}; {matching - exported} arrived late and were never exported. Nothing was "
+            "deleted. Re-run the export for this window (it rewrites the same files and manifest), then this delete"
         )
     present, kept_at = _read_archive(manifest, exported)
     kept_ids = set(kept_at)
     sent_before = client.requests_sent
-    checking = Progress(logger, expected=matching, requests=lambda: client.requests_sent - sent_before, done="checked")
-    walk = checking.wrap(listed_ids(client, gateway, filters, start, end))
+    checking = Progress(
+        logger,
+        expected=matching,
+        requests=lambda: client.requests_sent - sent_before,
+        per_page=MAX_PER_PAGE,
+        done="checked",
+    )
+    walk = checking.wrap(listed_ids(client, query))
     now, kept_now = _prove_exported(walk, present, kept_ids, window)
     checking.report()
     deletable = now - kept_now
-    if not announce(scope, deletable, now, report_only=report_only, logger=logger, what="exported logs", kept=kept_now):
-        return deletable if report_only else 0
+    if not announce(scope, deletable, now, dry_run=dry_run, logger=logger, what="exported logs", kept=kept_now):
+        return deletable if dry_run else 0
     # No DELETE's created_at slice may hold a kept log that is still there.
     protected = [at for log_id, at in kept_at.items() if present[log_id]]
     deleter = ConfinedDelete(
-        client, gateway, filters, start, end, limit=limit, logger=logger, protected=protected, expected=deletable
+        client, query, batch_size=batch_size, logger=logger, protected=protected, expected=deletable
     )
     # Exported logs that are gone already (retention, an earlier attempt) are not named again.
     deleter.run(
@@ -207,8 +198,8 @@ def delete_exported(
         if present.get(str(r.get("id")))
     )
     deleted = deletable - len(deleter.withheld)
-    if client.count_logs(gateway, filters=filters, start=start, end=end):
-        left = listed_ids(client, gateway, filters, start, end)
+    if client.count_logs(query):
+        left = listed_ids(client, query)
         _check_left(left, present, kept_ids, set(deleter.withheld), scope, deleted)
     logger.info("deleted %d logs (%s) in %d DELETE call(s)", deleted, scope, deleter.calls)
     return deleted

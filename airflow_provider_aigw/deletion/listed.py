@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
-from airflow_provider_aigw.calls import MAX_DELETE_LIMIT
-from airflow_provider_aigw.deletion.confined import ConfinedDelete, announce, describe, listed_ids
+from airflow_provider_aigw.client import MAX_DELETE_LIMIT, AIGatewayClient
+from airflow_provider_aigw.deletion.confined import ConfinedDelete, announce, listed_ids
 from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayUnsafeDeleteError
-from airflow_provider_aigw.query import normalize_filters, validate_delete_filter_keys, validate_window
-from airflow_provider_aigw.timestamps import TimeLike
+from airflow_provider_aigw.query import LogQuery, validate_delete_filter_keys
+from airflow_provider_aigw.validation import validate_gateway_id
 
-if TYPE_CHECKING:
-    from airflow_provider_aigw.client import AIGatewayClient
-
-__all__ = ["UNFILTERED_DELETE", "delete_listed"]
+__all__ = ["UNFILTERED_DELETE", "delete_listed", "validate_delete_query"]
 
 log = logging.getLogger(__name__)
 
@@ -26,44 +24,52 @@ UNFILTERED_DELETE = (
 )
 
 
+def validate_delete_query(query: LogQuery) -> None:
+    """Refuse a query a delete cannot keep exact: undocumented filter keys, a search, or no filters and no window.
+
+    :raises AIGatewayInputError: naming what is wrong (before any request).
+    """
+    validate_delete_filter_keys(query.filters)
+    if query.search:
+        raise AIGatewayInputError("a delete takes no search: the DELETE endpoint has none")
+    if not query.filters and query.start is None and query.end is None:
+        raise AIGatewayInputError(UNFILTERED_DELETE)
+
+
 def delete_listed(
     client: AIGatewayClient,
+    query: LogQuery,
     *,
-    gateway: str,
-    filters: Any,
-    start: TimeLike | None,
-    end: TimeLike | None,
-    limit: int = MAX_DELETE_LIMIT,
+    batch_size: int = MAX_DELETE_LIMIT,
     allow_match_all: bool = False,
-    report_only: bool = False,
+    dry_run: bool = False,
     logger: Any = log,
 ) -> int:
-    """Delete the logs matching filters and window, by listed id; returns how many were named.
+    """Delete the logs of ``query`` by listed id; returns how many were named.
 
     When filters other than ``created_at`` are given they must narrow: if they match as many logs
     as the window alone, the API may have ignored one, and the delete is refused unless
     ``allow_match_all``. The matching logs are then listed (keyset walk) and deleted by
     :class:`ConfinedDelete` as they are listed, so the set deleted is the set listed.
 
-    :param filters: filters in the API's shape (documented keys only).
-    :param start: window start (inclusive), aware datetime or ISO 8601 string.
-    :param end: window end (exclusive).
+    :param query: the gateway (default: the client's), filters (documented keys only) and window.
+    :param batch_size: most ids per DELETE.
+    :param dry_run: only count and report what would be deleted; returns that number.
     :param logger: where progress goes (the task's logger).
-    :raises AIGatewayInputError: invalid filters or window, or neither of them (checked before any request).
+    :raises AIGatewayInputError: an undocumented filter key, a search, or neither filters nor a window
+        (checked before any request).
     :raises AIGatewayUnsafeDeleteError: the filters do not narrow the window, or the API did not
         apply a filter of a DELETE.
     """
-    filters = normalize_filters(filters)
-    validate_delete_filter_keys(filters)
-    start, end = validate_window(start, end)
-    if not filters and start is None and end is None:
-        raise AIGatewayInputError(UNFILTERED_DELETE)
-    scope = describe(gateway, filters, start, end)
-    matching = client.count_logs(gateway, filters=filters, start=start, end=end)
-    narrowing = [f for f in filters if f["key"] != "created_at"]
+    validate_delete_query(query)
+    query = query.with_gateway(client.gateway_id)
+    validate_gateway_id(query.gateway_id)
+    scope = query.describe()
+    matching = client.count_logs(query)
+    narrowing = [f for f in query.filters if f["key"] != "created_at"]
     if narrowing and matching and not allow_match_all:
         window_only = client.count_logs(
-            gateway, filters=[f for f in filters if f["key"] == "created_at"], start=start, end=end
+            replace(query, filters=tuple(f for f in query.filters if f["key"] == "created_at"))
         )
         if matching >= window_only:
             raise AIGatewayUnsafeDeleteError(
@@ -72,11 +78,11 @@ def delete_listed(
                 "it does not apply, without an error), and the DELETE would then take every log of the window. "
                 "If the filters really match every log, pass allow_match_all=True. Nothing was deleted"
             )
-    if not announce(scope, matching, matching, report_only=report_only, logger=logger):
-        return matching if report_only else 0
-    deleter = ConfinedDelete(client, gateway, filters, start, end, limit=limit, logger=logger, expected=matching)
-    deleter.run(listed_ids(client, gateway, filters, start, end))
-    left = client.count_logs(gateway, filters=filters, start=start, end=end)
+    if not announce(scope, matching, matching, dry_run=dry_run, logger=logger):
+        return matching if dry_run else 0
+    deleter = ConfinedDelete(client, query, batch_size=batch_size, logger=logger, expected=matching)
+    deleter.run(listed_ids(client, query))
+    left = client.count_logs(query)
     if left:
         logger.warning(
             "%d log(s) match now that were not listed when the delete walked the window (they arrived "

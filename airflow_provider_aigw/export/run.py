@@ -2,45 +2,39 @@
 
 :class:`~airflow_provider_aigw.operators.ai_gateway.AIGatewayExportLogsOperator` resolves its
 arguments and calls :func:`export_window` and :func:`run_export`; the files themselves are
-written by :func:`~airflow_provider_aigw.export.writer.export_logs`. The hook is passed in (it
-is imported here for typing only), so the export package never imports operators or hooks.
+written by :func:`~airflow_provider_aigw.export.writer.export_logs`. The logs are read with the
+client passed in, so the export package never imports operators or hooks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aigw.bodies import BodyFetcher
+from airflow_provider_aigw.client import MAX_PER_PAGE, AIGatewayClient
 from airflow_provider_aigw.compat import Asset, ObjectStoragePath
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError, AIGatewayListingError
 from airflow_provider_aigw.export.destination import resolve_destination, strip_userinfo
+from airflow_provider_aigw.export.bodies import BodyFetcher
 from airflow_provider_aigw.export.writer import export_logs
-from airflow_provider_aigw.listing import MAX_PER_PAGE
-from airflow_provider_aigw.query import Filter, contradicted_filter, validate_window, window_filters
+from airflow_provider_aigw.progress import Progress
+from airflow_provider_aigw.query import LogQuery, contradicted_filter, validate_window
 from airflow_provider_aigw.timestamps import format_time, parse_time
 from airflow_provider_aigw.validation import validate_choice
 
 if TYPE_CHECKING:
     import pendulum
 
-    from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-
 __all__ = [
     "DEFAULT_SETTLE_LAG",
     "ON_BODY_ERROR",
-    "PROGRESS_INTERVAL",
     "ExportRun",
-    "Progress",
     "checked_rows",
     "destination_assets",
     "export_window",
-    "format_duration",
     "run_export",
 ]
 
@@ -49,76 +43,8 @@ log = logging.getLogger(__name__)
 #: Logs can become listable up to a minute after they were created: an export window must
 #: end at least this long ago (the operator's ``settle_lag``).
 DEFAULT_SETTLE_LAG = dt.timedelta(minutes=5)
-#: Seconds between progress lines of a long export.
-PROGRESS_INTERVAL = 30.0
-#: What :meth:`Progress.wrap` passes through (a log dict, or the delete's targets).
-_Item = TypeVar("_Item")
 #: What a failed body fetch does to the task: fail it (after writing everything) or warn.
 ON_BODY_ERROR = ("fail", "warn")
-
-
-def format_duration(seconds: float) -> str:
-    """``1h02m``, ``3m04s`` or ``5s``, for progress lines."""
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-@dataclass
-class Progress:
-    """Logs throughput and ETA of a long walk of logs at most every ``interval`` seconds.
-
-    :param logger: where the lines go (the task's logger).
-    :param expected: logs that matched when the walk started.
-    :param requests: API requests this walk has sent so far.
-    :param interval: seconds between lines.
-    :param done: what is done to each log, the verb of the line (``"exported"``; the delete's
-        check: ``"checked"``).
-    """
-
-    logger: Any
-    expected: int = field(kw_only=True)
-    requests: Callable[[], int] = field(kw_only=True)
-    interval: float = field(default=PROGRESS_INTERVAL, kw_only=True)
-    done: str = field(default="exported", kw_only=True)
-    #: Logs passed through so far.
-    count: int = field(default=0, init=False)
-    _started: float = field(default_factory=time.monotonic, init=False)
-    _last: float = field(default=0.0, init=False)
-
-    def __post_init__(self) -> None:
-        self._last = self._started
-
-    def wrap(self, logs: Iterable[_Item]) -> Iterator[_Item]:
-        """Pass ``logs`` through, counting them and reporting every ``interval`` seconds."""
-        for item in logs:
-            self.count += 1
-            yield item
-            now = time.monotonic()
-            if now - self._last >= self.interval:
-                self._last = now
-                self.report(now)
-
-    def report(self, now: float | None = None) -> None:
-        """Log one progress line."""
-        elapsed = (now or time.monotonic()) - self._started
-        rate = self.count / elapsed if elapsed > 0 else 0.0
-        pages = math.ceil(self.count / MAX_PER_PAGE)
-        line = (
-            f"{self.done} {self.count:,} of {self.expected:,} logs, {pages:,} pages, "
-            f"{self.requests():,} API requests"
-        )
-        if elapsed > 0:
-            line += f", {rate:,.0f} logs/s, {format_duration(elapsed)} elapsed"
-        left = self.expected - self.count
-        if left > 0 and rate > 0:
-            line += f", ETA {format_duration(left / rate)}"
-        self.logger.info(line)
 
 
 def destination_assets(destination: Any) -> list[Asset]:
@@ -221,34 +147,54 @@ class ExportRun:
         logger.warning("%s; their rows are exported with body status 'failed'", self.body_failures)
 
 
-def checked_rows(logs: Iterable[dict[str, Any]], filters: list[Filter], window: str) -> Iterator[dict[str, Any]]:
-    """Pass ``logs`` through, stopping at the first row outside the window or against the filters.
+def checked_rows(logs: Iterable[dict[str, Any]], query: LogQuery) -> Iterator[dict[str, Any]]:
+    """Pass ``logs`` through, stopping at the first row outside the query's window or against its filters.
 
-    ``filters`` include the window's ``created_at`` bounds; only what a row shows is judged
-    (:func:`~airflow_provider_aigw.query.contradicted_filter`).
+    Only what a row shows is judged (:func:`~airflow_provider_aigw.query.contradicted_filter`).
 
     :raises AIGatewayListingError: naming the row and the filter the API did not apply.
     """
+    filters = query.api_filters()
     for row in logs:
         flt = contradicted_filter(row, filters)
         if flt is not None:
             raise AIGatewayListingError(
                 f"The API did not apply the filter {flt['key']} {flt['operator']} {flt['value']}: listing "
-                f"the window {window} returned log {row.get('id')!r} ({flt['key']}={row.get(flt['key'])!r}). "
+                f"the window {_window(query)} returned log {row.get('id')!r} ({flt['key']}={row.get(flt['key'])!r}). "
                 "Nothing was committed",
                 method="GET",
             )
         yield row
 
 
+def _window(query: LogQuery) -> str:
+    """``[start, end)`` of an export's query, for messages."""
+    return f"[{format_time(query.start)}, {format_time(query.end)})" if query.start and query.end else "[-, -)"
+
+
+def _export_query(client: AIGatewayClient, query: LogQuery) -> tuple[LogQuery, str, dt.datetime, dt.datetime]:
+    """The query of an export, its gateway (the client's when it names none) and its closed window.
+
+    :raises AIGatewayInputError: no gateway, an open window, or a search (a manifest cannot record it).
+    """
+    query = query.with_gateway(client.gateway_id)
+    if not query.gateway_id:
+        raise AIGatewayInputError("an export needs a gateway: name it in the query or the client's gateway_id")
+    if query.start is None or query.end is None:
+        raise AIGatewayInputError("an export needs a closed window: give the query both start and end")
+    if query.search:
+        raise AIGatewayInputError(
+            "an export takes no search: its manifest records filters and window only, and a delete by "
+            "that manifest would cover more than was exported"
+        )
+    return query, query.gateway_id, query.start, query.end
+
+
 def run_export(
-    hook: AIGatewayHook,
+    client: AIGatewayClient,
+    query: LogQuery,
     destination: Any,
     *,
-    gateway: str,
-    filters: list[Filter],
-    start: dt.datetime,
-    end: dt.datetime,
     format: str,
     include_bodies: bool = False,
     body_concurrency: int = 4,
@@ -259,12 +205,9 @@ def run_export(
 
     The destination is probed for writability before the first API request.
 
-    :param hook: the hook whose connection the logs are read with.
+    :param client: the client the logs are read with.
+    :param query: the gateway (default: the client's), filters and closed ``[start, end)`` window.
     :param destination: storage URL or ``ObjectStoragePath``.
-    :param gateway: the gateway.
-    :param filters: validated filters (wire shape).
-    :param start: window start (inclusive), validated.
-    :param end: window end (exclusive), validated.
     :param format: a format :func:`~airflow_provider_aigw.export.validate_format` accepted.
     :param include_bodies: also fetch each log's request and response bodies.
     :param body_concurrency: parallel body fetches.
@@ -272,32 +215,29 @@ def run_export(
     :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
         ``allow_shrink`` and ``owner`` of :func:`~airflow_provider_aigw.export.export_logs`.
     """
+    query, gateway, start, end = _export_query(client, query)
     target = resolve_destination(destination, check_writable=True)
     url = strip_userinfo(str(target))
-    client = hook.client
     sent_before = client.requests_sent
-    expected = hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
-    window = f"[{format_time(start)}, {format_time(end)})"
-    logger.info("exporting %d logs of gateway %r, %s, as %s to %s", expected, gateway, window, format, url)
-    logs: Iterable[dict[str, Any]] = checked_rows(
-        hook.iter_logs(filters=filters, start=start, end=end, gateway_id=gateway),
-        filters + window_filters(start, end),
-        window,
-    )
+    expected = client.count_logs(query)
+    logger.info("exporting %d logs of gateway %r, %s, as %s to %s", expected, gateway, _window(query), format, url)
+    logs: Iterable[dict[str, Any]] = checked_rows(client.iter_logs(query), query)
     bodies: BodyFetcher | None = None
     if include_bodies:
         bodies = BodyFetcher(
-            hook.get_log_request, hook.get_log_response, gateway=gateway, concurrency=body_concurrency
+            client.get_log_request, client.get_log_response, gateway=gateway, concurrency=body_concurrency
         )
         logs = bodies.rows(logs)
-    progress = Progress(logger, expected=expected, requests=lambda: client.requests_sent - sent_before)
+    progress = Progress(
+        logger, expected=expected, requests=lambda: client.requests_sent - sent_before, per_page=MAX_PER_PAGE
+    )
     result = export_logs(
         progress.wrap(logs),
         target,
         gateway_id=gateway,
         start=start,
         end=end,
-        filters=filters or None,
+        filters=list(query.filters) or None,
         account_id=client.account_id,
         format=format,
         total_count=expected,

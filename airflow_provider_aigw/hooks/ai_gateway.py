@@ -2,32 +2,48 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import datetime as dt
+import logging
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_aigw.bodies import MAX_CONCURRENCY, bounded_map
 from airflow_provider_aigw.budget import (
     DEFAULT_BUDGET_PERIOD,
     DEFAULT_BUDGET_REQUESTS,
     DEFAULT_BUDGET_STORAGE,
 )
-from airflow_provider_aigw.client import (
-    _NOT_SET,
-    DEFAULT_BASE_URL,
-    MAX_PER_PAGE,
-    AIGatewayClient,
-    build_patch_body,
-    clean_credential,
+from airflow_provider_aigw.client import MAX_DELETE_LIMIT, MAX_PER_PAGE, AIGatewayClient
+from airflow_provider_aigw.compat import Asset, BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
+from airflow_provider_aigw.concurrency import MAX_CONCURRENCY, bounded_map
+from airflow_provider_aigw.deletion import delete_from_manifest, delete_listed
+from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.export.formats import validate_format
+from airflow_provider_aigw.export.lineage import export_lineage
+from airflow_provider_aigw.export.run import (
+    DEFAULT_SETTLE_LAG,
+    ExportRun,
+    destination_assets,
+    export_window,
+    run_export,
 )
-from airflow_provider_aigw.compat import BaseHook, connection_form_widgets, mask_secret, ui_field_behaviour
-from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError
-from airflow_provider_aigw.timestamps import TimeLike
+from airflow_provider_aigw.patch import UNSET, LogPatch
+from airflow_provider_aigw.query import LogQuery
+from airflow_provider_aigw.timestamps import TimeLike, format_time
+from airflow_provider_aigw.transport import DEFAULT_BASE_URL, clean_credential
 from airflow_provider_aigw.validation import validate_positive
+
+log = logging.getLogger(__name__)
 
 #: Per-id failures listed in the error of :meth:`AIGatewayHook.patch_logs` before "... and N more".
 _MAX_LISTED_FAILURES = 20
+#: Most matches a logs check returns: they come from one page (the API's maximum is 50).
+MAX_MATCHES_LIMIT = 50
+#: The smallest request timeout / retry budget a logs check gives the client near its deadline.
+MIN_REQUEST_BUDGET = 1.0
 
 #: Connection extras the hook reads, with their types and defaults (documented in docs/connections.rst).
 CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
@@ -59,7 +75,11 @@ class AIGatewayHook(BaseHook):
     ``budget_requests``, ``budget_period``, ``budget_storage`` (``memory://`` or a
     ``redis://`` URL for one budget across every worker) and ``verify_ssl``.
 
-    Every method takes ``gateway_id=None`` meaning "the hook's, else the connection's".
+    Every API method takes ``gateway_id=None`` meaning "the hook's, else the connection's",
+    and the methods that select logs take the same as a validated
+    :class:`~airflow_provider_aigw.query.LogQuery` (``query=``). Besides the endpoints it runs
+    the loops the tasks share: :meth:`check_logs` (the logs sensor and trigger),
+    :meth:`run_export`, :meth:`delete_matching`, :meth:`delete_exported` and :meth:`patch_logs`.
 
     :param aigw_conn_id: Airflow connection id.
     :param gateway_id: gateway to use when a method is not given one.
@@ -213,6 +233,61 @@ class AIGatewayHook(BaseHook):
             return False, f"{type(err).__name__}: {err}"
         return True, f"Connected: gateway {client.gateway_id!r} holds {count} logs"
 
+    def resolve_gateway_id(self, gateway_id: str | None = None) -> str:
+        """The gateway a call goes to: ``gateway_id``, else the hook's, else the connection's.
+
+        Builds the client (fetching the connection); sends nothing.
+
+        :raises AIGatewayInputError: no gateway anywhere.
+        """
+        gateway = gateway_id or self.client.gateway_id
+        if not gateway:
+            raise AIGatewayInputError(
+                f"gateway_id is required: pass gateway_id= or set 'gateway_id' in the extra of "
+                f"connection {self.aigw_conn_id!r}"
+            )
+        return gateway
+
+    def with_gateway(self, query: LogQuery) -> LogQuery:
+        """``query`` naming its gateway: its own, else :meth:`resolve_gateway_id`'s."""
+        return query if query.gateway_id else query.with_gateway(self.resolve_gateway_id())
+
+    @staticmethod
+    def _query(
+        query: LogQuery | None,
+        *,
+        gateway_id: str | None = None,
+        filters: Any = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        search: str | None = None,
+    ) -> LogQuery:
+        """The :class:`~airflow_provider_aigw.query.LogQuery` of a call: ``query``, or one made of the parts.
+
+        :raises AIGatewayInputError: a part is invalid, or given next to ``query`` (a ``gateway_id``
+            may fill a query that names none).
+        """
+        if query is None:
+            return LogQuery.of(gateway_id=gateway_id, filters=filters, start=start, end=end, search=search)
+        if not isinstance(query, LogQuery):
+            raise AIGatewayInputError(f"query must be a LogQuery, got {type(query).__name__}")
+        parts = {"filters": filters, "start": start, "end": end, "search": search}
+        given = sorted(name for name, value in parts.items() if value is not None)
+        if given or (gateway_id and query.gateway_id and gateway_id != query.gateway_id):
+            raise AIGatewayInputError(f"pass query= or {given or ['gateway_id']}, not both")
+        return query.with_gateway(gateway_id)
+
+    @staticmethod
+    def _patch(patch: LogPatch | None, *, feedback: Any, score: Any, metadata: Any) -> LogPatch:
+        """The :class:`~airflow_provider_aigw.patch.LogPatch` of a call: ``patch``, or one made of the fields."""
+        if patch is None:
+            return LogPatch.of(feedback=feedback, score=score, metadata=metadata)
+        if not isinstance(patch, LogPatch):
+            raise AIGatewayInputError(f"patch must be a LogPatch, got {type(patch).__name__}")
+        if any(value is not UNSET for value in (feedback, score, metadata)):
+            raise AIGatewayInputError("pass patch= or feedback/score/metadata, not both")
+        return patch
+
     # ----------------------------------------------------------------- API
 
     def iter_logs(
@@ -227,6 +302,7 @@ class AIGatewayHook(BaseHook):
         search: str | None = None,
         max_results: int | None = None,
         gateway_id: str | None = None,
+        query: LogQuery | None = None,
         **params: Any,
     ) -> Iterator[dict[str, Any]]:
         """Yield matching logs lazily over all pages (keyset walk when ordered by ``created_at``).
@@ -235,16 +311,14 @@ class AIGatewayHook(BaseHook):
         :param start: window start (inclusive), aware datetime or ISO 8601 string.
         :param end: window end (exclusive).
         :param max_results: stop after this many logs without fetching further pages.
+        :param query: the gateway, filters, window and search as one validated
+            :class:`~airflow_provider_aigw.query.LogQuery`, in place of those arguments.
         """
         return self.client.iter_logs(
-            gateway_id,
-            filters=filters,
-            start=start,
-            end=end,
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end, search=search),
             order_by=order_by,
             order_by_direction=order_by_direction,
             per_page=per_page,
-            search=search,
             max_results=max_results,
             **params,
         )
@@ -260,10 +334,13 @@ class AIGatewayHook(BaseHook):
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         gateway_id: str | None = None,
+        query: LogQuery | None = None,
         **params: Any,
     ) -> int:
-        """Number of matching logs (one request)."""
-        return self.client.count_logs(gateway_id, filters=filters, start=start, end=end, **params)
+        """Number of matching logs (one request); ``query`` as in :meth:`iter_logs`."""
+        return self.client.count_logs(
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end), **params
+        )
 
     def get_log(self, log_id: str, *, gateway_id: str | None = None) -> dict[str, Any]:
         """One log's details."""
@@ -281,48 +358,18 @@ class AIGatewayHook(BaseHook):
         self,
         log_id: str,
         *,
-        feedback: Any = _NOT_SET,
-        score: Any = _NOT_SET,
-        metadata: Any = _NOT_SET,
+        feedback: Any = UNSET,
+        score: Any = UNSET,
+        metadata: Any = UNSET,
         gateway_id: str | None = None,
+        patch: LogPatch | None = None,
     ) -> dict[str, Any]:
-        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears."""
-        return self.client.patch_log(log_id, gateway_id, feedback=feedback, score=score, metadata=metadata)
+        """Set feedback (-1..1), score (0..100) and/or metadata of one log; ``None`` clears.
 
-    def patch_logs(
-        self,
-        log_ids: Sequence[str],
-        *,
-        feedback: Any = _NOT_SET,
-        score: Any = _NOT_SET,
-        metadata: Any = _NOT_SET,
-        max_concurrency: int = 4,
-        gateway_id: str | None = None,
-    ) -> int:
-        """:meth:`patch_log` for each id, ``max_concurrency`` at a time; returns how many were patched.
-
-        The values are validated before the first request. Every id is attempted; then
-        :class:`~airflow_provider_aigw.exceptions.AIGatewayError` names the ids that failed, if any.
+        :param patch: a :class:`~airflow_provider_aigw.patch.LogPatch` instead of the fields.
         """
-        build_patch_body(feedback=feedback, score=score, metadata=metadata)
-        validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
-
-        def patch(log_id: str) -> str | None:
-            try:
-                self.patch_log(log_id, feedback=feedback, score=score, metadata=metadata, gateway_id=gateway_id)
-            except AIGatewayError as err:
-                return f"{log_id}: {err}"
-            return None
-
-        failed = [err for err in bounded_map(patch, log_ids, concurrency=max_concurrency) if err]
-        patched = len(log_ids) - len(failed)
-        if failed:
-            listed = "; ".join(failed[:_MAX_LISTED_FAILURES])
-            more = f" ... and {len(failed) - _MAX_LISTED_FAILURES} more" if len(failed) > _MAX_LISTED_FAILURES else ""
-            raise AIGatewayError(
-                f"{len(failed)} of {len(log_ids)} patch(es) failed ({patched} succeeded): {listed}{more}"
-            )
-        return patched
+        patch = self._patch(patch, feedback=feedback, score=score, metadata=metadata)
+        return self.client.patch_log(log_id, patch, gateway_id)
 
     def delete_logs(
         self,
@@ -335,15 +382,246 @@ class AIGatewayHook(BaseHook):
         order_by_direction: str | None = None,
         allow_unfiltered: bool = False,
         gateway_id: str | None = None,
+        query: LogQuery | None = None,
     ) -> None:
-        """Delete up to ``limit`` matching logs in one call (irreversible; no count returned)."""
+        """Delete up to ``limit`` matching logs in ONE call (irreversible; no count returned).
+
+        This is the bare endpoint, which trusts the API to apply every filter; the delete
+        operator uses :meth:`delete_matching` and :meth:`delete_exported`, which stay exact when
+        it does not.
+        """
         self.client.delete_logs(
-            gateway_id,
-            filters=filters,
-            start=start,
-            end=end,
+            self._query(query, gateway_id=gateway_id, filters=filters, start=start, end=end),
             limit=limit,
             order_by=order_by,
             order_by_direction=order_by_direction,
             allow_unfiltered=allow_unfiltered,
         )
+
+    # ------------------------------------------------------ the tasks' loops
+
+    def check_logs(
+        self, query: LogQuery, *, min_count: int, max_matches: int, time_left: float | None = None
+    ) -> dict[str, Any]:
+        """The logs sensor's and trigger's check: the count of matches and the newest ``max_matches``, in ONE request.
+
+        Returns the sensor's XCom value: ``{"count", "min_count", "gateway_id", "start", "end",
+        "matches"}`` where ``matches`` holds at most ``max_matches`` logs, newest first (see
+        :func:`settled_message` for a settled window's log line).
+
+        :param query: the logs to look for (validated).
+        :param min_count: the count the caller waits for (validated with :func:`validate_min_count`);
+            only reported back here.
+        :param max_matches: newest matches to return (validated with :func:`validate_max_matches`).
+        :param time_left: seconds before the caller's deadline: the client's retries and request
+            timeout are then capped by it (at least :data:`MIN_REQUEST_BUDGET`), and with no time
+            left it makes a single attempt, so that the check ends by ``time_left`` plus at most
+            one request's time. Blocking (HTTP); call it off the event loop from async code.
+        """
+        query = self.with_gateway(query)
+        rows, total = _within(self.client, time_left).list_page(
+            query, order_by="created_at", order_by_direction="desc", per_page=max(1, max_matches)
+        )
+        return {
+            "count": total,
+            "min_count": min_count,
+            "gateway_id": query.gateway_id,
+            "start": format_time(query.start) if query.start is not None else None,
+            "end": format_time(query.end) if query.end is not None else None,
+            "matches": rows[:max_matches],
+        }
+
+    def run_export(
+        self,
+        query: LogQuery,
+        destination: Any,
+        *,
+        format: str,
+        data_interval: tuple[Any, Any] = (None, None),
+        settle_lag: dt.timedelta = DEFAULT_SETTLE_LAG,
+        clamp_end: bool = False,
+        include_bodies: bool = False,
+        body_concurrency: int = 4,
+        allow_shrink: bool = False,
+        logger: Any = log,
+        **writer_options: Any,
+    ) -> ExportRun:
+        """Export the logs of a window to ``destination``, with this hook's client.
+
+        The window is ``query``'s, else the run's ``data_interval``, and must have ended
+        ``settle_lag`` ago (:func:`~airflow_provider_aigw.export.run.export_window`); then
+        :func:`~airflow_provider_aigw.export.run.run_export`: count, walk (with bodies), write,
+        progress lines and the summary. Nothing is sent before the window and the destination
+        are checked.
+
+        :param query: gateway (default the hook's, else the connection's), filters and the window
+            (both ends, or neither for the data interval).
+        :param destination: storage URL or ``ObjectStoragePath``.
+        :param format: ``jsonl``, ``jsonl.gz`` or ``parquet``, as :meth:`export_format` returns it.
+        :param data_interval: the run's ``(data_interval_start, data_interval_end)``.
+        :param settle_lag: how long ago the window must have ended.
+        :param clamp_end: move a too-recent end back to ``now - settle_lag`` (a warning), not fail.
+        :param allow_shrink: replace the window's archive with exactly the logs that match now (by
+            default archived logs gone from the gateway are kept: the union).
+        :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part`` and ``owner``
+            of :func:`~airflow_provider_aigw.export.writer.export_logs`.
+        """
+        start, end = export_window(
+            query.start, query.end, interval=data_interval, settle_lag=settle_lag, clamp_end=clamp_end, logger=logger
+        )
+        return run_export(
+            self.client,
+            self.with_gateway(dataclasses.replace(query, start=start, end=end)),
+            destination,
+            format=format,
+            include_bodies=include_bodies,
+            body_concurrency=body_concurrency,
+            logger=logger,
+            allow_shrink=allow_shrink,
+            **writer_options,
+        )
+
+    @staticmethod
+    def export_format(format: Any) -> str:
+        """The canonical export format: ``jsonl``, ``jsonl.gz`` or ``parquet`` (case-insensitive; Parquet
+        needs pyarrow). See :func:`~airflow_provider_aigw.export.formats.validate_format`."""
+        return validate_format(format)
+
+    @staticmethod
+    def export_outlets(destination: Any) -> list[Asset]:
+        """The asset a static export ``destination`` URL names (without user info); none for a local path."""
+        return destination_assets(destination)
+
+    @staticmethod
+    def export_lineage(run: ExportRun | None) -> Any:
+        """The OpenLineage of an export run (the gateway's logs in, the destination out); empty without one."""
+        return export_lineage(run)
+
+    def delete_matching(
+        self,
+        query: LogQuery,
+        *,
+        batch_size: int = MAX_DELETE_LIMIT,
+        dry_run: bool = False,
+        allow_match_all: bool = False,
+        logger: Any = log,
+    ) -> int:
+        """Delete the logs matching ``query``, by listed id in confined batches; returns how many.
+
+        See :func:`~airflow_provider_aigw.deletion.listed.delete_listed`: filters other than
+        ``created_at`` must narrow the window unless ``allow_match_all``.
+
+        :param batch_size: most ids named per DELETE (validated).
+        :param dry_run: only count and report what would be deleted; returns that number.
+        """
+        return delete_listed(
+            self.client,
+            self.with_gateway(query),
+            batch_size=batch_size,
+            dry_run=dry_run,
+            allow_match_all=allow_match_all,
+            logger=logger,
+        )
+
+    def delete_exported(
+        self,
+        manifest: Any,
+        query: LogQuery | None = None,
+        *,
+        batch_size: int = MAX_DELETE_LIMIT,
+        dry_run: bool = False,
+        logger: Any = log,
+    ) -> int:
+        """Delete exactly the exported logs of ``manifest`` (XCom, URL or manifest); returns how many.
+
+        See :func:`~airflow_provider_aigw.deletion.exported.delete_from_manifest`: the archive is
+        proven to hold every log that matches now before anything is deleted.
+
+        :param query: what the caller gave besides the manifest (gateway, filters, window); each
+            part given must equal the manifest's. ``None``: nothing given.
+        :param batch_size: most ids named per DELETE (validated).
+        :param dry_run: only verify, count and report what would be deleted; returns that number.
+        """
+        return delete_from_manifest(
+            self.client,
+            manifest,
+            query,
+            batch_size=batch_size,
+            dry_run=dry_run,
+            logger=logger,
+            source=f"connection {self.aigw_conn_id!r}",
+        )
+
+    def patch_logs(
+        self,
+        log_ids: Sequence[str],
+        patch: LogPatch,
+        *,
+        max_concurrency: int = 4,
+        gateway_id: str | None = None,
+    ) -> int:
+        """Apply ``patch`` to each log, ``max_concurrency`` at a time; returns how many were patched.
+
+        Every id is attempted; then :class:`~airflow_provider_aigw.exceptions.AIGatewayError`
+        names the ids that failed, if any.
+
+        :param patch: what to set, validated (:meth:`LogPatch.of <airflow_provider_aigw.patch.LogPatch.of>`).
+        :param max_concurrency: parallel PATCH requests (1-32).
+        """
+        validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
+        client = self.client
+
+        def patch_one(log_id: str) -> str | None:
+            try:
+                client.patch_log(log_id, patch, gateway_id)
+            except AIGatewayError as err:
+                return f"{log_id}: {err}"
+            return None
+
+        failed = [err for err in bounded_map(patch_one, log_ids, concurrency=max_concurrency) if err]
+        patched = len(log_ids) - len(failed)
+        if failed:
+            listed = "; ".join(failed[:_MAX_LISTED_FAILURES])
+            more = f" ... and {len(failed) - _MAX_LISTED_FAILURES} more" if len(failed) > _MAX_LISTED_FAILURES else ""
+            raise AIGatewayError(
+                f"{len(failed)} of {len(log_ids)} patch(es) failed ({patched} succeeded): {listed}{more}"
+            )
+        return patched
+
+
+def validate_min_count(min_count: Any) -> int:
+    """The count a logs check waits for: an integer >= 1."""
+    return validate_positive(min_count, param="min_count")
+
+
+def validate_max_matches(max_matches: Any) -> int:
+    """How many of the newest matches a logs check returns: an integer from 0 to :data:`MAX_MATCHES_LIMIT`."""
+    return validate_positive(max_matches, param="max_matches", maximum=MAX_MATCHES_LIMIT, allow_zero=True)
+
+
+def settled_message(result: dict[str, Any]) -> str:
+    """The log line of a check that succeeds on a settled window with fewer than ``min_count`` logs."""
+    return (
+        f"window [{result['start']}, {result['end']}) of gateway {result['gateway_id']!r} has settled with "
+        f"{result['count']} matching log(s) (min_count={result['min_count']}): no more can arrive, succeeding "
+        "(succeed_when_settled)"
+    )
+
+
+def _within(client: AIGatewayClient, time_left: float | None) -> AIGatewayClient:
+    """``client`` itself, or with ``time_left`` given a copy whose call ends within it.
+
+    The client may retry a transient failure for up to ``retry_deadline`` (default 15 minutes):
+    the copy's retries and request timeout are capped by the time left (at least
+    :data:`MIN_REQUEST_BUDGET`), and with no time left it makes a single attempt. The copy
+    shares the session and the request budget.
+    """
+    if time_left is None:
+        return client
+    budget = max(MIN_REQUEST_BUDGET, time_left)
+    limited = copy.copy(client)
+    limited.retry_deadline = min(client.retry_deadline, budget)
+    limited.timeout = min(client.timeout, budget)
+    if time_left <= 0:
+        limited.max_retries = 0
+    return limited

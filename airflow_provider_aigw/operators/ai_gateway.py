@@ -1,9 +1,9 @@
 """Operators for the Cloudflare AI Gateway Logs API: list, export, delete and patch logs.
 
-Each operator is a thin layer: it validates its inputs before the first request (with the shared
-validators of :mod:`airflow_provider_aigw.validation`), renders templates, calls one unit of domain code
-(the hook, :mod:`airflow_provider_aigw.export.run` or :mod:`airflow_provider_aigw.deletion`), and
-pushes a small XCom.
+Each operator is a thin layer: it validates its inputs before the first request (into a
+:class:`~airflow_provider_aigw.query.LogQuery` or :class:`~airflow_provider_aigw.patch.LogPatch`,
+when the task is created or, for templated values, once they are rendered), calls one method of
+:class:`~airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook`, and pushes a small XCom.
 """
 
 from __future__ import annotations
@@ -14,36 +14,23 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aigw.bodies import MAX_CONCURRENCY
-from airflow_provider_aigw.client import (
-    DELETE_ORDER_KEYS,
-    LIST_ORDER_KEYS,
-    MAX_DELETE_LIMIT,
-    ORDER_DIRECTIONS,
-    patch_values,
-)
+from airflow_provider_aigw.client import DELETE_ORDER_KEYS, LIST_ORDER_KEYS, MAX_DELETE_LIMIT, ORDER_DIRECTIONS
 from airflow_provider_aigw.compat import Asset, BaseOperator, ObjectStoragePath
-from airflow_provider_aigw.deletion import UNFILTERED_DELETE, delete_from_manifest, delete_listed
+from airflow_provider_aigw.concurrency import MAX_CONCURRENCY
+from airflow_provider_aigw.deletion import UNFILTERED_DELETE, validate_delete_query
 from airflow_provider_aigw.exceptions import AIGatewayInputError
 from airflow_provider_aigw.export import (
     DEFAULT_BYTES_PER_PART,
     DEFAULT_PARTITION_BY,
     DEFAULT_ROWS_PER_PART,
     PARTITION_BY,
-    validate_format,
 )
-from airflow_provider_aigw.export.lineage import export_lineage
-from airflow_provider_aigw.export.run import (
-    DEFAULT_SETTLE_LAG,
-    ON_BODY_ERROR,
-    ExportRun,
-    destination_assets,
-    export_window,
-    run_export,
-)
+from airflow_provider_aigw.export.run import DEFAULT_SETTLE_LAG, ON_BODY_ERROR
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.query import normalize_filters, validate_delete_filter_keys, validate_window
+from airflow_provider_aigw.patch import LogPatch
+from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.validation import (
+    is_templated,
     parse_literal,
     validate_choice,
     validate_duration,
@@ -56,7 +43,6 @@ if TYPE_CHECKING:
     from airflow_provider_aigw.compat import Context
 
 __all__ = [
-    "DEFAULT_SETTLE_LAG",
     "MAX_LIST_XCOM_BYTES",
     "AIGatewayDeleteLogsOperator",
     "AIGatewayExportLogsOperator",
@@ -73,14 +59,20 @@ _BYTES_PER_FIELD = 64
 TimeArg = dt.datetime | str | None
 
 
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
+def _renamed(new: str, new_value: Any, old: str, old_value: Any) -> tuple[str, Any]:
+    """The one given of a renamed parameter's two names, as ``(name, value)``; ``value`` None when neither was.
+
+    :raises AIGatewayInputError: both names were given.
+    """
+    if new_value is not None and old_value is not None:
+        raise AIGatewayInputError(f"pass {new}= or its old name {old}=, not both")
+    return (old, old_value) if old_value is not None else (new, new_value)
 
 
 class _AIGatewayBaseOperator(BaseOperator):
     """Common parameters of the AI Gateway operators.
 
-    :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``).
+    :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``). Templated.
     :param gateway_id: gateway; default the connection's ``gateway_id`` extra. Templated.
     """
 
@@ -97,18 +89,8 @@ class _AIGatewayBaseOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> AIGatewayHook:
-        """The hook (created on first use, after templates are rendered)."""
+        """The hook (created on first use, in ``execute``: after ``aigw_conn_id`` and ``gateway_id`` are rendered)."""
         return AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id or None)
-
-    def _gateway(self) -> str:
-        """The gateway this task works on, validated (builds the client; sends nothing)."""
-        gateway = self.hook.client.gateway_id
-        if not gateway:
-            raise AIGatewayInputError(
-                f"gateway_id is required: pass gateway_id= to {type(self).__name__} or set 'gateway_id' "
-                f"in the extra of connection {self.aigw_conn_id!r}"
-            )
-        return gateway
 
 
 class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
@@ -132,10 +114,10 @@ class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
     :param order_by_direction: ``asc`` (default) or ``desc``.
     :param search: free-text search over metadata. Templated.
     :param gateway_id: gateway; default the connection's. Templated.
-    :param aigw_conn_id: Airflow connection id.
+    :param aigw_conn_id: Airflow connection id. Templated.
     """
 
-    template_fields: Sequence[str] = ("gateway_id", "filters", "start", "end", "search")
+    template_fields: Sequence[str] = ("aigw_conn_id", "gateway_id", "filters", "start", "end", "search")
     template_fields_renderers = {"filters": "json"}
     ui_color = "#f6821f"
 
@@ -170,25 +152,24 @@ class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
         self.order_by = validate_choice(order_by, LIST_ORDER_KEYS, param="order_by")
         self.order_by_direction = validate_choice(order_by_direction, ORDER_DIRECTIONS, param="order_by_direction")
         self.search = search
+        #: The query, validated here unless a part of it is templated (then in execute, once rendered).
+        self._static_query = None if is_templated([filters, start, end, search]) else self._query()
+
+    def _query(self) -> LogQuery:
+        return LogQuery.of(filters=self.filters, start=self.start, end=self.end, search=self.search or None)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        filters = normalize_filters(parse_literal(self.filters, param="filters"))
-        start, end = validate_window(self.start, self.end)
-        gateway = self._gateway()
+        query = self.hook.with_gateway(self._static_query or self._query())
         logs = self.hook.list_logs(
-            filters=filters,
-            start=start,
-            end=end,
+            query=query,
             order_by=self.order_by,
             order_by_direction=self.order_by_direction,
-            search=self.search or None,
             max_results=self.max_results,
-            gateway_id=gateway,
         )
         # A full page of results costs one more request: the count, to say how many matched.
         total = len(logs)
         if total >= self.max_results:
-            total = self.hook.count_logs(filters=filters, start=start, end=end, gateway_id=gateway)
+            total = self.hook.count_logs(query=query)
         if total > self.max_results:
             self.log.warning(
                 "%d logs matched; returning the first %d (order_by=%s %s). Raise max_results, narrow the "
@@ -200,7 +181,7 @@ class AIGatewayListLogsOperator(_AIGatewayBaseOperator):
             )
         if self.fields is not None:
             logs = [{name: item.get(name) for name in self.fields} for item in logs]
-        self.log.info("listed %d logs of gateway %r", len(logs), gateway)
+        self.log.info("listed %d logs of gateway %r", len(logs), query.gateway_id)
         return logs
 
 
@@ -235,13 +216,14 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
     :param bytes_per_part: bytes per part file before it rolls (default 128 MiB).
     :param settle_lag: how long ago the window must end (timedelta or seconds; default 5 min).
     :param clamp_end: move a too-recent ``end`` back to ``now - settle_lag`` (warning), not fail.
-    :param overwrite_smaller: replace the window's archive with exactly the logs that match now,
+    :param allow_shrink: replace the window's archive with exactly the logs that match now,
         dropping archived logs gone from the gateway (by default they are kept: the union).
+    :param overwrite_smaller: the old name of ``allow_shrink``, still accepted (not both).
     :param gateway_id: gateway; default the connection's. Templated.
-    :param aigw_conn_id: Airflow connection id.
+    :param aigw_conn_id: Airflow connection id. Templated.
     """
 
-    template_fields: Sequence[str] = ("gateway_id", "filters", "start", "end", "destination", "format")
+    template_fields: Sequence[str] = ("aigw_conn_id", "gateway_id", "filters", "start", "end", "destination", "format")
     template_fields_renderers = {"filters": "json"}
     ui_color = "#f6821f"
 
@@ -261,11 +243,12 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         bytes_per_part: int = DEFAULT_BYTES_PER_PART,
         settle_lag: dt.timedelta | float = DEFAULT_SETTLE_LAG,
         clamp_end: bool = False,
-        overwrite_smaller: bool = False,
+        allow_shrink: bool | None = None,
+        overwrite_smaller: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and not _is_template(str(destination)):
-            kwargs["outlets"] = destination_assets(destination)
+        if "outlets" not in kwargs and not is_templated(str(destination)):
+            kwargs["outlets"] = AIGatewayHook.export_outlets(destination)
         super().__init__(**kwargs)
         if not isinstance(destination, (str, ObjectStoragePath)) or not str(destination).strip():
             raise AIGatewayInputError(f"destination must be a storage URL or an ObjectStoragePath, got {destination!r}")
@@ -273,7 +256,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.filters = filters
         self.start = start
         self.end = end
-        self.format = format if _is_template(format) else validate_format(format)
+        self.format = format
         self.include_bodies = bool(include_bodies)
         self.on_body_error = validate_choice(on_body_error, ON_BODY_ERROR, param="on_body_error")
         self.body_concurrency = validate_positive(body_concurrency, param="body_concurrency", maximum=MAX_CONCURRENCY)
@@ -282,35 +265,31 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         self.bytes_per_part = validate_positive(bytes_per_part, param="bytes_per_part")
         self.settle_lag = validate_duration(settle_lag, param="settle_lag")
         self.clamp_end = bool(clamp_end)
-        self.overwrite_smaller = bool(overwrite_smaller)
-        self._run: ExportRun | None = None
+        self.allow_shrink = bool(_renamed("allow_shrink", allow_shrink, "overwrite_smaller", overwrite_smaller)[1])
+        # Validated here unless templated (then in execute, once rendered).
+        self._static_format = None if is_templated(format) else AIGatewayHook.export_format(format)
+        self._static_query = None if is_templated([filters, start, end]) else self._query()
+        #: What the export wrote (the hook's ``ExportRun``), for lineage.
+        self._run: Any = None
+
+    def _query(self) -> LogQuery:
+        return LogQuery.of(filters=self.filters, start=self.start, end=self.end)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        fmt = validate_format(self.format)
-        filters = normalize_filters(parse_literal(self.filters, param="filters"))
-        start, end = export_window(
-            self.start,
-            self.end,
-            interval=(context.get("data_interval_start"), context.get("data_interval_end")),
+        self._run = self.hook.run_export(
+            self._static_query or self._query(),
+            self.destination,
+            format=self._static_format or AIGatewayHook.export_format(self.format),
+            data_interval=(context.get("data_interval_start"), context.get("data_interval_end")),
             settle_lag=self.settle_lag,
             clamp_end=self.clamp_end,
-            logger=self.log,
-        )
-        self._run = run_export(
-            self.hook,
-            self.destination,
-            gateway=self._gateway(),
-            filters=filters,
-            start=start,
-            end=end,
-            format=fmt,
             include_bodies=self.include_bodies,
             body_concurrency=self.body_concurrency,
             logger=self.log,
             partition_by=self.partition_by,
             rows_per_part=self.rows_per_part,
             bytes_per_part=self.bytes_per_part,
-            allow_shrink=self.overwrite_smaller,
+            allow_shrink=self.allow_shrink,
             owner=self._owner(context),
         )
         self._record_outlets(context, self._run)
@@ -324,7 +303,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
         map_index = getattr(ti, "map_index", -1)
         return f"{self.dag_id}/{self.task_id}/{run_id}/{map_index}"
 
-    def _record_outlets(self, context: Context, run: ExportRun) -> None:
+    def _record_outlets(self, context: Context, run: Any) -> None:
         """Attach the (small) summary to the events of this task's outlet assets."""
         events = context.get("outlet_events")
         for outlet in self.outlets:
@@ -333,7 +312,7 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the gateway's logs as input, the destination as output, with schema facets."""
-        return export_lineage(self._run)
+        return self.hook.export_lineage(self._run)
 
 
 class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
@@ -355,16 +334,17 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
     :param manifest: export summary / manifest URL / manifest (``manifest=export_task.output``);
         a ``start``, ``end``, ``filters`` or ``gateway_id`` given too must equal its. Templated.
     :param dry_run: only count (and verify) and report what would be deleted; returns that
-        number. Stored as ``report_only`` (``dry_run`` is a BaseOperator method).
-    :param limit: most logs named per DELETE, 1-10,000 (the URL length caps it at about 320).
+        number. Stored as ``is_dry_run`` (``dry_run`` is a BaseOperator method).
+    :param batch_size: most logs named per DELETE, 1-10,000 (the URL length caps it at about 320).
+    :param limit: the old name of ``batch_size``, still accepted (not both).
     :param allow_match_all: delete even when the filters match every log of the window.
     :param order_by: accepted for compatibility; deletes go by listed id, oldest first.
     :param order_by_direction: accepted for compatibility; see ``order_by``.
     :param gateway_id: gateway; default the connection's (or the manifest's). Templated.
-    :param aigw_conn_id: Airflow connection id.
+    :param aigw_conn_id: Airflow connection id. Templated.
     """
 
-    template_fields: Sequence[str] = ("gateway_id", "filters", "start", "end", "manifest")
+    template_fields: Sequence[str] = ("aigw_conn_id", "gateway_id", "filters", "start", "end", "manifest")
     template_fields_renderers = {"filters": "json", "manifest": "json"}
     ui_color = "#d9534f"
 
@@ -376,7 +356,8 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         end: TimeArg = None,
         manifest: Any = None,
         dry_run: bool = False,
-        limit: int = MAX_DELETE_LIMIT,
+        batch_size: int | None = None,
+        limit: int | None = None,
         allow_match_all: bool = False,
         order_by: str | None = None,
         order_by_direction: str | None = None,
@@ -388,8 +369,11 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
         self.end = end
         self.manifest = manifest
         # ``dry_run`` is also a BaseOperator method (render-only run); keep that intact.
-        self.report_only = bool(dry_run)
-        self.limit = validate_positive(limit, param="limit", maximum=MAX_DELETE_LIMIT)
+        self.is_dry_run = bool(dry_run)
+        param, size = _renamed("batch_size", batch_size, "limit", limit)
+        self.batch_size = (
+            MAX_DELETE_LIMIT if size is None else validate_positive(size, param=param, maximum=MAX_DELETE_LIMIT)
+        )
         self.allow_match_all = bool(allow_match_all)
         if order_by is not None:
             validate_choice(order_by, DELETE_ORDER_KEYS, param="order_by")
@@ -397,31 +381,36 @@ class AIGatewayDeleteLogsOperator(_AIGatewayBaseOperator):
             validate_choice(order_by_direction, ORDER_DIRECTIONS, param="order_by_direction")
         if manifest is None and filters is None and start is None and end is None:
             raise AIGatewayInputError(UNFILTERED_DELETE)
-        if filters is not None and not _is_template(filters):
-            validate_delete_filter_keys(normalize_filters(parse_literal(filters, param="filters")))
+        #: What to delete, validated here unless templated (then in execute, once rendered).
+        self._static_query = None if is_templated([filters, start, end, self.gateway_id]) else self._query()
+
+    def _query(self) -> LogQuery | None:
+        """The filters and window to delete; with a manifest, what must agree with it (None: nothing given)."""
+        if self.manifest is None:
+            query = LogQuery.of(filters=self.filters, start=self.start, end=self.end)
+            validate_delete_query(query)  # documented filter keys only, and filters or a window
+            return query
+        if self.filters is None and self.start is None and self.end is None and not self.gateway_id:
+            return None
+        return LogQuery.of(gateway_id=self.gateway_id or None, filters=self.filters, start=self.start, end=self.end)
 
     def execute(self, context: Context) -> int:
-        filters = parse_literal(self.filters, param="filters")
-        options: dict[str, Any] = {"limit": self.limit, "report_only": self.report_only, "logger": self.log}
+        query = self._static_query or self._query()
         if self.manifest is None:
-            return delete_listed(
-                self.hook.client,
-                gateway=self._gateway(),
-                filters=filters,
-                start=self.start,
-                end=self.end,
+            assert query is not None  # without a manifest there is always a query
+            return self.hook.delete_matching(
+                query,
+                batch_size=self.batch_size,
+                dry_run=self.is_dry_run,
                 allow_match_all=self.allow_match_all,
-                **options,
+                logger=self.log,
             )
-        return delete_from_manifest(
-            self.hook.client,
+        return self.hook.delete_exported(
             parse_literal(self.manifest, param="manifest"),
-            filters=filters,
-            start=self.start,
-            end=self.end,
-            gateway_id=self.gateway_id or None,
-            source=f"connection {self.aigw_conn_id!r}",
-            **options,
+            query,
+            batch_size=self.batch_size,
+            dry_run=self.is_dry_run,
+            logger=self.log,
         )
 
 
@@ -443,10 +432,10 @@ class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
     :param clear: fields to reset to null: any of ``feedback``, ``score``, ``metadata``.
     :param max_concurrency: parallel PATCH requests (1-32, default 4).
     :param gateway_id: gateway; default the connection's. Templated.
-    :param aigw_conn_id: Airflow connection id.
+    :param aigw_conn_id: Airflow connection id. Templated.
     """
 
-    template_fields: Sequence[str] = ("gateway_id", "log_id", "metadata")
+    template_fields: Sequence[str] = ("aigw_conn_id", "gateway_id", "log_id", "metadata")
     template_fields_renderers = {"log_id": "json", "metadata": "json"}
     ui_color = "#5bc0de"
 
@@ -467,20 +456,24 @@ class AIGatewayPatchLogOperator(_AIGatewayBaseOperator):
         self.score = score
         self.metadata = metadata
         self.clear = [clear] if isinstance(clear, str) else list(clear)
-        # A metadata template or JSON text is checked once rendered (execute).
-        static_metadata = {} if isinstance(metadata, str) else metadata
-        patch_values(feedback=feedback, score=score, metadata=static_metadata, clear=self.clear)
+        #: What to set, validated here unless the metadata is templated (then in execute, once rendered).
+        self._static_patch = None if is_templated(metadata) else self._patch()
         self.max_concurrency = validate_positive(max_concurrency, param="max_concurrency", maximum=MAX_CONCURRENCY)
+
+    def _patch(self) -> LogPatch:
+        # The operator's None leaves a field unchanged; clear= sets it to null.
+        metadata = parse_literal(self.metadata, param="metadata")
+        given = {"feedback": self.feedback, "score": self.score, "metadata": metadata}
+        return LogPatch.of(**{name: value for name, value in given.items() if value is not None}, clear=self.clear)
 
     def execute(self, context: Context) -> dict[str, int]:
         ids = validate_log_ids(parse_literal(self.log_id, param="log_id"), param="log_id")
-        metadata = parse_literal(self.metadata, param="metadata")
-        values = patch_values(feedback=self.feedback, score=self.score, metadata=metadata, clear=self.clear)
-        gateway = self._gateway()
+        patch = self._static_patch or self._patch()
+        gateway = self.hook.resolve_gateway_id()
         if not ids:
             self.log.info("no log ids given: nothing to patch")
             return {"patched": 0, "log_ids": 0}
-        self.log.info("patching %d log(s) of gateway %r with %s", len(ids), gateway, json.dumps(values))
-        patched = self.hook.patch_logs(ids, max_concurrency=self.max_concurrency, gateway_id=gateway, **values)
+        self.log.info("patching %d log(s) of gateway %r with %s", len(ids), gateway, json.dumps(patch.body()))
+        patched = self.hook.patch_logs(ids, patch, max_concurrency=self.max_concurrency)
         self.log.info("patched %d log(s)", patched)
         return {"patched": patched, "log_ids": len(ids)}

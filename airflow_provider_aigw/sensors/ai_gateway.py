@@ -16,21 +16,23 @@ from airflow_provider_aigw.compat import (
     conf,
     first_reschedule_date,
 )
-from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, AIGatewayInputError
-from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.query import Filter
-from airflow_provider_aigw.timestamps import TimeLike, parse_time
-from airflow_provider_aigw.triggers.ai_gateway import (
-    AIGatewayLogsTrigger,
-    check_logs,
+from airflow_provider_aigw.exceptions import (
+    AIGatewayAPIError,
+    AIGatewayError,
+    AIGatewayInputError,
     is_transient,
-    normalize_query,
     outage_message,
+)
+from airflow_provider_aigw.hooks.ai_gateway import (
+    AIGatewayHook,
     settled_message,
     validate_max_matches,
     validate_min_count,
 )
-from airflow_provider_aigw.validation import validate_duration
+from airflow_provider_aigw.query import LogQuery
+from airflow_provider_aigw.timestamps import TimeLike, format_time, parse_time
+from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
+from airflow_provider_aigw.validation import is_templated, validate_duration
 
 if TYPE_CHECKING:
     from airflow_provider_aigw.compat import Context
@@ -67,7 +69,10 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     never mistaken for a window without logs. Permanent failures (400, 403, 404, a bad
     connection) fail the task at once, also with ``soft_fail``.
     Invalid input (filters, naive datetimes, ``end <= start``, ``min_count < 1``) raises
-    :class:`~airflow_provider_aigw.exceptions.AIGatewayInputError` before any request.
+    :class:`~airflow_provider_aigw.exceptions.AIGatewayInputError` before any request: when
+    the sensor is created, or for templated values once they are rendered. The check is
+    :meth:`AIGatewayHook.check_logs <airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook.check_logs>`,
+    the one the trigger makes too.
 
     With ``succeed_when_settled=True`` a window that has settled (``end + settle_lag`` has
     passed: no log of it can still arrive) is a final answer: the first check made after that
@@ -91,7 +96,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         check made once the window has settled (``end + settle_lag``); needs ``end``.
         Default ``False``: wait for ``min_count`` whatever the window's age.
     :param gateway_id: gateway to watch; default: the connection's (templated).
-    :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``).
+    :param aigw_conn_id: Airflow connection id (type ``cloudflare_ai_gateway``; templated).
     :param deferrable: wait on the triggerer instead of a worker; ``None`` (the default)
         means ``[operators] default_deferrable``, read when the sensor is created.
 
@@ -99,7 +104,7 @@ class AIGatewayLogsSensor(BaseSensorOperator):
     ``mode``, ``soft_fail``, ``exponential_backoff``, ``max_wait``, ...).
     """
 
-    template_fields: Sequence[str] = ("filters", "start", "end", "gateway_id")
+    template_fields: Sequence[str] = ("filters", "start", "end", "gateway_id", "aigw_conn_id")
     template_fields_renderers = {"filters": "json"}
     ui_color = "#f6821f"
 
@@ -133,48 +138,50 @@ class AIGatewayLogsSensor(BaseSensorOperator):
         self.deferrable = bool(deferrable)
         #: Epoch seconds when ``timeout`` runs out; set by :meth:`execute`.
         self._deadline: float | None = None
+        #: The validated query and its settle time: built here when no part of it is templated,
+        #: else at the first check (after rendering).
+        self._checked: tuple[LogQuery, float | None] | None = None
+        if not is_templated([filters, start, end, gateway_id]):
+            self._checked = self._build_query()
 
     @cached_property
     def hook(self) -> AIGatewayHook:
         """The hook (built on first use, after templates are rendered)."""
-        return AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id)
+        return AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id or None)
 
-    def _query(self) -> tuple[list[Filter], str | None, str | None, float | None]:
-        """Validated filters, window and settle time (epoch seconds); raises before any request."""
-        filters, start, end = normalize_query(self.filters, self.start, self.end)
+    def _build_query(self) -> tuple[LogQuery, float | None]:
+        """The validated query and when its window settles (epoch seconds); raises before any request."""
+        query = LogQuery.of(gateway_id=self.gateway_id or None, filters=self.filters, start=self.start, end=self.end)
         settled_at: float | None = None
         if self.settle_lag or self.succeed_when_settled:
-            if end is None:
+            if query.end is None:
                 needs = "settle_lag" if self.settle_lag else "succeed_when_settled"
                 raise AIGatewayInputError(f"{needs} needs an end: a window settles settle_lag after its end")
-            end_dt = parse_time(end, param="end")
-            assert end_dt is not None
-            settled_at = end_dt.timestamp() + self.settle_lag
-        return filters, start, end, settled_at
+            settled_at = query.end.timestamp() + self.settle_lag
+        return query, settled_at
+
+    def _query(self) -> tuple[LogQuery, float | None]:
+        if self._checked is None:
+            self._checked = self._build_query()
+        return self._checked
 
     def poke(self, context: Context) -> PokeReturnValue:
         """One check: ``is_done`` once ``min_count`` logs match (and the window has settled)."""
-        filters, start, end, settled_at = self._query()
+        query, settled_at = self._query()
         self._validate_settles_in_time(settled_at if self.settle_lag else None)
         checked_at = time.time()
         if self.settle_lag and settled_at is not None and checked_at < settled_at:
+            assert query.end is not None  # a settle time needs an end
             self.log.info(
                 "Window ending %s settles in %.1fs (settle_lag=%ss); not checking yet",
-                end,
+                format_time(query.end),
                 settled_at - checked_at,
                 self.settle_lag,
             )
             return PokeReturnValue(is_done=False)
         try:
-            result = check_logs(
-                self.hook,
-                filters=filters,
-                start=start,
-                end=end,
-                min_count=self.min_count,
-                max_matches=self.max_matches,
-                gateway_id=self.gateway_id,
-                time_left=self._time_left(),
+            result = self.hook.check_logs(
+                query, min_count=self.min_count, max_matches=self.max_matches, time_left=self._time_left()
             )
         except AIGatewayAPIError as err:
             if not is_transient(err):
@@ -230,14 +237,14 @@ class AIGatewayLogsSensor(BaseSensorOperator):
             raise
         if first_check.is_done:
             return first_check.xcom_value
-        filters, start, end, settled_at = self._query()
+        query, settled_at = self._query()
         self.defer(
             trigger=AIGatewayLogsTrigger(
                 aigw_conn_id=self.aigw_conn_id,
-                gateway_id=self.gateway_id,
-                filters=filters,
-                start=start,
-                end=end,
+                gateway_id=query.gateway_id,
+                filters=list(query.filters),
+                start=query.start,
+                end=query.end,
                 min_count=self.min_count,
                 max_matches=self.max_matches,
                 poll_interval=self.poke_interval,

@@ -1,50 +1,36 @@
 """Deferrable trigger waiting for AI Gateway logs that match filters.
 
 :class:`AIGatewayLogsTrigger` is the deferrable twin of
-:class:`~airflow_provider_aigw.sensors.ai_gateway.AIGatewayLogsSensor`. It polls through the
-same hook and client as the sensor (one HTTP code path), but every blocking step - the
-connection lookup and each HTTP call with the client's own retries - runs in a worker
-thread via :func:`asyncio.to_thread`, and every wait is an :func:`asyncio.sleep`, so the
-triggerer's event loop is never blocked.
-
-The helpers :func:`check_logs` and :func:`is_transient` are shared with the sensor, so poke,
-reschedule and deferrable modes decide and report identically.
+:class:`~airflow_provider_aigw.sensors.ai_gateway.AIGatewayLogsSensor`. Both make the same
+check, :meth:`AIGatewayHook.check_logs <airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook.check_logs>`
+(one HTTP code path), so poke, reschedule and deferrable modes decide and report identically;
+here every blocking step - the connection lookup and each HTTP call with the client's own
+retries - runs in a worker thread via :func:`asyncio.to_thread`, and every wait is an
+:func:`asyncio.sleep`, so the triggerer's event loop is never blocked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
+import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import BaseTrigger, TriggerEvent
-from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError
-from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.query import Filter, normalize_filters, validate_window
+from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, is_transient, outage_message
+from airflow_provider_aigw.hooks.ai_gateway import (
+    AIGatewayHook,
+    settled_message,
+    validate_max_matches,
+    validate_min_count,
+)
+from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.timestamps import TimeLike, format_time
-from airflow_provider_aigw.validation import parse_literal, validate_duration, validate_positive
+from airflow_provider_aigw.validation import validate_duration
 
-#: Upper bound of ``max_matches``: the newest matches come from one page (API max 50).
-MAX_MATCHES_LIMIT = 50
 #: Longest wait between polls after transient failures when no ``max_interval`` is given.
 DEFAULT_MAX_BACKOFF = 300.0
-#: The smallest request timeout / retry budget given to the client near the deadline.
-MIN_REQUEST_BUDGET = 1.0
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether a failed check is worth repeating at the next poll.
-
-    Rate limiting (429), server errors (5xx) and failures without a response (timeouts,
-    dropped connections) are transient; every other API answer (400, 403, 404, ...) and
-    every configuration or input error is permanent.
-    """
-    if not isinstance(error, AIGatewayAPIError):
-        return False
-    return error.status is None or error.status == 429 or error.status >= 500
 
 
 def _seconds_or_none(value: Any, name: str) -> float | None:
@@ -52,106 +38,9 @@ def _seconds_or_none(value: Any, name: str) -> float | None:
     return None if value is None else validate_duration(value, param=name).total_seconds()
 
 
-def validate_min_count(min_count: Any) -> int:
-    """``min_count`` must be an integer >= 1."""
-    return validate_positive(min_count, param="min_count")
-
-
-def validate_max_matches(max_matches: Any) -> int:
-    """``max_matches`` must be an integer from 0 to :data:`MAX_MATCHES_LIMIT`."""
-    return validate_positive(max_matches, param="max_matches", maximum=MAX_MATCHES_LIMIT, allow_zero=True)
-
-
-def normalize_query(
-    filters: Any, start: TimeLike | None, end: TimeLike | None
-) -> tuple[list[Filter], str | None, str | None]:
-    """Validate filters and window; return them in JSON-serialisable form (ISO ``Z`` strings).
-
-    ``filters`` may also be a rendered template holding them as JSON or a Python literal
-    (``"{{ params.filters }}"`` without ``render_template_as_native_obj``), as in the operators.
-    """
-    normalized = normalize_filters(parse_literal(filters, param="filters"))
-    start_dt, end_dt = validate_window(start, end)
-    return (
-        normalized,
-        format_time(start_dt) if start_dt is not None else None,
-        format_time(end_dt) if end_dt is not None else None,
-    )
-
-
-def limited_client(client: AIGatewayClient, time_left: float | None) -> AIGatewayClient:
-    """``client`` itself, or with ``time_left`` given a copy whose call ends within it.
-
-    The client may retry a transient failure for up to ``retry_deadline`` (default 15
-    minutes): the copy's retries and request timeout are capped by the time left (at least
-    :data:`MIN_REQUEST_BUDGET`), and with no time left it makes a single attempt. A call
-    therefore ends by ``time_left`` plus at most one request's time. The copy shares the
-    session and the request budget.
-    """
-    if time_left is None:
-        return client
-    budget = max(MIN_REQUEST_BUDGET, time_left)
-    limited = copy.copy(client)
-    limited.retry_deadline = min(client.retry_deadline, budget)
-    limited.timeout = min(client.timeout, budget)
-    if time_left <= 0:
-        limited.max_retries = 0
-    return limited
-
-
-def check_logs(
-    hook: AIGatewayHook,
-    *,
-    filters: list[Filter],
-    start: str | None,
-    end: str | None,
-    min_count: int,
-    max_matches: int,
-    gateway_id: str | None = None,
-    time_left: float | None = None,
-) -> dict[str, Any]:
-    """Count the matching logs and fetch the newest ``max_matches`` of them in ONE request.
-
-    Returns the sensor's XCom value: ``{"count", "min_count", "gateway_id", "start", "end",
-    "matches"}`` where ``matches`` holds at most ``max_matches`` logs, newest first.
-    ``time_left`` (seconds before the caller's deadline) bounds the client's retries, see
-    :func:`limited_client`. Blocking (HTTP); call it off the event loop from async code.
-    """
-    client = hook.client
-    rows, total = limited_client(client, time_left).list_page(
-        gateway_id,
-        filters=filters,
-        start=start,
-        end=end,
-        order_by="created_at",
-        order_by_direction="desc",
-        per_page=max(1, max_matches),
-    )
-    return {
-        "count": total,
-        "min_count": min_count,
-        "gateway_id": gateway_id or hook.gateway_id or client.gateway_id,
-        "start": start,
-        "end": end,
-        "matches": rows[:max_matches],
-    }
-
-
-def settled_message(result: dict[str, Any]) -> str:
-    """The log line of a sensor that succeeds on a settled window with fewer than ``min_count`` logs."""
-    return (
-        f"window [{result['start']}, {result['end']}) of gateway {result['gateway_id']!r} has settled with "
-        f"{result['count']} matching log(s) (min_count={result['min_count']}): no more can arrive, succeeding "
-        "(succeed_when_settled)"
-    )
-
-
-def outage_message(error: BaseException) -> str:
-    """Why a sensor whose API still failed at its timeout fails instead of timing out."""
-    return (
-        f"The AI Gateway API was still failing when the sensor's timeout ran out: {error}. "
-        "Failing rather than timing out, so that soft_fail never mistakes an outage for a window without logs"
-    )
+def _bound(value: dt.datetime | None) -> str | None:
+    """A window bound as a serialised kwarg (the form ``created_at`` takes), or None when open."""
+    return None if value is None else format_time(value)
 
 
 class AIGatewayLogsTrigger(BaseTrigger):
@@ -217,8 +106,8 @@ class AIGatewayLogsTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         self.aigw_conn_id = aigw_conn_id
-        self.gateway_id = gateway_id
-        self.filters, self.start, self.end = normalize_query(filters, start, end)
+        #: The logs polled for, validated here (the kwargs crossed a process boundary).
+        self.query = LogQuery.of(gateway_id=gateway_id, filters=filters, start=start, end=end)
         self.min_count = validate_min_count(min_count)
         self.max_matches = validate_max_matches(max_matches)
         self.poll_interval = validate_duration(poll_interval, param="poll_interval").total_seconds()
@@ -234,9 +123,8 @@ class AIGatewayLogsTrigger(BaseTrigger):
 
     def __repr__(self) -> str:
         return (
-            f"AIGatewayLogsTrigger(aigw_conn_id={self.aigw_conn_id!r}, gateway_id={self.gateway_id!r}, "
-            f"filters={self.filters!r}, start={self.start!r}, end={self.end!r}, min_count={self.min_count}, "
-            f"deadline={self.deadline!r})"
+            f"AIGatewayLogsTrigger(aigw_conn_id={self.aigw_conn_id!r}, {self.query.describe()}, "
+            f"min_count={self.min_count}, deadline={self.deadline!r})"
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -245,10 +133,10 @@ class AIGatewayLogsTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "aigw_conn_id": self.aigw_conn_id,
-                "gateway_id": self.gateway_id,
-                "filters": self.filters,
-                "start": self.start,
-                "end": self.end,
+                "gateway_id": self.query.gateway_id,
+                "filters": list(self.query.filters),
+                "start": _bound(self.query.start),
+                "end": _bound(self.query.end),
                 "min_count": self.min_count,
                 "max_matches": self.max_matches,
                 "poll_interval": self.poll_interval,
@@ -266,16 +154,9 @@ class AIGatewayLogsTrigger(BaseTrigger):
         """One poll; runs in a worker thread (connection lookup + HTTP with retries)."""
         if self._hook is None:
             # The connection is fetched by the first check, here, off the event loop.
-            self._hook = AIGatewayHook(aigw_conn_id=self.aigw_conn_id, gateway_id=self.gateway_id)
-        return check_logs(
-            self._hook,
-            filters=self.filters,
-            start=self.start,
-            end=self.end,
-            min_count=self.min_count,
-            max_matches=self.max_matches,
-            gateway_id=self.gateway_id,
-            time_left=remaining,
+            self._hook = AIGatewayHook(aigw_conn_id=self.aigw_conn_id)
+        return self._hook.check_logs(
+            self.query, min_count=self.min_count, max_matches=self.max_matches, time_left=remaining
         )
 
     # ---------------------------------------------------------------- the loop
@@ -305,7 +186,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
                 "status": "timeout",
                 "message": (
                     f"Timed out waiting for at least {self.min_count} matching log(s) "
-                    f"in gateway {self.gateway_id or '(connection default)'}: {seen}"
+                    f"in gateway {self.query.gateway_id or '(connection default)'}: {seen}"
                 ),
                 "count": last_count,
             }

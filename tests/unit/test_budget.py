@@ -9,7 +9,12 @@ import pytest
 
 from airflow_provider_aigw.budget import DEFAULT_429_PAUSE, RequestBudget, shared_budget, validate_budget_storage
 from airflow_provider_aigw.client import AIGatewayClient
-from airflow_provider_aigw.exceptions import AIGatewayBudgetTimeoutError, AIGatewayConfigError, AIGatewayRateLimitError
+from airflow_provider_aigw.exceptions import (
+    AIGatewayBudgetTimeoutError,
+    AIGatewayConfigError,
+    AIGatewayInputError,
+    AIGatewayRateLimitError,
+)
 from tests.fake_clock import FakeClock
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -176,3 +181,37 @@ def fingerprint(secret: str) -> str:
     import hashlib
 
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def test_budget_allows_max_requests_per_sliding_period(fake):
+    budget = RequestBudget(3, 10, clock=fake.time, sleep=fake.sleep)
+    for _ in range(3):  # at t=0, 2, 4
+        budget.acquire()
+        fake.now += 2
+    assert fake.sleeps == []
+    fake.now -= 2
+    budget.acquire()  # t=4: waits until the first request leaves the window at t=10
+    assert fake.sleeps == [6]
+    budget.acquire()  # t=10: waits until the second one leaves at t=12
+    assert fake.sleeps == [6, 2]
+    assert budget.acquired == 5
+    assert budget.waited_seconds == 8
+
+
+def test_budget_pause(fake):
+    budget = RequestBudget(100, 10, clock=fake.time, sleep=fake.sleep)
+    budget.pause_for(30)
+    budget.acquire()
+    assert fake.sleeps == [30]
+
+
+def test_shared_budget_is_one_per_credentials_and_limits():
+    a = RequestBudget.shared("k1", 10, 60)
+    assert RequestBudget.shared("k1", 10, 60) is a
+    assert RequestBudget.shared("k2", 10, 60) is not a
+
+
+@pytest.mark.parametrize(("requests_", "period"), [(0, 10), (10, 0), (True, 10)])
+def test_bad_budget(requests_, period):
+    with pytest.raises(AIGatewayInputError, match="budget_"):
+        RequestBudget(requests_, period)

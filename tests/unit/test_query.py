@@ -3,11 +3,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airflow_provider_aigw import query as query_module
+from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.export import run as export_run
+from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.operators.ai_gateway import (
+    AIGatewayDeleteLogsOperator,
+    AIGatewayExportLogsOperator,
+    AIGatewayListLogsOperator,
+)
 from airflow_provider_aigw.query import (
+    LogQuery,
     contradicted_filter,
     encode_filters,
     normalize_filters,
@@ -187,3 +200,167 @@ ROW = {"id": "a", "created_at": "2026-11-26T10:00:00.000Z", "model": "gpt-4o", "
 )
 def test_contradicted_filter_judges_only_what_the_row_shows(flt: dict, contradicted: bool) -> None:
     assert contradicted_filter(ROW, [flt]) == (flt if contradicted else None)
+
+
+# --------------------------------------------------------------------------- LogQuery
+
+MODEL = {"key": "model", "operator": "eq", "value": ["gpt-4o"]}
+
+
+def test_log_query_of_validates_and_normalises_once():
+    query = LogQuery.of(
+        gateway_id="gw",
+        filters='[{"key": "model", "operator": "eq", "value": "gpt-4o"}]',  # a rendered template
+        start="2026-11-26T01:00:00+01:00",
+        end=dt.datetime(2026, 11, 27, tzinfo=UTC),
+        search="",
+    )
+    assert query == LogQuery(
+        "gw", (MODEL,), dt.datetime(2026, 11, 26, tzinfo=UTC), dt.datetime(2026, 11, 27, tzinfo=UTC), None
+    )
+    assert query.start is not None and query.start.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gateway_id": "../zones"}, "gateway_id '../zones' is not a valid gateway id"),
+        ({"filters": "[{'key': 'model'"}, "filters looks like a list or dict but cannot be parsed"),
+        ({"filters": [{"key": "model", "operator": "gte", "value": 1}]}, r"filters\[0\].operator must be one of"),
+        ({"start": "2026-11-26T00:00:00"}, "start has no timezone"),
+        ({"start": "2026-11-27T00:00:00Z", "end": "2026-11-26T00:00:00Z"}, "must be after start"),
+        ({"search": 3}, "search must be a string, got int"),
+    ],
+)
+def test_log_query_of_refuses_bad_parts(kwargs, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        LogQuery.of(**kwargs)
+
+
+def test_log_query_api_filters_append_the_half_open_window():
+    query = LogQuery.of(filters=MODEL, start="2026-11-26T00:00:00Z", end="2026-11-27T00:00:00Z")
+    assert query.api_filters() == [
+        MODEL,
+        {"key": "created_at", "operator": "gt", "value": ["2026-11-25T23:59:59.999Z"]},
+        {"key": "created_at", "operator": "lt", "value": ["2026-11-27T00:00:00.000Z"]},
+    ]
+    assert LogQuery.of().api_filters() == []
+
+
+def test_log_query_with_gateway_fills_only_a_missing_gateway():
+    assert LogQuery.of().with_gateway("default").gateway_id == "default"
+    assert LogQuery.of(gateway_id="own").with_gateway("default").gateway_id == "own"
+    query = LogQuery.of()
+    assert query.with_gateway(None) is query
+
+
+def test_log_query_json_round_trip_holds_only_json_scalars():
+    query = LogQuery.of(
+        gateway_id="gw",
+        filters=[MODEL, {"key": "cost", "operator": "gt", "value": 0.5}],
+        start=dt.datetime(2026, 11, 26, 0, 0, 0, 123456, tzinfo=UTC),
+        end="2026-11-27T00:00:00Z",
+        search="refund",
+    )
+    data = query.to_json()
+    assert data == {
+        "gateway_id": "gw",
+        "filters": '[{"key":"model","operator":"eq","value":["gpt-4o"]},{"key":"cost","operator":"gt","value":[0.5]}]',
+        "start": "2026-11-26T00:00:00.123456Z",
+        "end": "2026-11-27T00:00:00Z",
+        "search": "refund",
+    }
+    assert all(v is None or isinstance(v, str) for v in data.values())
+    assert json.loads(json.dumps(data)) == data
+    assert LogQuery.from_json(data) == query
+    assert LogQuery.from_json(LogQuery.of().to_json()) == LogQuery.of()
+
+
+def test_log_query_from_json_validates_what_crossed_the_process_boundary():
+    with pytest.raises(AIGatewayInputError, match="end has no timezone"):
+        LogQuery.from_json({"end": "2026-11-27T00:00:00"})
+
+
+def test_log_query_hashes_although_filters_are_dicts():
+    first = LogQuery.of(gateway_id="gw", filters=MODEL)
+    assert hash(first) == hash(LogQuery.of(gateway_id="gw", filters=MODEL))
+    assert first != LogQuery.of(gateway_id="gw")
+
+
+def test_log_query_describe():
+    query = LogQuery.of(gateway_id="gw", filters=MODEL, start="2026-11-26T00:00:00Z")
+    assert query.describe() == (
+        "gateway 'gw', window [2026-11-26T00:00:00.000Z, now), "
+        'filters [{"key": "model", "operator": "eq", "value": ["gpt-4o"]}]'
+    )
+    assert LogQuery.of(end="2026-11-27T00:00:00Z", search="x").describe() == (
+        "the default gateway, window [-inf, 2026-11-27T00:00:00.000Z), search 'x'"
+    )
+
+
+# --------------------------------------------------------------------------- validated once, on the way down
+
+DAY_START = dt.datetime(2026, 1, 9, tzinfo=UTC)
+DAY_END = dt.datetime(2026, 1, 10, tzinfo=UTC)
+FAILED = {"key": "success", "operator": "eq", "value": [False]}
+
+
+@pytest.fixture
+def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    server: EmulatorServer = aigw_emulator_factory(gateways={"gw": 0})
+    server.seed_logs("gw", 120, DAY_START, DAY_END, seed=1)
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT", server.airflow_conn_json("gw"))
+    return server
+
+
+@pytest.fixture
+def normalized(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every call of ``normalize_filters``, wherever a provider module imported it from."""
+    calls: list[Any] = []
+    original = query_module.normalize_filters
+
+    def spy(filters: Any, **kwargs: Any) -> Any:
+        calls.append(filters)
+        return original(filters, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("airflow_provider_aigw") and getattr(module, "normalize_filters", None) is original:
+            monkeypatch.setattr(module, "normalize_filters", spy)
+    return calls
+
+
+def test_a_listing_normalises_its_filters_once(emu: EmulatorServer, normalized: list[Any]) -> None:
+    task = AIGatewayListLogsOperator(task_id="list", filters=FAILED, start=DAY_START, end=DAY_END, max_results=1)
+    assert len(task.execute({})) == 1  # a full page: the listing and the count behind it
+    assert normalized == [FAILED]
+    normalized.clear()
+    assert len(list(AIGatewayHook().iter_logs(filters=FAILED, start=DAY_START, end=DAY_END))) > 1
+    assert normalized == [FAILED]
+
+
+def test_a_delete_normalises_its_filters_once(emu: EmulatorServer, normalized: list[Any]) -> None:
+    failed = [log["id"] for log in emu.logs("gw") if log["success"] is False]
+    normalized.clear()
+    task = AIGatewayDeleteLogsOperator(task_id="delete", filters=FAILED, start=DAY_START, end=DAY_END)
+    assert normalized == [FAILED]  # static filters: checked once, when the operator is built
+    assert task.execute({}) == len(failed) > 1  # counts, listings, a canary and its checks, DELETEs
+    assert normalized == [FAILED]  # and not again on the way down
+    assert not set(failed) & set(emu.ids("gw"))
+
+
+def test_an_export_normalises_its_filters_once_on_the_way_to_the_writer(
+    emu: EmulatorServer, normalized: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before_writer: list[int] = []
+    original = export_run.export_logs
+
+    def writer(*args: Any, **kwargs: Any) -> Any:
+        before_writer.append(len(normalized))  # the writer checks what it is given on its own
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(export_run, "export_logs", writer)
+    task = AIGatewayExportLogsOperator(
+        task_id="export", destination=f"file://{tmp_path}", filters=FAILED, start=DAY_START, end=DAY_END
+    )
+    assert task.execute({})["count"] > 0
+    assert before_writer == [1]

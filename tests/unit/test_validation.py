@@ -1,20 +1,26 @@
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import airflow_provider_aigw
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayInputError
 from airflow_provider_aigw.validation import (
     validate_choice,
     validate_duration,
+    validate_feedback,
     validate_gateway_id,
     validate_log_id,
     validate_log_ids,
+    validate_metadata,
     validate_names,
     validate_positive,
+    validate_score,
 )
 
 
@@ -107,3 +113,43 @@ def test_gateway_ids_are_checked_with_the_api_pattern() -> None:
     for bad in ("My-Gateway", "GW", "a" * 65, "a--b", ""):
         with pytest.raises(AIGatewayInputError):
             validate_gateway_id(bad)
+
+
+@pytest.mark.parametrize("value", [-1, 0, 1, 0.5, -0.25])
+def test_valid_feedback(value):
+    assert validate_feedback(value) == value
+
+
+@pytest.mark.parametrize("value", [2, -1.5, True, "1", None, float("nan"), float("inf")])
+def test_invalid_feedback_names_the_parameter(value):
+    with pytest.raises(AIGatewayInputError, match=r"^rating must be a number from -1 to 1"):
+        validate_feedback(value, param="rating")
+
+
+@pytest.mark.parametrize("value", [0, 100, 42.5])
+def test_valid_score(value):
+    assert validate_score(value) == value
+
+
+@pytest.mark.parametrize("value", [101, -0.5, False, "50", None, float("nan")])
+def test_invalid_score(value):
+    with pytest.raises(AIGatewayInputError, match=r"^score must be a number from 0 to 100"):
+        validate_score(value)
+
+
+def test_metadata_is_returned_as_a_copy():
+    given = {"team": "search", "n": 3, "ok": True, "x": 0.5}
+    checked = validate_metadata(given)
+    assert checked == given and checked is not given
+
+
+RUNTIME = [p for p in Path(airflow_provider_aigw.__file__).parent.rglob("*.py") if "emulator" not in p.parts]
+
+
+def test_no_module_keeps_a_validator_of_its_own() -> None:
+    """Counts, choices and durations are checked by the validators of validation.py, nowhere else."""
+    private = {"_positive_int", "_choice", "_seconds", "_settle_seconds", "_check_positive"}
+    for path in RUNTIME:
+        tree = ast.parse(path.read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        assert not defined & private, (path.name, defined & private)

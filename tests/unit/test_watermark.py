@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aigw.client import AIGatewayClient, RequestBudget
+from airflow_provider_aigw.budget import RequestBudget
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayInputError, AIGatewayListingError
-from airflow_provider_aigw.query import Filter
+from airflow_provider_aigw.query import Filter, LogQuery
 from airflow_provider_aigw.timestamps import format_time
 from airflow_provider_aigw.watermark import (
     MAX_STATE_CHARS,
@@ -46,7 +47,7 @@ def listing(client: AIGatewayClient, filters: list[Filter]) -> ListSince:
     """The watcher's listing through today's client: a keyset walk, created_at ascending, 50 a page."""
 
     def list_since(since: dt.datetime, extra: list[Filter]) -> Iterable[Mapping[str, Any]]:
-        return client.iter_logs(GW, filters=filters + extra, start=since, order_by="created_at", per_page=50)
+        return client.iter_logs(LogQuery.of(gateway_id=GW, filters=filters + extra, start=since), per_page=50)
 
     return list_since
 

@@ -18,7 +18,7 @@ import pytest
 from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError, AIGatewayRateLimitError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger, is_transient
+from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
 from tests.fake_clock import FakeClock
 from tests.log_lines import LogLines
 
@@ -139,15 +139,6 @@ def test_repr_and_events_never_hold_the_token(emu):
     trigger = AIGatewayLogsTrigger(gateway_id=GW)
     assert emu.token not in repr(trigger)
     assert emu.token not in json.dumps(trigger.serialize())
-
-
-@pytest.mark.parametrize(
-    ("status", "transient"),
-    [(None, True), (429, True), (500, True), (503, True), (400, False), (403, False), (404, False)],
-)
-def test_is_transient(status, transient):
-    assert is_transient(AIGatewayAPIError("x", status=status)) is transient
-    assert is_transient(AIGatewayInputError("x")) is False
 
 
 # ------------------------------------------------------------------ polling (emulator)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import pytest
 
+from airflow_provider_aigw import query as query_module
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import Asset
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import (
@@ -26,6 +31,8 @@ from airflow_provider_aigw.operators.ai_gateway import (
     AIGatewayListLogsOperator,
     AIGatewayPatchLogOperator,
 )
+from airflow_provider_aigw.patch import LogPatch
+from airflow_provider_aigw.query import LogQuery
 from tests.log_lines import LogLines
 
 UTC = timezone.utc
@@ -272,14 +279,14 @@ def test_export_include_bodies_records_status_per_log(
             },
         ],
     )
-    original = AIGatewayHook.get_log_response
+    original = AIGatewayClient.get_log_response
 
-    def flaky(self: AIGatewayHook, log_id: str, *, gateway_id: str | None = None) -> Any:
+    def flaky(self: AIGatewayClient, log_id: str, gateway_id: str | None = None) -> Any:
         if log_id == ids[2]:
             raise AIGatewayAPIError("GET .../response failed: 502", status=502)
-        return original(self, log_id, gateway_id=gateway_id)
+        return original(self, log_id, gateway_id)
 
-    monkeypatch.setattr(AIGatewayHook, "get_log_response", flaky)
+    monkeypatch.setattr(AIGatewayClient, "get_log_response", flaky)
     emu.reset_stats()
     summary = export(
         f"file://{tmp_path}",
@@ -332,13 +339,13 @@ def test_export_shrink_guard_when_the_walk_yields_fewer_than_counted(
 ) -> None:
     first = export(f"file://{tmp_path}")
     oldest = emu.ids(GW, START, END)[0]
-    original = AIGatewayHook.iter_logs
+    original = AIGatewayClient.iter_logs
 
-    def retention_during_walk(self: AIGatewayHook, **kwargs: Any) -> Any:
+    def retention_during_walk(self: AIGatewayClient, *args: Any, **kwargs: Any) -> Any:
         # The gateway drops its oldest log after count_logs, before the walk reaches it.
-        return (log for log in original(self, **kwargs) if log["id"] != oldest)
+        return (log for log in original(self, *args, **kwargs) if log["id"] != oldest)
 
-    monkeypatch.setattr(AIGatewayHook, "iter_logs", retention_during_walk)
+    monkeypatch.setattr(AIGatewayClient, "iter_logs", retention_during_walk)
     second = export(f"file://{tmp_path}")
     assert second["count"] == IN_WINDOW and second["commit"]["mode"] == "union"
     assert sorted(exported_ids(second)) == sorted(exported_ids(first))
@@ -507,3 +514,148 @@ def test_rendered_fields_and_reprs_never_hold_the_token(emu: EmulatorServer, tmp
             + json.dumps({f: str(getattr(op, f)) for f in op.template_fields})
         )
         assert emu.token not in text
+
+
+# ----------------------------------------------------------------------- one way to the API
+
+
+def hook_calls_from_operators(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hook methods the operators' own code calls, in order (each recorded once, by name)."""
+    calls: list[str] = []
+    operators_file = sys.modules[AIGatewayListLogsOperator.__module__].__file__
+    for name, method in list(vars(AIGatewayHook).items()):
+        if name.startswith("_") or not isinstance(method, FunctionType):
+            continue
+
+        def recording(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
+            if sys._getframe(1).f_code.co_filename == operators_file:
+                calls.append(_name)
+            return _method(*args, **kwargs)
+
+        monkeypatch.setattr(AIGatewayHook, name, recording)
+    return calls
+
+
+def test_every_operator_reaches_the_api_only_through_hook_methods(
+    emu: EmulatorServer, tmp_path: Path, rec: Recorder, monkeypatch: pytest.MonkeyPatch, client_accessors: set[str]
+) -> None:
+    calls = hook_calls_from_operators(monkeypatch)
+    listed = AIGatewayListLogsOperator(task_id="l", start=START, end=END, max_results=5, fields=["id"]).execute({})
+    assert calls == ["with_gateway", "list_logs", "count_logs"]
+    calls.clear()
+    summary = export(f"file://{tmp_path}", include_bodies=True)
+    assert calls == ["run_export"]
+    calls.clear()
+    AIGatewayPatchLogOperator(task_id="p", log_id=listed, score=1).execute({})
+    assert calls == ["resolve_gateway_id", "patch_logs"]
+    calls.clear()
+    AIGatewayDeleteLogsOperator(task_id="d", start=START, end=START + timedelta(hours=6)).execute({})
+    assert calls == ["delete_matching"]
+    calls.clear()
+    AIGatewayDeleteLogsOperator(task_id="d", manifest=summary).execute({})
+    assert calls == ["delete_exported"]
+    assert emu.ids(GW, START, END) == [] and emu.stats["patch"] == 5
+    # the client (every request's way out) is only ever read by the hook's methods
+    assert client_accessors == {"hooks/ai_gateway.py"}
+
+
+# ----------------------------------------------------------------------- templated connection
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda dest: AIGatewayListLogsOperator(task_id="l", start=START, end=END, max_results=5),
+        lambda dest: AIGatewayExportLogsOperator(task_id="e", destination=dest),
+        lambda dest: AIGatewayDeleteLogsOperator(task_id="d", start=START, end=END, dry_run=True),
+        lambda dest: AIGatewayPatchLogOperator(task_id="p", log_id=[], score=1),
+    ],
+    ids=["list", "export", "delete", "patch"],
+)
+def test_aigw_conn_id_is_templated_and_the_hook_uses_the_rendered_one(
+    emu: EmulatorServer, tmp_path: Path, rec: Recorder, monkeypatch: pytest.MonkeyPatch, make: Any
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_RENDERED_AIGW", os.environ.pop("AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"))
+    op = make(f"file://{tmp_path}")
+    op.aigw_conn_id = "{{ params.conn }}"
+    assert "aigw_conn_id" in op.template_fields
+    context = {**interval(), "params": {"conn": "rendered_aigw"}}
+    op.render_template_fields(context)
+    op.execute(context)
+    assert op.hook.aigw_conn_id == "rendered_aigw"
+    assert op.hook.resolve_gateway_id() == GW  # the rendered connection's gateway
+
+
+# ----------------------------------------------------------------------- renamed parameters
+
+
+@pytest.mark.parametrize("name", ["allow_shrink", "overwrite_smaller"])
+def test_export_allow_shrink_and_its_old_name_overwrite_smaller(emu: EmulatorServer, tmp_path: Path, name: str) -> None:
+    export(f"file://{tmp_path}")
+    AIGatewayDeleteLogsOperator(task_id="d", start=START, end=START + timedelta(hours=6)).execute({})
+    left = emu.ids(GW, START, END)
+    assert 0 < len(left) < IN_WINDOW
+    union = export(f"file://{tmp_path}")
+    assert union["commit"]["mode"] == "union" and union["count"] == IN_WINDOW
+    shrunk = export(f"file://{tmp_path}", **{name: True})
+    assert shrunk["commit"]["mode"] == "replace" and sorted(exported_ids(shrunk)) == sorted(left)
+
+
+@pytest.mark.parametrize("name", ["batch_size", "limit"])
+def test_delete_batch_size_and_its_old_name_limit(emu: EmulatorServer, rec: Recorder, name: str) -> None:
+    with pytest.raises(AIGatewayInputError, match=f"{name} must be an integer from 1 to 10000, got 10001"):
+        AIGatewayDeleteLogsOperator(task_id="d", start=START, **{name: 10_001})
+    op = AIGatewayDeleteLogsOperator(task_id="d", start=START, end=END, **{name: 30})
+    assert op.batch_size == 30
+    assert op.execute({}) == IN_WINDOW
+    assert emu.ids(GW, START, END) == []
+    assert emu.stats["delete"] == 1 + 4  # the canary (5 ids), then 115 ids in batches of at most 30
+
+
+def test_renamed_parameters_refuse_both_names() -> None:
+    with pytest.raises(AIGatewayInputError, match="pass allow_shrink= or its old name overwrite_smaller=, not both"):
+        AIGatewayExportLogsOperator(task_id="e", destination="file:///tmp/x", allow_shrink=True, overwrite_smaller=True)
+    with pytest.raises(AIGatewayInputError, match="pass batch_size= or its old name limit=, not both"):
+        AIGatewayDeleteLogsOperator(task_id="d", start=START, batch_size=50, limit=50)
+    assert AIGatewayExportLogsOperator(task_id="e", destination="file:///tmp/x").allow_shrink is False
+    assert AIGatewayDeleteLogsOperator(task_id="d", start=START).batch_size == 10_000
+
+
+def test_delete_dry_run_is_stored_apart_from_the_base_operators_dry_run_method() -> None:
+    op = AIGatewayDeleteLogsOperator(task_id="d", start=START, dry_run=True)
+    assert op.is_dry_run is True and callable(op.dry_run)
+
+
+# ----------------------------------------------------------------------- validated once
+
+
+def test_the_query_and_the_patch_are_validated_once(
+    emu: EmulatorServer, rec: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    for cls in (LogQuery, LogPatch):
+        original = vars(cls)["of"].__func__
+
+        def counting(klass: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            built.append(klass.__name__)
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "of", classmethod(counting))
+    checked = []
+    original_normalize = query_module.normalize_filters
+
+    def normalize(*args: Any, **kwargs: Any) -> Any:
+        checked.append(args)
+        return original_normalize(*args, **kwargs)
+
+    monkeypatch.setattr(query_module, "normalize_filters", normalize)
+    static = AIGatewayListLogsOperator(task_id="l", filters={"key": "success", "operator": "eq", "value": True})
+    static.execute({})
+    templated = AIGatewayListLogsOperator(task_id="l", filters="{{ params.f }}")
+    templated.render_template_fields({"params": {"f": [{"key": "success", "operator": "eq", "value": [True]}]}})
+    templated.execute({})
+    assert built == ["LogQuery", "LogQuery"] and len(checked) == 2  # once each: at creation, once rendered
+    built.clear()
+    ids = emu.ids(GW, START, END)[:3]
+    AIGatewayPatchLogOperator(task_id="p", log_id=ids, score=7, metadata={"k": "v"}).execute({})
+    assert built == ["LogPatch"] and emu.stats["patch"] == 3

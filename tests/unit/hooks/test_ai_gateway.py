@@ -2,20 +2,30 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_aigw.client import DEFAULT_BASE_URL
-from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import (
+    AIGatewayAPIError,
+    AIGatewayConfigError,
+    AIGatewayError,
+    AIGatewayInputError,
+)
 from airflow_provider_aigw.get_provider_info import get_provider_info
 from airflow_provider_aigw.hooks.ai_gateway import CONNECTION_EXTRAS, AIGatewayHook
+from airflow_provider_aigw.patch import LogPatch
+from airflow_provider_aigw.query import LogQuery
+from airflow_provider_aigw.transport import DEFAULT_BASE_URL
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 TOKEN = "hook-TOKEN-7f3a9c1e"
 ENV = "AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"
 LOGS = f"{DEFAULT_BASE_URL}/accounts/{ACCOUNT}/ai-gateway/gateways/%s/logs"
 EMPTY = {"success": True, "result": [], "result_info": {"total_count": 0}}
+START = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+END = START + timedelta(hours=1)
 
 
 def set_conn(monkeypatch, *, conn_id: str = "cloudflare_ai_gateway_default", **fields) -> None:
@@ -232,18 +242,101 @@ def test_patch_logs_attempts_every_id_then_names_the_failed_ones(monkeypatch, re
                 "result": {"id": log_id}}
         requests_mock.patch(f"{LOGS % 'gw'}/{log_id}", status_code=status, json=body)
     with pytest.raises(AIGatewayError, match=r"^2 of 6 patch\(es\) failed \(4 succeeded\): log-1: .*; log-4: "):
-        AIGatewayHook().patch_logs(ids, score=80, max_concurrency=3)
+        AIGatewayHook().patch_logs(ids, LogPatch.of(score=80), max_concurrency=3)
     assert sorted(r.url.rsplit("/", 1)[1] for r in requests_mock.request_history) == ids
     assert all(r.json() == {"score": 80} for r in requests_mock.request_history)
     requests_mock.reset_mock()
-    assert AIGatewayHook().patch_logs(["log-0", "log-2"], feedback=None) == 2
+    assert AIGatewayHook().patch_logs(["log-0", "log-2"], LogPatch.of(feedback=None)) == 2
     assert [r.json() for r in requests_mock.request_history] == [{"feedback": None}] * 2
 
 
-def test_patch_logs_checks_values_and_concurrency_before_any_request(monkeypatch, requests_mock):
+def test_patch_logs_checks_concurrency_before_any_request(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    with pytest.raises(AIGatewayInputError, match="max_concurrency must be an integer from 1 to 32, got 0"):
+        AIGatewayHook().patch_logs(["log-0"], LogPatch.of(score=1), max_concurrency=0)
+    assert requests_mock.call_count == 0
+
+
+def test_patch_log_validates_the_values_before_any_request(monkeypatch, requests_mock):
     set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
     with pytest.raises(AIGatewayInputError, match="score must be a number from 0 to 100"):
-        AIGatewayHook().patch_logs(["log-0"], score=101)
-    with pytest.raises(AIGatewayInputError, match="max_concurrency must be an integer from 1 to 32, got 0"):
-        AIGatewayHook().patch_logs(["log-0"], score=1, max_concurrency=0)
+        AIGatewayHook().patch_log("log-0", score=101)
+    with pytest.raises(AIGatewayInputError, match="nothing to patch"):
+        AIGatewayHook().patch_log("log-0")
     assert requests_mock.call_count == 0
+    requests_mock.patch(f"{LOGS % 'gw'}/log-0", json={"success": True, "result": {"id": "log-0", "score": 5}})
+    assert AIGatewayHook().patch_log("log-0", score=5, metadata=None) == {"id": "log-0", "score": 5}
+    assert requests_mock.last_request.json() == {"score": 5, "metadata": None}
+
+
+# ------------------------------------------------------------------ the tasks' loops
+
+
+def page(rows: list[dict], total: int) -> dict:
+    return {"success": True, "result": rows, "result_info": {"total_count": total}}
+
+
+def test_check_logs_counts_and_fetches_the_newest_matches_in_one_request(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    newest = [{"id": f"log-{i}", "created_at": f"2026-11-20T12:0{i}:00.000Z"} for i in (4, 3)]
+    requests_mock.get(LOGS % "gw", json=page(newest, 7))
+    query = LogQuery.of(filters={"key": "model", "operator": "eq", "value": "gpt-4o"}, start=START, end=END)
+    result = AIGatewayHook().check_logs(query, min_count=3, max_matches=1)
+    assert result == {
+        "count": 7,
+        "min_count": 3,
+        "gateway_id": "gw",  # the connection's, as the query names none
+        "start": "2026-11-20T12:00:00.000Z",
+        "end": "2026-11-20T13:00:00.000Z",
+        "matches": newest[:1],
+    }
+    assert requests_mock.call_count == 1
+    sent = requests_mock.last_request.qs
+    assert (sent["per_page"], sent["order_by"], sent["order_by_direction"]) == (["1"], ["created_at"], ["desc"])
+    assert json.loads(requests_mock.last_request.qs["filters"][0])[0] == {
+        "key": "model",
+        "operator": "eq",
+        "value": ["gpt-4o"],
+    }
+
+
+def test_check_logs_with_no_time_left_makes_one_attempt_on_a_copy_of_the_client(monkeypatch, requests_mock):
+    extra = {"account_id": ACCOUNT, "gateway_id": "gw", "backoff_base": 0.001, "max_retries": 2}
+    set_conn(monkeypatch, extra=extra)
+    requests_mock.get(LOGS % "gw", status_code=503, text="unavailable")
+    hook = AIGatewayHook()
+    with pytest.raises(AIGatewayAPIError, match="HTTP 503"):
+        hook.check_logs(LogQuery.of(), min_count=1, max_matches=0, time_left=0)
+    assert requests_mock.call_count == 1  # no retry once the time is up
+    assert (hook.client.max_retries, hook.client.retry_deadline, hook.client.timeout) == (2, 900.0, 30.0)
+    requests_mock.reset_mock()
+    with pytest.raises(AIGatewayAPIError, match="HTTP 503"):
+        hook.check_logs(LogQuery.of(), min_count=1, max_matches=0, time_left=None)
+    assert requests_mock.call_count == 3  # the connection's own patience: 2 retries
+
+
+def test_resolve_gateway_id_names_the_connection_when_there_is_none(monkeypatch, requests_mock):
+    set_conn(monkeypatch, conn_id="no_gw")
+    hook = AIGatewayHook("no_gw")
+    with pytest.raises(AIGatewayInputError, match=r"gateway_id is required: .* extra of connection 'no_gw'"):
+        hook.resolve_gateway_id()
+    with pytest.raises(AIGatewayInputError, match="gateway_id is required"):
+        hook.with_gateway(LogQuery.of(start=START))
+    assert hook.resolve_gateway_id("given") == "given"
+    assert hook.with_gateway(LogQuery.of(gateway_id="own")).gateway_id == "own"
+    assert AIGatewayHook("no_gw", gateway_id="hooks").with_gateway(LogQuery.of()).gateway_id == "hooks"
+    assert requests_mock.call_count == 0
+
+
+def test_contract_methods_take_a_query_or_its_parts_not_both(monkeypatch, requests_mock):
+    set_conn(monkeypatch, extra={"account_id": ACCOUNT, "gateway_id": "gw"})
+    requests_mock.get(LOGS % "other", json=page([], 0))
+    hook = AIGatewayHook()
+    query = LogQuery.of(gateway_id="other", start=START, end=END)
+    assert hook.count_logs(query=query) == 0 and hook.list_logs(query=query) == []
+    assert requests_mock.call_count == 2
+    assert all("/gateways/other/" in r.url for r in requests_mock.request_history)
+    for method in (hook.count_logs, hook.list_logs, hook.delete_logs):
+        with pytest.raises(AIGatewayInputError, match=r"pass query= or \['end', 'filters'\], not both"):
+            method(query=query, filters={"key": "model", "operator": "eq", "value": "x"}, end=END)
+    assert requests_mock.call_count == 2

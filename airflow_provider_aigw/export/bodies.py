@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from airflow_provider_aigw.concurrency import bounded_map
 from airflow_provider_aigw.exceptions import (
     AIGatewayAPIError,
     AIGatewayBodyError,
@@ -21,36 +21,14 @@ from airflow_provider_aigw.exceptions import (
     AIGatewayNotFoundError,
 )
 
-__all__ = ["AUTH_FAILURES_TO_GIVE_UP", "MAX_CONCURRENCY", "MAX_FAILURE_SAMPLES", "BodyFetcher", "bounded_map"]
+__all__ = ["AUTH_FAILURES_TO_GIVE_UP", "MAX_FAILURE_SAMPLES", "BodyFetcher"]
 
 #: Consecutive 401/403 answers on body fetches after which no more bodies are fetched.
 AUTH_FAILURES_TO_GIVE_UP = 5
 #: Failure messages kept for the task log and error (the rest are only counted).
 MAX_FAILURE_SAMPLES = 10
-#: Upper bound of concurrent requests of one task (the client's connection pool holds 32).
-MAX_CONCURRENCY = 32
-#: Items in flight at once in :func:`bounded_map`.
-_CHUNK = 50
 
 BodyGetter = Callable[..., Any]
-
-
-def bounded_map(
-    fn: Callable[[Any], Any], items: Iterable[Any], *, concurrency: int, chunk: int = _CHUNK
-) -> Iterator[Any]:
-    """``map(fn, items)`` in order with up to ``concurrency`` threads and at most ``chunk`` items in flight."""
-    if concurrency == 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="aigw") as pool:
-        batch: list[Any] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= chunk:
-                yield from pool.map(fn, batch)
-                batch = []
-        if batch:
-            yield from pool.map(fn, batch)
 
 
 class BodyFetcher:

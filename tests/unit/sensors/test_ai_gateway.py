@@ -16,6 +16,7 @@ from packaging.version import Version
 from airflow_provider_aigw.compat import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.query import LogQuery
 from airflow_provider_aigw.sensors.ai_gateway import DEFERRAL_TIMEOUT_GRACE, AIGatewayLogsSensor
 from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
 from tests.compat_helpers import AirflowRescheduleException
@@ -85,7 +86,7 @@ def test_bad_constructor_arguments(kwargs, message):
 def test_keyword_only_and_template_fields():
     with pytest.raises((TypeError, AirflowException)):  # Airflow 2 raises its own error
         AIGatewayLogsSensor("wait")  # type: ignore[misc]
-    assert tuple(AIGatewayLogsSensor.template_fields) == ("filters", "start", "end", "gateway_id")
+    assert tuple(AIGatewayLogsSensor.template_fields) == ("filters", "start", "end", "gateway_id", "aigw_conn_id")
     assert AIGatewayLogsSensor.template_fields_renderers == {"filters": "json"}
 
 
@@ -112,9 +113,19 @@ def test_deferrable_defaults_to_operators_default_deferrable(monkeypatch):
 )
 @pytest.mark.parametrize("deferrable", [False, True])
 def test_bad_input_raises_before_any_request(emu, kwargs, message, deferrable):
-    task = sensor(deferrable=deferrable, **kwargs)
     with pytest.raises(AIGatewayInputError, match=message):
-        task.execute({})
+        sensor(deferrable=deferrable, **kwargs).execute({})
+    assert emu.stats["total"] == 0
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_bad_input_is_refused_when_created_or_once_rendered(emu, deferrable):
+    with pytest.raises(AIGatewayInputError, match="filters must be a list"):
+        sensor(deferrable=deferrable, filters="model=gpt-4o")  # static: when the DAG is parsed
+    task = sensor(deferrable=deferrable, filters="{{ params.f }}", params={"f": "model=gpt-4o"})
+    task.render_template_fields({"params": task.params})
+    with pytest.raises(AIGatewayInputError, match="filters must be a list"):
+        task.execute({})  # templated: once rendered
     assert emu.stats["total"] == 0
 
 
@@ -353,22 +364,6 @@ def test_hook_uses_rendered_gateway_and_conn_id():
     assert (task.hook.aigw_conn_id, task.hook.gateway_id) == ("other", "gw-a")
 
 
-# ------------------------------------------------------------------ client.list_page (added for the sensor)
-
-
-def test_client_list_page_one_request_with_total(emu):
-    emu.add_logs(GW, logs(5))
-    client = AIGatewayHook().client
-    rows, total = client.list_page(start=T0, end=T1, per_page=2)
-    assert total == 5 and [r["created_at"] for r in rows] == ["2026-11-20T12:04:00.000Z", "2026-11-20T12:03:00.000Z"]
-    rows, total = client.list_page(order_by_direction="asc", per_page=1)
-    assert total == 5 and rows[0]["created_at"] == "2026-11-20T12:00:00.000Z"
-    assert emu.stats["list"] == 2
-    for bad in ({"per_page": 51}, {"order_by": "cost"}, {"order_by_direction": "up"}, {"filters": "x"}):
-        with pytest.raises(AIGatewayInputError):
-            client.list_page(**bad)
-    assert emu.stats["total"] == 2
-
 
 # ------------------------------------------------------------------ timeout parity with the trigger
 
@@ -551,3 +546,41 @@ def test_execute_complete_after_a_settled_empty_window(lines):
     result = {"count": 0, "min_count": 1, "gateway_id": GW, "start": "a", "end": "b", "matches": []}
     assert sensor(deferrable=True).execute_complete({}, {"status": "success", "result": result}) == result
     assert "window [a, b) of gateway 'my-gateway' has settled with 0 matching log(s)" in lines.text("info")
+
+
+# ------------------------------------------------------------------ one check, one hook
+
+
+async def test_the_sensor_and_its_trigger_make_the_same_hook_check(emu, monkeypatch, client_accessors):
+    emu.add_logs(GW, logs(2) + logs(2, model="claude", offset_min=10))
+    checks: list[tuple[Any, dict[str, Any]]] = []
+    original = AIGatewayHook.check_logs
+
+    def spy(hook: AIGatewayHook, query: Any, **kwargs: Any) -> dict[str, Any]:
+        checks.append((query, {k: v for k, v in kwargs.items() if k != "time_left"}))
+        return original(hook, query, **kwargs)
+
+    monkeypatch.setattr(AIGatewayHook, "check_logs", spy)
+    with pytest.raises(TaskDeferred) as info:
+        sensor(deferrable=True, filters=GPT, start=T0, end=T1, min_count=3, max_matches=2).execute({})
+    # the triggerer re-creates the trigger from its serialised kwargs
+    _, kwargs = info.value.trigger.serialize()
+    trigger = AIGatewayLogsTrigger(**json.loads(json.dumps(kwargs)))
+    emu.add_logs(GW, logs(1, offset_min=5))
+    events = [event.payload async for event in trigger.run()]
+    assert [e["status"] for e in events] == ["success"] and events[0]["result"]["count"] == 3
+    expected = LogQuery.of(filters=GPT, start=T0, end=T1)
+    assert checks == [(expected, {"min_count": 3, "max_matches": 2})] * 2
+    assert emu.stats["list"] == 2
+    assert client_accessors == {"hooks/ai_gateway.py"}  # neither touches the client itself
+
+
+def test_aigw_conn_id_is_templated_and_the_hook_uses_the_rendered_one(emu, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_RENDERED_AIGW", emu.airflow_conn_json(GW, max_retries=0))
+    monkeypatch.delenv(ENV)
+    emu.add_logs(GW, logs(1))
+    task = sensor(aigw_conn_id="{{ params.conn }}", params={"conn": "rendered_aigw"})
+    assert "aigw_conn_id" in task.template_fields
+    task.render_template_fields({"params": task.params})
+    assert task.poke({}).is_done is True
+    assert task.hook.aigw_conn_id == "rendered_aigw" and emu.stats["total"] == 1

@@ -1,4 +1,4 @@
-"""The export run where it lives (``export/run.py``, ``export/lineage.py``): window, progress, run, bodies."""
+"""One export from the API (``export/run.py``): window, names, the run's summary, the counted walk, bodies."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.compat import Asset
 from airflow_provider_aigw.emulator import EmulatorServer
-from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError, AIGatewayListingError
 from airflow_provider_aigw.export import iter_manifest_records
 from airflow_provider_aigw.export.run import (
     ExportRun,
-    Progress,
+    checked_rows,
     destination_assets,
     export_window,
-    format_duration,
     run_export,
-    strip_userinfo,
 )
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.query import LogQuery
 from tests.log_lines import LogLines
 
 UTC = timezone.utc
@@ -82,23 +82,10 @@ def test_a_recent_end_is_refused_or_clamped_with_a_warning() -> None:
 # ----------------------------------------------------------------------------- helpers
 
 
-def test_durations_urls_and_assets_are_named_for_people_and_lineage() -> None:
-    assert [format_duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m05s", "1h02m"]
-    assert strip_userinfo("s3://aws_conn@bucket/prefix/") == "s3://bucket/prefix"
-    assert strip_userinfo("file:///data/aigw/") == "file:///data/aigw"
+def test_urls_and_assets_are_named_for_lineage() -> None:
     assert destination_assets("s3://aws_default@bucket/aigw") == [Asset("s3://bucket/aigw")]
     assert destination_assets("/local/path") == []
     assert destination_assets(42) == []
-
-
-def test_progress_reports_counts_pages_requests_and_eta() -> None:
-    lines = LogLines()
-    progress = Progress(lines, expected=120, requests=lambda: 7, interval=0.0)
-    assert list(progress.wrap({"id": str(i)} for i in range(60))) == [{"id": str(i)} for i in range(60)]
-    assert progress.count == 60
-    last = lines.text("info").splitlines()[-1]
-    assert last.startswith("exported 60 of 120 logs, 2 pages, 7 API requests")
-    assert "ETA" in last
 
 
 def test_export_run_event_extra_and_body_check() -> None:
@@ -119,19 +106,22 @@ def test_export_run_event_extra_and_body_check() -> None:
 # --------------------------------------------------------------------------------- run
 
 
-def export_day(hook: AIGatewayHook, destination: str, **kwargs: Any) -> ExportRun:
+DAY = LogQuery.of(start=START, end=END)
+
+
+def export_day(client: AIGatewayClient, destination: str, query: LogQuery = DAY, **kwargs: Any) -> ExportRun:
     """``run_export`` of the seeded day as JSON lines."""
     kwargs.setdefault("logger", LogLines())
-    return run_export(hook, destination, gateway=GW, filters=[], start=START, end=END, format="jsonl", **kwargs)
+    return run_export(client, query, destination, format="jsonl", **kwargs)
 
 
 def test_run_export_writes_exactly_the_window_in_counted_requests(emu: EmulatorServer, tmp_path: Path) -> None:
     lines = LogLines()
-    hook = AIGatewayHook()
-    run = export_day(hook, f"file://{tmp_path}", logger=lines, owner="test/run")
+    client = AIGatewayHook().client
+    run = export_day(client, f"file://{tmp_path}", logger=lines, owner="test/run")
     assert [r["id"] for r in iter_manifest_records(run.summary, verify=True)] == emu.ids(GW, START, END)
     assert run.summary["count"] == 70 and run.body_failures is None
-    assert (run.account_id, run.gateway, run.url) == (hook.client.account_id, GW, f"file://{tmp_path}")
+    assert (run.account_id, run.gateway, run.url) == (client.account_id, GW, f"file://{tmp_path}")
     assert emu.stats["list"] == 1 + 2  # the count, then ceil(70 / 50) pages
     assert "exporting 70 logs of gateway 'run-gateway'" in lines.text("info")
     assert "exported 70 of 70 logs, 2 pages, 3 API requests" in lines.text("info")
@@ -140,7 +130,7 @@ def test_run_export_writes_exactly_the_window_in_counted_requests(emu: EmulatorS
 def test_run_export_with_bodies_reports_failures_without_failing(emu: EmulatorServer, tmp_path: Path) -> None:
     broken = emu.ids(GW, START, END)[:2]
     emu.faults.update(fail_body_ids=broken, fail_body_status=400)  # not retried
-    run = export_day(AIGatewayHook(), f"file://{tmp_path}", include_bodies=True, body_concurrency=2)
+    run = export_day(AIGatewayHook().client, f"file://{tmp_path}", include_bodies=True, body_concurrency=2)
     assert run.body_failures is not None and run.body_failures.startswith("4 body fetch(es) failed")
     failed = {r["id"] for r in iter_manifest_records(run.summary) if r["request_body_status"] == "failed"}
     assert failed == set(broken)
@@ -151,5 +141,46 @@ def test_run_export_probes_the_destination_before_any_request(emu: EmulatorServe
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
     with pytest.raises(AIGatewayInputError):
-        export_day(AIGatewayHook(), f"file://{blocked}")
+        export_day(AIGatewayHook().client, f"file://{blocked}")
     assert emu.stats["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (LogQuery.of(start=START), "an export needs a closed window"),
+        (LogQuery.of(end=END), "an export needs a closed window"),
+        (LogQuery.of(start=START, end=END, search="refund"), "an export takes no search"),
+    ],
+)
+def test_run_export_refuses_a_query_it_cannot_archive_before_any_request(
+    emu: EmulatorServer, tmp_path: Path, query: LogQuery, message: str
+) -> None:
+    with pytest.raises(AIGatewayInputError, match=message):
+        export_day(AIGatewayHook().client, f"file://{tmp_path}", query)
+    assert emu.stats["total"] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_export_of_a_named_gateway_records_it(emu: EmulatorServer, tmp_path: Path) -> None:
+    emu.seed_logs("other", 3, START, END, seed=5)
+    query = LogQuery.of(gateway_id="other", start=START, end=END)
+    run = export_day(AIGatewayHook().client, f"file://{tmp_path}", query)
+    assert run.gateway == "other" and run.summary["count"] == 3
+    assert {r["id"] for r in iter_manifest_records(run.summary)} == set(emu.ids("other", START, END))
+
+
+def test_checked_rows_stop_at_the_first_row_the_query_contradicts() -> None:
+    query = LogQuery.of(filters={"key": "model", "operator": "eq", "value": "gpt-4o"}, start=START, end=END)
+    rows = [
+        {"id": "a", "created_at": "2026-01-09T01:00:00.000Z", "model": "gpt-4o"},
+        {"id": "b", "created_at": "2026-01-09T02:00:00.000Z", "model": "claude"},
+        {"id": "c", "created_at": "2026-01-09T03:00:00.000Z", "model": "gpt-4o"},
+    ]
+    passed: list[str] = []
+    with pytest.raises(AIGatewayListingError, match=r"did not apply the filter model eq \['gpt-4o'\]: listing the"):
+        passed.extend(r["id"] for r in checked_rows(rows, query))
+    assert passed == ["a"]
+    late = [{"id": "d", "created_at": "2026-01-10T00:00:00.000Z", "model": "gpt-4o"}]
+    with pytest.raises(AIGatewayListingError, match=r"created_at lt"):
+        list(checked_rows(late, query))
