@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aigw.client import MAX_PER_PAGE, AIGatewayClient
 from airflow_provider_aigw.compat import Asset, ObjectStoragePath
 from airflow_provider_aigw.exceptions import AIGatewayBodyError, AIGatewayInputError, AIGatewayListingError
-from airflow_provider_aigw.export.destination import resolve_destination, strip_userinfo
 from airflow_provider_aigw.export.bodies import BodyFetcher
+from airflow_provider_aigw.export.destination import resolve_destination, strip_userinfo
 from airflow_provider_aigw.export.writer import export_logs
 from airflow_provider_aigw.progress import Progress
 from airflow_provider_aigw.query import LogQuery, contradicted_filter, validate_window
