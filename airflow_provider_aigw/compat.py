@@ -27,6 +27,11 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+try:
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError:  # Airflow 2.x: no asset watchers; an event trigger imports and is a plain trigger
+    BaseEventTrigger = BaseTrigger  # type: ignore[misc,assignment]
+
 
 def first_reschedule_date(sensor: Any, context: Any) -> Any:
     """When a reschedule-mode sensor first started (its timeout counts from then), or ``None``.
@@ -152,6 +157,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "Asset",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
