@@ -32,6 +32,11 @@ try:
 except ImportError:  # Airflow 2.x: no asset watchers; an event trigger imports and is a plain trigger
     BaseEventTrigger = BaseTrigger  # type: ignore[misc,assignment]
 
+try:
+    from airflow.sdk import AssetWatcher
+except ImportError:  # Airflow 2.x: an example DAG of a watcher defines no DAG there
+    AssetWatcher = None  # type: ignore[misc,assignment]
+
 
 def first_reschedule_date(sensor: Any, context: Any) -> Any:
     """When a reschedule-mode sensor first started (its timeout counts from then), or ``None``.
@@ -157,6 +162,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "Asset",
+    "AssetWatcher",
     "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
