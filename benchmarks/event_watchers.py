@@ -66,7 +66,9 @@ def main(counts: list[int]) -> None:
         for n in counts:
             with EmulatorServer() as emu:
                 emu.create_gateway(GW)
-                os.environ["AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"] = emu.airflow_conn_json(GW, max_retries=0)
+                os.environ["AIRFLOW_CONN_CLOUDFLARE_AI_GATEWAY_DEFAULT"] = emu.airflow_conn_json(
+                    GW, max_retries=0, budget_requests=10**6
+                )  # the hour runs in seconds: the budget of real time would pace it
                 emu.reset_stats()
                 events: Any = asyncio.run(_gather(emu, n, busy))
                 print(
