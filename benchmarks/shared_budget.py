@@ -83,6 +83,7 @@ def worker(spec: dict[str, Any]) -> None:
     """One process: build the client, say ready, wait for the go line, list the gateway."""
     from airflow_provider_aigw.budget import RedisRequestBudget, RequestBudget
     from airflow_provider_aigw.client import AIGatewayClient
+    from airflow_provider_aigw.query import LogQuery
 
     emu, contender = spec["emulator"], spec["contender"]
     limit, period = spec["rule"]
@@ -102,7 +103,7 @@ def worker(spec: dict[str, Any]) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     started = time.time()
-    count = sum(1 for _ in client.iter_logs(GATEWAY, start=WINDOW_START, end=WINDOW_END))
+    count = sum(1 for _ in client.iter_logs(LogQuery.of(gateway_id=GATEWAY, start=WINDOW_START, end=WINDOW_END)))
     print(json.dumps({"count": count, "requests": client.requests_sent, "elapsed_s": time.time() - started}))
 
 

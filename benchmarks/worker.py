@@ -65,7 +65,7 @@ def _client(emu: dict[str, Any], budget: Any) -> Any:
 
 
 def _budget(spec: dict[str, Any]) -> Any:
-    from airflow_provider_aigw.client import RequestBudget
+    from airflow_provider_aigw.budget import RequestBudget
 
     limits = spec.get("budget") or UNLIMITED
     return RequestBudget(int(limits[0]), float(limits[1]))
@@ -87,12 +87,13 @@ def run_provider(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
     """Contender 1: the client's keyset walk streamed into the export writer (``spec["format"]``,
     default ``jsonl.gz``)."""
     from airflow_provider_aigw.export import export_logs
+    from airflow_provider_aigw.query import LogQuery
 
     emu = spec["emulator"]
     budget = _budget(spec)
     client = _client(emu, budget)
     result = export_logs(
-        client.iter_logs(gateway, start=emu["start"], end=emu["end"]),
+        client.iter_logs(LogQuery.of(gateway_id=gateway, start=emu["start"], end=emu["end"])),
         out.as_uri(),
         gateway_id=gateway,
         start=_utc(emu["start"]),
@@ -108,6 +109,7 @@ def run_provider(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
 def run_sliced(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
     """Contender 1, concurrent: k time slices, one walk + one export each, one shared budget."""
     from airflow_provider_aigw.export import export_logs
+    from airflow_provider_aigw.query import LogQuery
 
     emu = spec["emulator"]
     budget = _budget(spec)
@@ -120,7 +122,7 @@ def run_sliced(spec: dict[str, Any], gateway: str, out: Path) -> Outcome:
         s, e = slices[i]
         try:
             results[i] = export_logs(
-                clients[i].iter_logs(gateway, start=s, end=e),
+                clients[i].iter_logs(LogQuery.of(gateway_id=gateway, start=s, end=e)),
                 (out / f"slice-{i:02d}").as_uri(),
                 gateway_id=gateway,
                 start=s,

@@ -90,6 +90,7 @@ def airflow(args: list[str], env: dict[str, str], log_file: Path) -> None:
 def main() -> int:
     from airflow_provider_aigw.client import AIGatewayClient
     from airflow_provider_aigw.export import read_manifest, window_tag
+    from airflow_provider_aigw.query import LogQuery
 
     started = time.monotonic()
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -107,7 +108,7 @@ def main() -> int:
         client = AIGatewayClient(
             info["account_id"], api_token=info["token"], base_url=info["url"], gateway_id=GATEWAY
         )
-        in_window_before = client.count_logs(start=start, end=end)
+        in_window_before = client.count_logs(LogQuery.of(start=start, end=end))
         total_before = client.count_logs()
         conn = {
             "conn_type": "cloudflare_ai_gateway",
@@ -145,7 +146,7 @@ def main() -> int:
         manifest = read_manifest(
             f"{OUTPUT.as_uri()}/gateway={GATEWAY}/_manifests/{window_tag(start, end)}.jsonl.gz.json"
         )
-        in_window_after = client.count_logs(start=start, end=end)
+        in_window_after = client.count_logs(LogQuery.of(start=start, end=end))
         total_after = client.count_logs()
     finally:
         stop(proc)

@@ -12,9 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from airflow_provider_aigw.client import AIGatewayClient, RequestBudget
+from airflow_provider_aigw.budget import RequestBudget
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayNotFoundError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.patch import LogPatch
+from airflow_provider_aigw.query import LogQuery
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +42,7 @@ def emulator(aigw_emulator_factory):
 def test_full_listing_is_exact_in_order_with_n_over_50_requests_and_the_empty_page(emulator):
     client = client_for(emulator)
     emulator.reset_stats()
-    got = [log["id"] for log in client.iter_logs(start=START, end=END)]
+    got = [log["id"] for log in client.iter_logs(LogQuery.of(start=START, end=END))]
     assert got == emulator.ids(GW, START, END)
     assert len(got) == len(set(got)) == 10_000
     assert emulator.stats["list"] == 200 + 1 == emulator.stats["total"]  # a multiple of 50: the empty page ends it
@@ -66,9 +69,9 @@ def test_filtered_window_returns_exactly_the_expected_subset(emulator):
     assert expected, "the seed must produce matches"
     client = client_for(emulator)
     emulator.reset_stats()
-    got = [log["id"] for log in client.iter_logs(filters=filters, start=start, end=end)]
+    got = [log["id"] for log in client.iter_logs(LogQuery.of(filters=filters, start=start, end=end))]
     assert got == expected
-    assert client.count_logs(filters=filters, start=start, end=end) == len(expected)
+    assert client.count_logs(LogQuery.of(filters=filters, start=start, end=end)) == len(expected)
     assert emulator.stats["list"] == -(-len(expected) // 50) + 1
 
 
@@ -80,7 +83,7 @@ def test_window_bounds_are_half_open_at_the_millisecond(aigw_emulator_factory):
     stamps["at-end"] = edge + dt.timedelta(hours=1)
     ids = server.add_logs(GW, [{"created_at": t.isoformat().replace("+00:00", "Z")} for t in stamps.values()])
     by_name = dict(zip(stamps, ids, strict=True))
-    got = [log["id"] for log in client_for(server).iter_logs(start=edge, end=edge + dt.timedelta(hours=1))]
+    got = [log["id"] for log in client_for(server).iter_logs(LogQuery.of(start=edge, end=edge + dt.timedelta(hours=1)))]
     assert got == [by_name["at-start"], by_name["inside"], by_name["last"]]
 
 
@@ -90,11 +93,11 @@ def test_delete_by_window_removes_exactly_the_matching_logs(emulator):
     doomed = set(emulator.ids(GW, start, end))
     before = set(emulator.ids(GW))
     emulator.reset_stats()
-    client.delete_logs(start=start, end=end, limit=100)
+    client.delete_logs(LogQuery.of(start=start, end=end), limit=100)
     assert len(before - set(emulator.ids(GW))) == 100
-    client.delete_logs(start=start, end=end)
+    client.delete_logs(LogQuery.of(start=start, end=end))
     assert set(emulator.ids(GW)) == before - doomed
-    assert client.count_logs(start=start, end=end) == 0
+    assert client.count_logs(LogQuery.of(start=start, end=end)) == 0
     assert emulator.stats["delete"] == 2
 
 
@@ -102,7 +105,7 @@ def test_listing_survives_5xx_and_dropped_connections(emulator):
     emulator.faults.update(error_rate=0.2, drop_rate=0.05, seed=7)
     client = client_for(emulator)
     emulator.reset_stats()
-    got = [log["id"] for log in client.iter_logs(start=START, end=END)]
+    got = [log["id"] for log in client.iter_logs(LogQuery.of(start=START, end=END))]
     assert got == emulator.ids(GW, START, END)
     stats = emulator.stats
     assert stats["served_5xx"] > 20 and stats["dropped"] > 3
@@ -160,7 +163,7 @@ def test_the_environment_proxy_carries_every_request_unless_no_proxy(
         monkeypatch.setenv("NO_PROXY", no_proxy)
     client = client_for(emulator)
     emulator.reset_stats()
-    assert [log["id"] for log in client.iter_logs(start=START, end=END)] == emulator.ids(GW, START, END)
+    assert [log["id"] for log in client.iter_logs(LogQuery.of(start=START, end=END))] == emulator.ids(GW, START, END)
     assert emulator.stats["list"] == 11
     logs_url = f"{emulator.url}/accounts/{emulator.account_id}/ai-gateway/gateways/{GW}/logs"
     assert [url.split("?")[0] for url in forwarding_proxy.seen] == ([] if no_proxy else [logs_url] * 11)
@@ -189,7 +192,7 @@ def test_listing_is_exact_while_the_gateway_inserts_and_deletes_oldest(aigw_emul
     server = aigw_emulator_factory(gateways={GW: 3_000}, start=START, end=END)
     before = set(server.ids(GW))
     server.faults.update(churn_insert_per_request=25, capacity=3_000)
-    got = [log["id"] for log in client_for(server).iter_logs(end=END)]
+    got = [log["id"] for log in client_for(server).iter_logs(LogQuery.of(end=END))]
     after = set(server.ids(GW))
     present_throughout = before & after
     assert len(before - after) > 1_000, "churn must delete logs ahead of the cursor"
@@ -236,12 +239,11 @@ def test_bodies_patch_and_errors(aigw_emulator_factory):
     assert client.get_log_response(with_body) == 'data: {"x": 1}\n\ndata: [DONE]\n\n'
     with pytest.raises(AIGatewayNotFoundError):
         client.get_log_request(without)
-    client.patch_log(with_body, feedback=1, score=87.5, metadata={"reviewed": True})
+    client.patch_log(with_body, LogPatch.of(feedback=1, score=87.5, metadata={"reviewed": True}))
     detail = client.get_log(with_body)
     assert detail["id"] == with_body
-    assert [log["id"] for log in client.iter_logs(filters={"key": "feedback", "operator": "eq", "value": 1})] == [
-        with_body
-    ]
+    liked = LogQuery.of(filters={"key": "feedback", "operator": "eq", "value": 1})
+    assert [log["id"] for log in client.iter_logs(liked)] == [with_body]
     with pytest.raises(AIGatewayNotFoundError):
         client.get_log("0193a7c2-5e1f-7abc-8def-0123456789ab")
 
@@ -257,7 +259,7 @@ def test_read_only_token_cannot_delete(aigw_emulator_factory):
     )
     assert client.count_logs() == 10
     with pytest.raises(AIGatewayAPIError, match="AI Gateway Write") as info:
-        client.delete_logs(start=START)
+        client.delete_logs(LogQuery.of(start=START))
     assert info.value.status == 403
     assert server.count(GW) == 10
 

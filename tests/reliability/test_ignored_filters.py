@@ -285,7 +285,7 @@ def test_thousands_of_failing_bodies_keep_a_bounded_sample(make_emulator, tmp_pa
     server = make_emulator(in_window=1000, before=0, after=0)
     use_connection(monkeypatch, server, max_retries=0)
     server.faults.update(fail_body_ids=["*"], fail_body_status=500)
-    from airflow_provider_aigw import bodies as bodies_module
+    from airflow_provider_aigw.export import bodies as bodies_module
 
     fetchers: list[Any] = []
     original = bodies_module.BodyFetcher.__init__

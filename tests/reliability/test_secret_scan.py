@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aigw.client import AIGatewayClient, RequestBudget
+from airflow_provider_aigw.budget import RequestBudget
+from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.exceptions import AIGatewayError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
+from airflow_provider_aigw.patch import LogPatch
 from tests.compat_helpers import dag_test
 
 from .conftest import CONN_ENV, FAST_RETRIES, GW
@@ -176,7 +178,7 @@ def error_texts(emu: EmulatorServer, other: EmulatorServer) -> list[str]:
         (none, lambda: client(emu).get_log("0193a7c2-5e1f-7abc-8def-0123456789ab")),  # 404
         (none, lambda: client(emu, base_url="http://127.0.0.1:9/client/v4", max_retries=0).count_logs()),
         (none, lambda: client(emu, base_url="http://example.com/client/v4")),  # config error
-        (none, lambda: client(emu).patch_log("a/b", feedback=1)),  # input error
+        (none, lambda: client(emu).patch_log("a/b", LogPatch.of(feedback=1))),  # input error
     ]
     texts: list[str] = []
     for index, (faults, call) in enumerate(kinds):

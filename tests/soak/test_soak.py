@@ -123,7 +123,7 @@ def test_export_of_a_million_logs_is_exact_with_flat_memory(emulator_process, tm
 def test_ten_concurrent_exports_in_one_process_share_one_budget_without_a_429(
     aigw_emulator_factory, monkeypatch, tmp_path
 ):
-    from airflow_provider_aigw.client import RequestBudget
+    from airflow_provider_aigw.budget import RequestBudget
     from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator
 
     RequestBudget._registry.clear()
