@@ -27,6 +27,16 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+try:
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError:  # Airflow 2.x: no asset watchers; an event trigger imports and is a plain trigger
+    BaseEventTrigger = BaseTrigger  # type: ignore[misc,assignment]
+
+try:
+    from airflow.sdk import AssetWatcher
+except ImportError:  # Airflow 2.x: an example DAG of a watcher defines no DAG there
+    AssetWatcher = None  # type: ignore[misc,assignment]
+
 
 def first_reschedule_date(sensor: Any, context: Any) -> Any:
     """When a reschedule-mode sensor first started (its timeout counts from then), or ``None``.
@@ -152,6 +162,8 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "Asset",
+    "AssetWatcher",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

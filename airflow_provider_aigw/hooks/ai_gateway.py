@@ -29,10 +29,11 @@ from airflow_provider_aigw.export.run import (
 )
 from airflow_provider_aigw.logpush.run import LogpushImport, import_logpush
 from airflow_provider_aigw.patch import UNSET, LogPatch
-from airflow_provider_aigw.query import LogQuery
+from airflow_provider_aigw.query import Filter, LogQuery
 from airflow_provider_aigw.timestamps import TimeLike, format_time
 from airflow_provider_aigw.transport import DEFAULT_BASE_URL, clean_credential
 from airflow_provider_aigw.validation import validate_gateway_id, validate_positive
+from airflow_provider_aigw.watermark import Batch, Watermark, poll_once
 
 log = logging.getLogger(__name__)
 
@@ -658,6 +659,28 @@ class AIGatewayHook(BaseHook):
                 f"{len(failed)} of {len(log_ids)} patch(es) failed ({patched} succeeded): {listed}{more}"
             )
         return patched
+
+    def poll_new_logs(
+        self, query: LogQuery, watermark: Watermark, *, overlap: Any, max_batch: int
+    ) -> tuple[Batch | None, Watermark]:
+        """The event watcher's poll: the logs of ``query`` new since ``watermark``, and the next watermark.
+
+        :func:`~airflow_provider_aigw.watermark.poll_once` over a keyset walk of ``query`` from
+        the watermark's re-read start, ``created_at`` ascending, 50 a page: with nothing new, one
+        request. Blocking (HTTP); call it off the event loop from async code.
+
+        :param query: the watcher's gateway, filters and search (no window: the watermark sets it).
+        :param watermark: what the watcher has emitted so far.
+        :param overlap: a ``timedelta`` or seconds re-read behind the newest log emitted.
+        :param max_batch: most logs in the batch.
+        """
+        query = self.with_gateway(query)
+        client = self.client
+
+        def list_since(since: dt.datetime, excluded: list[Filter]) -> Iterator[dict[str, Any]]:
+            return client.iter_logs(dataclasses.replace(query, filters=(*query.filters, *excluded), start=since))
+
+        return poll_once(list_since, watermark, overlap=overlap, max_batch=max_batch)
 
 
 def validate_min_count(min_count: Any) -> int:

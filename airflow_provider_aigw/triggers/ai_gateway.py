@@ -1,4 +1,4 @@
-"""Deferrable trigger waiting for AI Gateway logs that match filters.
+"""The triggers: a deferrable wait for AI Gateway logs that match filters, and an asset watcher's.
 
 :class:`AIGatewayLogsTrigger` is the deferrable twin of
 :class:`~airflow_provider_aigw.sensors.ai_gateway.AIGatewayLogsSensor`. Both make the same
@@ -7,27 +7,41 @@ check, :meth:`AIGatewayHook.check_logs <airflow_provider_aigw.hooks.ai_gateway.A
 here every blocking step - the connection lookup and each HTTP call with the client's own
 retries - runs in a worker thread via :func:`asyncio.to_thread`, and every wait is an
 :func:`asyncio.sleep`, so the triggerer's event loop is never blocked.
+
+:class:`AIGatewayLogsEventTrigger` is the trigger of an Airflow 3 ``AssetWatcher``: it runs
+until the DAG changes and yields an event per batch of *new* matching logs, each log once in
+the normal case (:mod:`airflow_provider_aigw.watermark`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from airflow_provider_aigw.compat import BaseTrigger, TriggerEvent
-from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayError, is_transient, outage_message
+from airflow_provider_aigw.compat import BaseEventTrigger, BaseTrigger, TriggerEvent
+from airflow_provider_aigw.events import EVENT_KIND
+from airflow_provider_aigw.exceptions import (
+    AIGatewayAPIError,
+    AIGatewayError,
+    AIGatewayInputError,
+    is_transient,
+    outage_message,
+)
 from airflow_provider_aigw.hooks.ai_gateway import (
     AIGatewayHook,
     settled_message,
     validate_max_matches,
     validate_min_count,
 )
-from airflow_provider_aigw.query import LogQuery
+from airflow_provider_aigw.query import LogQuery, encode_filters
 from airflow_provider_aigw.timestamps import TimeLike, format_time
-from airflow_provider_aigw.validation import validate_duration
+from airflow_provider_aigw.validation import validate_duration, validate_positive
+from airflow_provider_aigw.watermark import Watermark
 
 #: Longest wait between polls after transient failures when no ``max_interval`` is given.
 DEFAULT_MAX_BACKOFF = 300.0
@@ -36,6 +50,13 @@ DEFAULT_MAX_BACKOFF = 300.0
 def _seconds_or_none(value: Any, name: str) -> float | None:
     """A duration argument in seconds (JSON-serialisable), or None when not given."""
     return None if value is None else validate_duration(value, param=name).total_seconds()
+
+
+def transient_backoff(poll_interval: float, failures: int, retry_after: float | None, cap: float) -> float:
+    """Seconds to wait after ``failures`` transient failures in a row: doubling from
+    ``poll_interval`` up to ``cap`` (never below ``poll_interval``), at least ``Retry-After``."""
+    wait = min(poll_interval * 2 ** (failures - 1), max(cap, poll_interval))
+    return max(wait, retry_after) if retry_after else wait
 
 
 def _bound(value: dt.datetime | None) -> str | None:
@@ -168,9 +189,7 @@ class AIGatewayLogsTrigger(BaseTrigger):
         """Seconds to wait after ``polls`` unsuccessful polls, ``failures`` of them transient in a row."""
         if failures:
             cap = self.max_interval if self.max_interval is not None else DEFAULT_MAX_BACKOFF
-            wait = min(self.poll_interval * 2 ** (failures - 1), max(cap, self.poll_interval))
-            if retry_after:
-                wait = max(wait, retry_after)
+            wait = transient_backoff(self.poll_interval, failures, retry_after, cap)
         elif self.exponential_backoff:
             wait = self.poll_interval * 2 ** min(polls - 1, 62)
             if self.max_interval is not None:
@@ -259,3 +278,200 @@ class AIGatewayLogsTrigger(BaseTrigger):
                 "http_status": err.status if isinstance(err, AIGatewayAPIError) else None,
             }
         )
+
+
+#: Shortest poll interval of an event watcher, in seconds: 360 requests an hour when idle, 2.5%
+#: of the 14,400 an hour Cloudflare allows a user, so that tens of watchers fit the budget.
+MIN_EVENT_POLL_INTERVAL = 10.0
+#: Default re-read behind the newest log emitted: above Cloudflare's ingestion delay (0.3 to 60 s).
+DEFAULT_OVERLAP = 120.0
+#: Default look-back of a watcher without a saved watermark (a first start, or Airflow 3.0 to 3.2).
+DEFAULT_LOOKBACK = 300.0
+#: Most logs in one event: their ids must fit one ``id eq`` filter of a listing with a window
+#: (about 300 UUID ids, :data:`~airflow_provider_aigw.listing.MAX_FILTERS_QUERY_CHARS`).
+MAX_EVENT_BATCH = 250
+DEFAULT_EVENT_BATCH = 200
+#: Seconds from yielding an event to saving the watermark past it. Airflow 3.3.2's triggerer
+#: stores a yielded event 1 to 2 s later, but commits a state write at once: a watermark saved
+#: sooner could outlive an event lost with the triggerer. A kill in this gap repeats the batch.
+STATE_SAVE_DELAY = 5.0
+#: Prefix of the asset-state key holding a watcher's watermark (then its fingerprint).
+STATE_KEY_PREFIX = "aigw.watermark."
+
+
+class AIGatewayLogsEventTrigger(BaseEventTrigger):
+    """Fire on **new** AI Gateway logs that match filters: the trigger of an ``AssetWatcher`` (Airflow 3).
+
+    .. seealso::
+        How to attach it, what each Airflow version guarantees and what it costs: :doc:`/event_driven`.
+
+    It polls every ``poll_interval`` seconds through
+    :meth:`AIGatewayHook.poll_new_logs <airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook.poll_new_logs>`
+    (the client, its retries and the request budget of the connection, a Redis
+    ``budget_storage`` included), off the event loop. Each poll re-reads ``overlap`` behind the
+    newest log emitted, drops the ids already emitted, and yields one event per batch of new
+    logs; a full batch polls again at once, an idle poll costs one request. The payload:
+    ``{"kind": "aigw.new_logs", "gateway_id", "count", "ids", "start", "end",
+    "newest_created_at"}``, the ``[start, end)`` window holding the batch; read it in the DAG
+    with :func:`~airflow_provider_aigw.events.triggered_logs`.
+
+    The watermark lives in the watched asset's state on Airflow 3.3 (key
+    ``aigw.watermark.<fingerprint of gateway, filters and search>``), saved
+    :data:`STATE_SAVE_DELAY` seconds after its event was yielded; a triggerer restart resumes
+    from it. Without a state (Airflow 3.0 to 3.2, or one trigger watched by several assets) a
+    (re)start lists from ``now - lookback``. Transient failures past the client's retries back
+    off like :class:`AIGatewayLogsTrigger`'s (up to 300 s, honouring ``Retry-After``); a
+    permanent one (bad token, unknown gateway) raises.
+
+    Every argument is static (no templating): the kwargs are hashed to find the trigger's row,
+    so they must be equal at every parse; the filters are serialised as one JSON string.
+
+    :param aigw_conn_id: Airflow connection id.
+    :param gateway_id: gateway to watch; ``None`` means the connection's default.
+    :param filters: filters in the API's shape, e.g. ``{"key": "feedback", "operator": "eq", "value": [-1]}``.
+    :param search: free-text search over metadata, or ``None``.
+    :param poll_interval: seconds between polls, at least :data:`MIN_EVENT_POLL_INTERVAL`.
+    :param overlap: seconds re-read behind the newest log emitted, to catch logs listable late.
+    :param lookback: seconds behind now a watcher without a saved watermark starts.
+    :param max_batch: most logs in one event (1 to :data:`MAX_EVENT_BATCH`).
+    """
+
+    def __init__(
+        self,
+        *,
+        aigw_conn_id: str = AIGatewayHook.default_conn_name,
+        gateway_id: str | None = None,
+        filters: Any = None,
+        search: str | None = None,
+        poll_interval: float = 60.0,
+        overlap: float = DEFAULT_OVERLAP,
+        lookback: float = DEFAULT_LOOKBACK,
+        max_batch: int = DEFAULT_EVENT_BATCH,
+    ) -> None:
+        super().__init__()
+        if not isinstance(aigw_conn_id, str) or not aigw_conn_id:
+            raise AIGatewayInputError(f"aigw_conn_id must be a connection id, got {aigw_conn_id!r}")
+        self.aigw_conn_id = aigw_conn_id
+        #: The logs watched (no window: the watermark sets where each poll starts).
+        self.query = LogQuery.of(gateway_id=gateway_id, filters=filters, search=search)
+        self.poll_interval = validate_duration(poll_interval, param="poll_interval").total_seconds()
+        if self.poll_interval < MIN_EVENT_POLL_INTERVAL:
+            raise AIGatewayInputError(
+                f"poll_interval must be at least {MIN_EVENT_POLL_INTERVAL:g} seconds (the API's request budget "
+                f"is shared by every watcher and task of the account), got {self.poll_interval:g}"
+            )
+        self.overlap = validate_duration(overlap, param="overlap").total_seconds()
+        self.lookback = validate_duration(lookback, param="lookback").total_seconds()
+        self.max_batch = validate_positive(max_batch, param="max_batch", maximum=MAX_EVENT_BATCH)
+        #: Where the watermark is saved: the asset's state, once :meth:`run` found it usable.
+        self._store: Any = None
+        # Injectable for tests (deterministic time); production uses wall clock + asyncio.sleep.
+        self._clock: Callable[[], float] = time.time
+        self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+    def __repr__(self) -> str:
+        return (
+            f"AIGatewayLogsEventTrigger(aigw_conn_id={self.aigw_conn_id!r}, {self.query.describe()}, "
+            f"poll_interval={self.poll_interval:g})"
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and kwargs: JSON scalars only (the filters as one compact JSON string)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "aigw_conn_id": self.aigw_conn_id,
+                "gateway_id": self.query.gateway_id,
+                "filters": encode_filters(self.query.filters),
+                "search": self.query.search,
+                "poll_interval": self.poll_interval,
+                "overlap": self.overlap,
+                "lookback": self.lookback,
+                "max_batch": self.max_batch,
+            },
+        )
+
+    def state_key(self, gateway_id: str) -> str:
+        """The asset-state key of this watcher's watermark: a fingerprint of what it watches.
+
+        Watchers of other filters on the same asset keep their own watermark; changing the
+        filters starts a new one (from the look-back).
+        """
+        watched = {"gateway_id": gateway_id, "filters": list(self.query.filters), "search": self.query.search}
+        digest = hashlib.sha256(json.dumps(watched, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return STATE_KEY_PREFIX + digest[:16]
+
+    # ------------------------------------------------------------ state
+
+    async def _load(self, key: str) -> Watermark | None:
+        """The saved watermark, or ``None`` (no state, nothing saved, or unreadable); drops the store when unusable."""
+        store = getattr(self, "asset_state_store", None)  # set by Airflow 3.3's triggerer only
+        if store is None:
+            self.log.info("no asset state (Airflow before 3.3): starting %gs back", self.lookback)
+            return None
+        try:
+            saved = await store.aget(key)
+        except ValueError as err:  # several assets watch this trigger: no single state to use
+            self.log.warning(
+                "several assets watch this trigger, so its watermark cannot be saved (%s); it runs without state "
+                "and a restart starts %gs back",
+                err,
+                self.lookback,
+            )
+            self._store = None
+            return None
+        self._store = store
+        if saved is None:
+            return None
+        try:
+            return Watermark.from_state(saved)
+        except AIGatewayInputError as err:
+            self.log.warning("ignoring the saved watermark %s: %s", key, err)
+            return None
+
+    async def _save(self, key: str, watermark: Watermark) -> None:
+        if self._store is not None:
+            await self._store.aset(key, watermark.to_state())
+
+    # ------------------------------------------------------------ the loop
+
+    def _connect(self) -> tuple[AIGatewayHook, LogQuery]:
+        """The hook and the query naming its gateway; blocking (the connection lookup)."""
+        hook = AIGatewayHook(aigw_conn_id=self.aigw_conn_id)
+        return hook, hook.with_gateway(self.query)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll forever, yielding one event per batch of new logs."""
+        hook, query = await asyncio.to_thread(self._connect)
+        gateway = str(query.gateway_id)
+        key = self.state_key(gateway)
+        saved = await self._load(key)
+        watermark = saved or Watermark.fresh(dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc), self.lookback)
+        if saved is None:
+            await self._save(key, watermark)
+        self.log.info("watching %s for new logs, %s", query.describe(), watermark.to_state()["newest"] or "none yet")
+        failures = 0
+        while True:
+            try:
+                batch, watermark = await asyncio.to_thread(
+                    hook.poll_new_logs, query, watermark, overlap=self.overlap, max_batch=self.max_batch
+                )
+            except AIGatewayAPIError as err:
+                if not is_transient(err):
+                    raise
+                failures += 1
+                self.log.warning("Transient failure polling for new logs (%d in a row): %s", failures, err)
+                await self._sleep(transient_backoff(self.poll_interval, failures, err.retry_after, DEFAULT_MAX_BACKOFF))
+                continue
+            failures = 0
+            wait = self.poll_interval
+            if batch is not None:
+                self.log.info("%d new log(s), created up to %s", batch.count, format_time(batch.newest))
+                yield TriggerEvent({"kind": EVENT_KIND, "gateway_id": gateway, **batch.to_payload()})
+                if self._store is not None:
+                    await self._sleep(STATE_SAVE_DELAY)
+                    await self._save(key, watermark)
+                    wait -= STATE_SAVE_DELAY
+                if batch.count >= self.max_batch:
+                    continue  # a backlog: the next batch at once
+            await self._sleep(wait)

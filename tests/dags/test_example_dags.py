@@ -274,3 +274,23 @@ def test_multi_gateway_export_maps_over_gateways(load_dag: Any, emu: EmulatorSer
         "files": sum(get_xcom(run, "export_gateway", map_index=i)["files"] for i in range(3)),
         "bytes": sum(get_xcom(run, "export_gateway", map_index=i)["bytes"] for i in range(3)),
     }
+
+
+def test_triage_thumbs_down_loads_with_its_watcher_on_airflow_3_and_defines_no_dag_on_2() -> None:
+    from airflow_provider_aigw.compat import AssetWatcher
+    from tests.compat_helpers import DagBag
+    from tests.dags.conftest import EXAMPLE_DAGS
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "aigw_triage_thumbs_down.py"))
+    assert not bag.import_errors, bag.import_errors
+    if AssetWatcher is None:  # Airflow 2.x
+        assert bag.dags == {}
+        return
+    dag = bag.dags["aigw_triage_thumbs_down"]
+    assert [t.task_id for t in dag.tasks] == ["fired", "list_thumbs_down", "tag_for_review", "write_thumbs_down"]
+    (asset,) = dag.timetable.asset_condition.objects
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "airflow_provider_aigw.triggers.ai_gateway.AIGatewayLogsEventTrigger"
+    assert kwargs["filters"] == '[{"key":"feedback","operator":"eq","value":[-1]}]'  # a string: hashes stably
+    assert kwargs["poll_interval"] == 60.0

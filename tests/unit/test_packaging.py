@@ -36,4 +36,4 @@ def test_example_dags_ship_from_the_top_level_folder():
     assert setuptools_config()["package-dir"] == {"airflow_provider_aigw.example_dags": "example_dags"}
     assert not (ROOT / "airflow_provider_aigw" / "example_dags").exists()  # one copy of each file
     names = [p.name for p in examples.example_dag_files()]
-    assert names == sorted(p.name for p in (ROOT / "example_dags").glob("aigw_*.py")) and len(names) == 3
+    assert names == sorted(p.name for p in (ROOT / "example_dags").glob("aigw_*.py")) and len(names) == 4

@@ -47,9 +47,7 @@ def listing(client: AIGatewayClient, filters: list[Filter]) -> ListSince:
     """The watcher's listing through today's client: a keyset walk, created_at ascending, 50 a page."""
 
     def list_since(since: dt.datetime, extra: list[Filter]) -> Iterable[Mapping[str, Any]]:
-        return client.iter_logs(
-            LogQuery.of(gateway_id=GW, filters=filters + extra, start=since), order_by="created_at", per_page=50
-        )
+        return client.iter_logs(LogQuery.of(gateway_id=GW, filters=filters + extra, start=since), per_page=50)
 
     return list_since
 

@@ -19,7 +19,6 @@ from airflow_provider_aigw.export.run import (
     destination_assets,
     export_window,
     run_export,
-    strip_userinfo,
 )
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
 from airflow_provider_aigw.query import LogQuery
@@ -84,8 +83,6 @@ def test_a_recent_end_is_refused_or_clamped_with_a_warning() -> None:
 
 
 def test_urls_and_assets_are_named_for_lineage() -> None:
-    assert strip_userinfo("s3://aws_conn@bucket/prefix/") == "s3://bucket/prefix"
-    assert strip_userinfo("file:///data/aigw/") == "file:///data/aigw"
     assert destination_assets("s3://aws_default@bucket/aigw") == [Asset("s3://bucket/aigw")]
     assert destination_assets("/local/path") == []
     assert destination_assets(42) == []

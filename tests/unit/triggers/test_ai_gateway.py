@@ -18,7 +18,8 @@ import pytest
 from airflow_provider_aigw.client import AIGatewayClient
 from airflow_provider_aigw.exceptions import AIGatewayAPIError, AIGatewayInputError, AIGatewayRateLimitError
 from airflow_provider_aigw.hooks.ai_gateway import AIGatewayHook
-from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsTrigger
+from airflow_provider_aigw.timestamps import format_time
+from airflow_provider_aigw.triggers.ai_gateway import AIGatewayLogsEventTrigger, AIGatewayLogsTrigger
 from tests.fake_clock import FakeClock
 from tests.log_lines import LogLines
 
@@ -455,3 +456,209 @@ async def test_without_settled_at_an_empty_window_times_out(emu):
     trigger = faked(AIGatewayLogsTrigger(start=T0, end=T1, poll_interval=60, deadline=NOW + 150), fake)
     event = await first_event(trigger)
     assert event["status"] == "timeout" and event["count"] == 0
+
+
+# ================================================================ AIGatewayLogsEventTrigger
+
+EPOCH = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+THUMBS_DOWN = {"key": "feedback", "operator": "eq", "value": [-1]}
+
+
+class Stop(Exception):
+    """Ends a watcher's endless loop from the fake clock."""
+
+
+class FakeStateStore:
+    """The asset's state as Airflow 3.3's triggerer hands it in: ``aget``/``aset`` of JSON values."""
+
+    def __init__(self, *, assets: int = 1) -> None:
+        self.values: dict[str, Any] = {}
+        self.assets = assets
+        self.sets = 0
+
+    def _one(self) -> None:
+        if self.assets != 1:
+            raise ValueError(f"Task has {self.assets} concrete inlets and outlets")
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        self._one()
+        return json.loads(json.dumps(self.values[key])) if key in self.values else default
+
+    async def aset(self, key: str, value: Any) -> None:
+        self._one()
+        self.sets += 1
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def at(seconds: float) -> str:
+    """``created_at`` ``seconds`` after EPOCH (the fake clock's start)."""
+    return format_time(EPOCH + timedelta(milliseconds=round(seconds * 1000)))
+
+
+def watcher(fake: FakeClock, store: FakeStateStore | None = None, **kwargs: Any) -> AIGatewayLogsEventTrigger:
+    trigger = AIGatewayLogsEventTrigger(gateway_id=GW, filters=THUMBS_DOWN, poll_interval=30, **kwargs)
+    trigger._clock, trigger._sleep = fake.time, fake.async_sleep
+    trigger.asset_state_store = store
+    return trigger
+
+
+async def events_until(trigger: AIGatewayLogsEventTrigger, fake: FakeClock, sleeps: int, world=None) -> list[dict]:
+    """The payloads the watcher yields until its ``sleeps``-th sleep; ``world(n)`` runs after sleep n."""
+
+    before = len(fake.sleeps)
+
+    def on_sleep(total: int) -> None:
+        n = total - before
+        if world is not None:
+            world(n)
+        if n >= sleeps:
+            raise Stop
+
+    fake.on_sleep = on_sleep
+    payloads: list[dict] = []
+    with pytest.raises(Stop):
+        async for event in trigger.run():
+            payloads.append(event.payload)
+    return payloads
+
+
+def add(emu, *seconds: float, feedback: int = -1) -> list[str]:
+    return emu.add_logs(GW, [{"created_at": at(s), "feedback": feedback} for s in seconds])
+
+
+@pytest.fixture
+def fake() -> FakeClock:
+    return FakeClock(EPOCH.timestamp())
+
+
+def test_event_trigger_serialises_its_filters_as_one_json_string_and_hashes_stably():
+    from airflow.triggers.base import BaseEventTrigger
+
+    filters = [THUMBS_DOWN, {"key": "model", "operator": "eq", "value": "x"}]
+    trigger = AIGatewayLogsEventTrigger(gateway_id=GW, filters=filters)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_aigw.triggers.ai_gateway.AIGatewayLogsEventTrigger"
+    assert kwargs == {
+        "aigw_conn_id": "cloudflare_ai_gateway_default",
+        "gateway_id": GW,
+        "filters": '[{"key":"feedback","operator":"eq","value":[-1]},{"key":"model","operator":"eq","value":["x"]}]',
+        "search": None,
+        "poll_interval": 60.0,
+        "overlap": 120.0,
+        "lookback": 300.0,
+        "max_batch": 200,
+    }
+    again = AIGatewayLogsEventTrigger(**kwargs)
+    assert again.serialize() == (path, kwargs)  # a re-parse files the same trigger row
+    assert BaseEventTrigger.hash(path, kwargs) == BaseEventTrigger.hash(*again.serialize())
+    assert isinstance(trigger, BaseEventTrigger)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 5}, "poll_interval must be at least 10 seconds"),
+        ({"filters": {"key": "feedback", "operator": "is", "value": [-1]}}, "operator"),
+        ({"filters": '[{"key": "feedback"'}, "filters"),
+        ({"gateway_id": "bad gateway/"}, "gateway"),
+        ({"overlap": -1}, "overlap"),
+        ({"lookback": "soon"}, "lookback"),
+        ({"max_batch": 0}, "max_batch"),
+        ({"max_batch": 251}, "max_batch"),
+        ({"aigw_conn_id": ""}, "aigw_conn_id"),
+    ],
+)
+def test_event_trigger_refuses_bad_input_when_built(kwargs, message):
+    with pytest.raises(AIGatewayInputError, match=message):
+        AIGatewayLogsEventTrigger(**{"gateway_id": GW, "filters": THUMBS_DOWN, **kwargs})
+
+
+async def test_watcher_fires_new_matching_logs_once_catches_late_ones_and_idles_at_one_request(emu, fake):
+    old = add(emu, -400)  # before the look-back: never fires
+    first = add(emu, -100, -50)
+    add(emu, -60, feedback=1)  # does not match
+    store = FakeStateStore()
+    requests: list[int] = []
+    late: dict[str, list[str]] = {}
+
+    def world(n: int) -> None:
+        requests.append(emu.stats.list)
+        if n == 4:  # after two idle polls: one late log inside the overlap, one new, one far too late
+            late["inside"] = add(emu, -80)
+            late["new"] = add(emu, 40)
+            late["outside"] = add(emu, -300)
+
+    emu.reset_stats()
+    payloads = await events_until(watcher(fake, store), fake, 6, world)
+    assert [p["ids"] for p in payloads] == [first, late["inside"] + late["new"]]
+    assert not set(old + late["outside"]) & {i for p in payloads for i in p["ids"]}
+    assert payloads[0] == {
+        "kind": "aigw.new_logs",
+        "gateway_id": GW,
+        "count": 2,
+        "ids": first,
+        "start": at(-100),
+        "end": at(-49.999),
+        "newest_created_at": at(-50),
+    }
+    # sleeps: the state delay after an event, the rest of the interval, idle polls of 30 s
+    assert fake.sleeps == [5.0, 25.0, 30.0, 30.0, 5.0, 25.0]
+    # one request per poll: idle ones included (the emitted ids are kept out by the query)
+    assert [b - a for a, b in zip([0, *requests], requests, strict=False)] == [1, 0, 1, 1, 1, 0]
+    (key,) = store.values
+    assert key.startswith("aigw.watermark.") and store.values[key]["newest"] == at(40)
+
+
+async def test_a_restart_resumes_from_the_saved_watermark_and_repeats_only_an_unsaved_batch(emu, fake):
+    store = FakeStateStore()
+    first = add(emu, -100, -50)
+    # killed right after yielding its first event: the watermark was not saved past it
+    assert [p["ids"] for p in await events_until(watcher(fake, store), fake, 1)] == [first]
+    assert [p["ids"] for p in await events_until(watcher(fake, store), fake, 2)] == [first]  # repeated once
+    second = add(emu, 10)
+    payloads = await events_until(watcher(fake, store), fake, 4)
+    assert [p["ids"] for p in payloads] == [second]  # saved: nothing of before repeats
+
+
+async def test_without_state_a_restart_starts_from_the_lookback(emu, fake):
+    recent = add(emu, -100)
+    add(emu, -400)
+    assert [p["ids"] for p in await events_until(watcher(fake, None, lookback=200), fake, 2)] == [recent]
+    # Airflow 3.0-3.2: no state, so a restart fires again on what its look-back holds
+    assert [p["ids"] for p in await events_until(watcher(fake, None, lookback=200), fake, 2)] == [recent]
+
+
+async def test_several_assets_on_one_trigger_warn_once_and_run_without_state(emu, fake, monkeypatch):
+    lines = LogLines()
+    monkeypatch.setattr(AIGatewayLogsEventTrigger, "log", lines)
+    store = FakeStateStore(assets=2)
+    ids = add(emu, -10)
+    assert [p["ids"] for p in await events_until(watcher(fake, store), fake, 3)] == [ids]
+    assert store.sets == 0 and fake.sleeps == [30.0, 30.0, 30.0]  # no save delay without a state
+    assert lines.text("warning").count("several assets watch this trigger") == 1
+
+
+async def test_a_full_batch_polls_again_at_once_and_a_backlog_drains_without_repeats(emu, fake):
+    ids = add(emu, *range(-50, 0, 10))
+    payloads = await events_until(watcher(fake, FakeStateStore(), max_batch=2), fake, 5)
+    assert [p["ids"] for p in payloads] == [ids[0:2], ids[2:4], ids[4:]]
+    assert fake.sleeps == [5.0, 5.0, 5.0, 25.0, 30.0]
+
+
+async def test_transient_failures_back_off_and_permanent_ones_raise(emu, fake):
+    ids = add(emu, -10)
+    emu.faults.update(error_rate=1.0)
+    fake.on_sleep = None
+
+    def world(n: int) -> None:
+        if n == 3:
+            emu.faults.update(error_rate=0.0)
+
+    payloads = await events_until(watcher(fake, None), fake, 4, world)
+    assert [p["ids"] for p in payloads] == [ids]
+    assert fake.sleeps == [30.0, 60.0, 120.0, 30.0]  # doubling from poll_interval, then the poll interval
+    with pytest.raises(AIGatewayAPIError) as info:
+        trigger = AIGatewayLogsEventTrigger(gateway_id="no-such-gateway", filters=THUMBS_DOWN, poll_interval=30)
+        trigger._sleep = fake.async_sleep
+        await anext(trigger.run())
+    assert info.value.status == 404
