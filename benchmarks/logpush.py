@@ -1,8 +1,8 @@
 # ruff: noqa: RUF001, RUF002 - typographic signs in report text are intended
 """Logpush decryption throughput: the provider's read path vs a bare RSA-decryption loop.
 
-``python -m benchmarks.logpush [--rounds 3] [--logs 240] [--workers 1 2]`` (also ``python -m
-benchmarks --only logpush``, which adds the section to RESULTS.md).
+``python -m benchmarks.logpush [--rounds 3] [--logs 240] [--workers 1 2] [--memory-logs 240]`` (also
+``python -m benchmarks --only logpush``, which adds the section to RESULTS.md).
 
 An RSA-4096 key pair; the emulator seals ``--logs`` logs with 4 KB request and response bodies
 into gzip NDJSON files, once with one AES key per field (3 wrapped keys per log) and once with
@@ -13,8 +13,17 @@ one AES key per log (``shared_key``; Cloudflare's docs do not say which it does)
   wrapped keys of each batch of 64 records (RSA back to back) and maps every record with
   ``to_row`` through one ``EnvelopeDecryptor`` (file read, JSON, RSA unwrap, AES-GCM, JSON of the
   bodies, the export row);
+* ``import``: :func:`~airflow_provider_aigw.logpush.run.import_logpush` end to end, in this process
+  with ``max_workers`` set to the worker count: file selection, the read path, synthetic ids and
+  the archive written (``jsonl.gz``, manifest, commit) to a fresh destination each time; with 2
+  workers its process pool is started inside the measured time, as a task starts it;
 * ``bare``: each worker runs ``private_key.decrypt(wrapped, OAEP)`` over the same wrapped keys,
   nothing else: the physical limit, ``cores × RSA operations/s ÷ wrapped keys per log``.
+
+Memory: ``import_logpush`` (shared keys, 1 worker) in a fresh process for ``--memory-logs`` N and
+10 N logs; the process' peak RSS (``ru_maxrss``) and its growth over the RSS just before the
+import. Flat memory means the same peak at N and 10 N; the two wall times give the marginal cost
+of a log without the fixed start-up.
 
 Workers start together on a barrier; wall time runs from the first worker's start to the last
 one's end (``time.perf_counter``, one clock for every process on Linux), CPU is each worker's
@@ -30,6 +39,7 @@ import gzip
 import json
 import multiprocessing
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -107,6 +117,47 @@ def _bare(wrapped: list[bytes]) -> dict[str, float]:
     return {"start": t0, "end": time.perf_counter(), "cpu": time.process_time() - c0, "rsa": len(wrapped)}
 
 
+def _import(root: str, dest: str, private_pem: bytes, workers: int) -> dict[str, Any]:
+    """One whole import; runs in the benchmark's main process (or a fresh one for memory)."""
+    from airflow_provider_aigw.logpush.run import import_logpush
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = import_logpush(
+        f"file://{root}", f"file://{dest}", private_pem=private_pem, gateway_id="bench", start=START, end=END,
+        format="jsonl.gz", max_workers=workers, logger=_QUIET,
+    )  # fmt: skip
+    end, cpu = time.perf_counter(), time.process_time() - c0
+    return {"start": t0, "end": end, "cpu": cpu, "logs": result.summary["count"], "rsa": 0}
+
+
+def _import_memory(root: str, dest: str, private_pem: bytes) -> dict[str, Any]:
+    """A whole import in a fresh process: its peak RSS and the RSS just before the import (KiB)."""
+    import resource
+
+    import airflow_provider_aigw.logpush.run  # noqa: F401 - imported before the baseline is read
+
+    before = _rss_kib()
+    out = _import(root, dest, private_pem, 1)
+    return {**out, "rss_before_kib": before, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class _Quiet:
+    def info(self, *args: Any) -> None:
+        pass
+
+    warning = info
+
+
+_QUIET = _Quiet()
+
+
 # --- data --------------------------------------------------------------------------------------
 
 
@@ -169,8 +220,14 @@ def make_files(root: Path, public_pem: bytes, logs: int, shared_key: bool) -> tu
 # --- the runs ----------------------------------------------------------------------------------
 
 
-def _run(pool: Any, workers: int, contender: str, files: list[str], wrapped: list[list[bytes]]) -> dict[str, Any]:
-    if contender == "provider":
+def _run(
+    pool: Any, workers: int, contender: str, files: list[str], wrapped: list[list[bytes]], private_pem: bytes
+) -> dict[str, Any]:
+    if contender == "import":
+        root = str(Path(files[0]).parents[1])  # the files' date folder's parent: the job's destination
+        with tempfile.TemporaryDirectory(prefix="aigw-bench-logpush-archive-") as dest:
+            outs = [_import(root, dest, private_pem, workers)]
+    elif contender == "provider":
         parts: list[Any] = [files[i::workers] for i in range(workers)]
         outs = pool.map(_provider, parts, chunksize=1)
     else:
@@ -185,8 +242,14 @@ def _run(pool: Any, workers: int, contender: str, files: list[str], wrapped: lis
     }
 
 
-def scenario(rounds: int = 3, logs: int = 240, worker_counts: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    """Measure every (mode, workers, contender) ``rounds`` times; returns the raw runs."""
+CONTENDERS = ("provider", "import", "bare")
+
+
+def scenario(
+    rounds: int = 3, logs: int = 240, worker_counts: tuple[int, ...] = (1, 2), memory_logs: int = 240
+) -> dict[str, Any]:
+    """Measure every (mode, workers, contender) ``rounds`` times, then the import's memory at
+    ``memory_logs`` and 10 times as many; returns the raw runs."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -207,19 +270,41 @@ def scenario(rounds: int = 3, logs: int = 240, worker_counts: tuple[int, ...] = 
             barrier = ctx.Barrier(workers)
             with ctx.Pool(workers, initializer=_init, initargs=(private_pem, barrier)) as pool:
                 for round_no in range(rounds):
-                    order = ["provider", "bare"] if round_no % 2 == 0 else ["bare", "provider"]
+                    # the order rotates from round to round: no contender always runs first
+                    order = [CONTENDERS[(round_no + i) % len(CONTENDERS)] for i in range(len(CONTENDERS))]
                     for mode, (files, wrapped) in data.items():
                         for contender in order:
-                            run = _run(pool, workers, contender, files, wrapped)
+                            run = _run(pool, workers, contender, files, wrapped, private_pem)
                             run.update(mode=mode, workers=workers, contender=contender, round=round_no)
                             runs.append(run)
                             rate = logs / run["wall_s"]
                             print(
                                 f"  [logpush] {mode:9} workers={workers} {contender:8} round {round_no}: "
-                                f"{rate:,.0f} logs/s, {run['rsa']} RSA ops in {run['wall_s']:.2f} s",
+                                f"{rate:,.0f} logs/s in {run['wall_s']:.2f} s",
                                 flush=True,
                             )
-    return {"logs": logs, "rsa_bits": RSA_BITS, "body_bytes": BODY_BYTES, "rounds": rounds, "runs": runs}
+        memory = []
+        spawn = multiprocessing.get_context("spawn")
+        for count in (memory_logs, 10 * memory_logs):
+            root = Path(tmp) / f"memory-{count}"
+            files, _wrapped = make_files(root, public_pem, count, shared_key=True)
+            with tempfile.TemporaryDirectory(prefix="aigw-bench-logpush-archive-") as dest, spawn.Pool(1) as fresh:
+                out = fresh.apply(_import_memory, (str(root), dest, private_pem))
+            memory.append({**out, "wall_s": out["end"] - out["start"], "expected": count})
+            print(
+                f"  [logpush] import memory, {count} logs: peak RSS {out['peak_rss_kib'] / 1024:,.0f} MiB "
+                f"(before the import {out['rss_before_kib'] / 1024:,.0f} MiB), {out['end'] - out['start']:.2f} s",
+                flush=True,
+            )
+            shutil.rmtree(root)
+    return {
+        "logs": logs,
+        "rsa_bits": RSA_BITS,
+        "body_bytes": BODY_BYTES,
+        "rounds": rounds,
+        "runs": runs,
+        "memory": memory,
+    }
 
 
 def summary(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -239,8 +324,13 @@ def summary(res: dict[str, Any]) -> list[dict[str, Any]]:
         pairs = {r["round"]: r for r in bare}
         shares = [pairs[r["round"]]["wall_s"] / r["wall_s"] for r in provider]
         cpu_shares = [pairs[r["round"]]["cpu_s"] / r["cpu_s"] for r in provider]
+        whole = [r for r in runs if r["contender"] == "import"]
         rows.append(
             {
+                "import_logs_per_s": statistics.median(logs / r["wall_s"] for r in whole),
+                "import_rates": [logs / r["wall_s"] for r in whole],
+                "import_share": statistics.median(pairs[r["round"]]["wall_s"] / r["wall_s"] for r in whole),
+                "import_logs": sorted({r["logs"] for r in whole}),
                 "mode": mode,
                 "workers": workers,
                 "keys_per_log": per_log,
@@ -298,6 +388,59 @@ def report(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, bool | 
                 r["share"] >= TARGET_SHARE,
             )
         )
+    md += [
+        "",
+        "The whole import (`import_logpush`: file selection, the read path, synthetic ids, the `jsonl.gz` archive "
+        "with its manifest and commit, a fresh destination each run; with 2 workers its process pool started "
+        "inside the measured time) in the same rounds:",
+        "",
+        "| wrapped keys | workers | limit logs/s | import logs/s (min–max) | share of limit | µs/log (wall) "
+        "| rows written |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        rates = r["import_rates"]
+        md.append(
+            f"| {r['mode']} | {r['workers']} | {r['limit_logs_per_s']:,.0f} "
+            f"| {r['import_logs_per_s']:,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {r['import_share']:.0%} "
+            f"| {1e6 / r['import_logs_per_s']:,.0f} | {', '.join(str(n) for n in r['import_logs'])} |"
+        )
+        targets.append(
+            (
+                f"Logpush: whole import, {r['mode']} keys, {r['workers']} worker(s): share of the RSA limit",
+                f"{r['import_share']:.0%} ({r['import_logs_per_s']:,.0f} vs {r['limit_logs_per_s']:,.0f} logs/s)",
+                None,
+            )
+        )
+    memory = res.get("memory") or []
+    if memory:
+        md += [
+            "",
+            "Memory of the whole import (shared keys, 1 worker, a fresh process each): peak RSS and its growth "
+            "over the RSS just before the import.",
+            "",
+            "| logs | rows written | peak RSS MiB | growth MiB | wall s |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        md += [
+            f"| {m['expected']:,} | {m['logs']:,} | {m['peak_rss_kib'] / 1024:,.1f} "
+            f"| {(m['peak_rss_kib'] - m['rss_before_kib']) / 1024:,.1f} | {m['wall_s']:.2f} |"
+            for m in memory
+        ]
+        small, large = memory[0], memory[-1]
+        marginal = (large["wall_s"] - small["wall_s"]) / (large["expected"] - small["expected"]) * 1e6
+        md += ["", f"Marginal cost of a log, start-up excluded (10 N run minus N run): {marginal:,.0f} µs."]
+        ratio = (large["peak_rss_kib"] - large["rss_before_kib"]) / max(
+            small["peak_rss_kib"] - small["rss_before_kib"], 1
+        )
+        targets.append(
+            (
+                "Logpush: import memory flat in the number of logs",
+                f"peak RSS {small['peak_rss_kib'] / 1024:,.0f} MiB at {small['expected']:,} logs, "
+                f"{large['peak_rss_kib'] / 1024:,.0f} MiB at {large['expected']:,} (growth × {ratio:.2f})",
+                large["peak_rss_kib"] <= small["peak_rss_kib"] * 1.2,
+            )
+        )
     rsa_counts = {(r["mode"], r["workers"]): (r["provider_rsa"], r["bare_rsa"]) for r in rows}
     same = all(p == b for p, b in rsa_counts.values())
     md += [
@@ -315,9 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--logs", type=int, default=240, help="logs per run (default 240)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    p.add_argument("--memory-logs", type=int, default=240, help="N of the memory runs (N and 10 N; default 240)")
     p.add_argument("--json", help="also write the raw runs here")
     args = p.parse_args(argv)
-    res = scenario(args.rounds, args.logs, tuple(args.workers))
+    res = scenario(args.rounds, args.logs, tuple(args.workers), args.memory_logs)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     md, targets = report(res)

@@ -1,7 +1,9 @@
 """No secret leaked: run every example DAG with a distinctive token, then search everything the
 runs left behind - task logs and console output, XComs, rendered template fields (the metadata DB,
 byte for byte, WAL included), exception texts and reprs - for it. Zero occurrences allowed; only
-the emulator's own view of the Authorization header may hold it.
+the emulator's own view of the Authorization header may hold it. The same for a Logpush import
+run whose key connection holds an encrypted PEM and its passphrase: no line of the key (in either
+form) and no passphrase anywhere.
 """
 
 from __future__ import annotations
@@ -32,12 +34,22 @@ UTC = timezone.utc
 LOGICAL = datetime(2026, 1, 10, tzinfo=UTC)
 START, END = LOGICAL - timedelta(days=1), LOGICAL
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+#: Test-only DAGs; on Airflow 3.1+ ``dag.test()`` runs only DAGs that a configured bundle holds.
+RELIABILITY_DAGS = Path(__file__).resolve().parent / "dags"
+RELIABILITY_BUNDLES = [
+    {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
+    {
+        "name": "aigw-reliability-dags",
+        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(RELIABILITY_DAGS)},
+    },
+]
 
 
-def load_dag(dag_id: str) -> Any:
+def load_dag(dag_id: str, folder: Path = EXAMPLE_DAGS) -> Any:
     from tests.compat_helpers import DagBag
 
-    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{dag_id}.py"))
+    bag = DagBag(dag_folder=str(folder / f"{dag_id}.py"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags[dag_id]
     for task in dag.tasks:  # failing runs fail at once, not after the examples' retry delays
@@ -101,24 +113,7 @@ def test_example_dags_leak_no_token(emu, aigw_emulator_factory, monkeypatch, tmp
     assert any(r["authorization"] == f"Bearer {SECRET}" for r in emu.stats.requests)  # it was really used
 
     # What the runs stored: XComs and rendered template fields exist in the DB we scan.
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-
-    try:
-        from airflow.models.xcom import XComModel
-    except ImportError:  # Airflow 2.x
-        from airflow.models.xcom import BaseXCom as XComModel  # type: ignore[no-redef]
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        run_ids = [run.run_id for run in runs.values()]
-        xcoms = session.query(XComModel).filter(XComModel.run_id.in_(run_ids)).all()
-        rendered = (
-            session.query(RenderedTaskInstanceFields).filter(RenderedTaskInstanceFields.run_id.in_(run_ids)).all()
-        )
-        assert xcoms and rendered
-        stored = [json.dumps(x.value, default=str) for x in xcoms] + [
-            json.dumps(r.rendered_fields, default=str) for r in rendered
-        ]
+    stored = stored_values([run.run_id for run in runs.values()])
 
     # Reprs of every task, its hook and client, and the texts of the errors the client raises.
     texts: list[str] = []
@@ -147,6 +142,114 @@ def test_example_dags_leak_no_token(emu, aigw_emulator_factory, monkeypatch, tmp
     assert "403" in scanned["console"] + scanned["log records"]  # the failures were logged and scanned
     for name, data in haystack_files(home).items():  # task logs, the sqlite DB and its WAL, ...
         assert SECRET.encode() not in data, f"token found in {name}"
+
+
+def _key_lines(key: Any, passphrase: str) -> set[str]:
+    """The base64 lines of ``key`` as the encrypted PEM the connection holds, and as the plain
+    PKCS#8 and PKCS#1 PEMs it decrypts to: no form of the key may show anywhere."""
+    from cryptography.hazmat.primitives import serialization
+
+    forms = [
+        (serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(passphrase.encode())),
+        (serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        (serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()),
+    ]
+    lines: set[str] = set()
+    for form, protection in forms:
+        pem = key.private_bytes(serialization.Encoding.PEM, form, protection).decode()
+        lines |= {line for line in pem.splitlines() if "PRIVATE KEY" not in line and len(line) >= 32}
+    return lines
+
+
+def test_logpush_import_leaks_no_key(aigw_emulator_factory, airflow_db, monkeypatch, tmp_path, capfd, caplog):
+    """A real run of a Logpush import (an encrypted PEM and its passphrase in the key connection),
+    then one with a wrong passphrase: no line of the key and neither passphrase in anything left behind."""
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from airflow_provider_aigw.emulator.logpush import write_logpush_files
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    passphrase, wrong = f"aigw-pass-canary-{uuid.uuid4().hex}", f"aigw-wrong-canary-{uuid.uuid4().hex}"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encrypted_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    ).decode()
+    needles = _key_lines(key, passphrase) | {passphrase, wrong}
+
+    emu: EmulatorServer = aigw_emulator_factory(gateways={GW: 0})
+    emu.seed_logs(GW, 40, START, END, seed=5)
+    emu.seed_logs(GW, 10, END, END + timedelta(hours=6), seed=6)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_logpush_files(emu, GW, str(tmp_path / "push"), public, batch_seconds=3600)
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(RELIABILITY_BUNDLES))
+    dag = load_dag("aigw_reliability_logpush", RELIABILITY_DAGS)
+
+    def run(logical: datetime, conn: dict[str, Any], archive: str) -> Any:
+        monkeypatch.setenv("AIRFLOW_CONN_AIGW_LOGPUSH_KEY", json.dumps({"conn_type": "generic", **conn}))
+        conf = {
+            "source": f"file://{tmp_path / 'push'}",
+            "destination": f"file://{tmp_path / archive}",
+            "start": START.isoformat(),
+            "end": END.isoformat(),
+        }
+        return dag_test(dag, logical_date=logical, run_conf=conf)
+
+    extra = {"gateway_id": GW, "passphrase": passphrase}
+    imported = run(LOGICAL, {"password": encrypted_pem, "extra": json.dumps(extra)}, "archive")
+    wrong_conn = {"password": encrypted_pem, "login": wrong, "extra": json.dumps({"gateway_id": GW})}
+    refused = run(LOGICAL + timedelta(hours=1), wrong_conn, "refused")
+
+    # The runs did what they should: every log of the window imported, the wrong passphrase refused.
+    assert set(states(imported).values()) == {"success"}
+    assert states(refused)["import_logpush[-1]"] == "failed"
+    counts = [ti.xcom_pull(task_ids="count_rows") for ti in imported.get_task_instances() if ti.task_id == "count_rows"]
+    assert counts == [len(emu.ids(GW, START, END))]
+    stored = stored_values([imported.run_id, refused.run_id])
+
+    out, err = capfd.readouterr()
+    console = "\n".join(line for line in (out + err).splitlines() if "type='MaskSecret'" not in line)
+    task = dag.get_task("import_logpush")
+    scanned = {
+        "console": console,
+        "log records": caplog.text
+        + "".join("".join(traceback.format_exception(*r.exc_info)) for r in caplog.records if r.exc_info),
+        "stored xcoms/rendered fields": "\n".join(stored),
+        "reprs": "\n".join([repr(task), str(vars(task)), repr(task.hook), str(vars(task.hook))]),
+    }
+    assert "wrong passphrase" in scanned["console"] + scanned["log records"]  # the failure was logged and scanned
+    for where, text in scanned.items():
+        found = [needle[:12] for needle in needles if needle in text]
+        assert not found, f"key material or passphrase found in {where}: {found}"
+    files = haystack_files(home) | haystack_files(tmp_path)  # task logs, the DB and its WAL, the archive
+    for name, data in files.items():
+        found = [needle[:12] for needle in needles if needle.encode() in data]
+        assert not found, f"key material or passphrase found in {name}: {found}"
+
+
+def stored_values(run_ids: list[str]) -> list[str]:
+    """The XComs and rendered template fields the runs stored in the metadata DB, as JSON (both exist)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.x
+        from airflow.models.xcom import BaseXCom as XComModel  # type: ignore[no-redef]
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        xcoms = session.query(XComModel).filter(XComModel.run_id.in_(run_ids)).all()
+        rendered = (
+            session.query(RenderedTaskInstanceFields).filter(RenderedTaskInstanceFields.run_id.in_(run_ids)).all()
+        )
+        assert xcoms and rendered
+        return [json.dumps(x.value, default=str) for x in xcoms] + [
+            json.dumps(r.rendered_fields, default=str) for r in rendered
+        ]
 
 
 def error_texts(emu: EmulatorServer, other: EmulatorServer) -> list[str]:
