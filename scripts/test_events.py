@@ -33,6 +33,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ PHASE_S = 70  # logs keep arriving this long in each phase
 KILLS = 3
 CATCH_UP_S = 120  # deadline for the events to cover every matching log after the last one arrived
 TIMEOUT_S = 300
+#: An asset event of the watcher: its id, the log ids of its payload, the DAG run that consumed it (or None).
+Event = tuple[int, list[str], int | None]
 
 DAG_FILE = f'''
 from __future__ import annotations
@@ -154,7 +157,7 @@ class Feed:
         return stored & self.matching if stored == self.matching | self.other else None
 
 
-def asset_events(db: Path) -> list[tuple[int, list[str], int | None]]:
+def asset_events(db: Path) -> list[Event]:
     """The watcher's asset events, oldest first: (event id, log ids of its payload, consuming dag run id)."""
     rows = query(
         db,
@@ -173,30 +176,40 @@ def asset_events(db: Path) -> list[tuple[int, list[str], int | None]]:
 
 def check(
     label: str,
-    events: list[tuple[int, list[str], int | None]],
+    events: list[Event],
     truth: set[str],
     other: set[str],
     repeats_allowed: int,
     expected: set[str] | None = None,
+    earlier: Sequence[Event] = (),
 ) -> list[str]:
-    """The ids and repeats of ``events`` against the ground truth (the matching ``truth``, of which
-    ``expected``, default all, must be there); returns the failures."""
+    """The ids and repeats of ``events`` (after the ``earlier`` ones) against the ground truth: the
+    matching ``truth``, of which ``expected`` (default all) must be there. A repeat must be one
+    earlier batch again (the one yielded but not yet saved when the triggerer died), in at most
+    ``repeats_allowed`` events. Returns the failures."""
     expected = truth if expected is None else expected
+    batches = [set(ids) for _e, ids, _r in earlier]
+    fired = set().union(*batches)
     seen: Counter[str] = Counter()
     repeating_events = 0
-    for _event_id, ids, _run in events:
-        if any(seen[i] for i in ids):
+    failures = []
+    for event_id, ids, _run in events:
+        again = {i for i in ids if i in fired}
+        if again:
             repeating_events += 1
+            if not any(again <= batch for batch in batches):
+                failures.append(f"{label}: event {event_id} repeats ids of more than one earlier batch")
+        batches.append(set(ids))
+        fired.update(ids)
         seen.update(ids)
     union = set(seen)
-    repeated = {i: n - 1 for i, n in seen.items() if n > 1}
+    repeated = sum(n - 1 for n in seen.values()) + len(union & set().union(*batches[: len(earlier)]))
     log(
         f"{label}: {len(events)} events, {len(union)} distinct ids, {len(expected)} matching in the emulator; "
         f"missed {len(expected - union)}, non-matching fired {len(union & other)}, "
         f"unknown {len(union - truth - other)}; "
-        f"{sum(repeated.values())} repeated id(s) in {repeating_events} event(s) (bound: {repeats_allowed} events)"
+        f"{repeated} repeated id(s) in {repeating_events} event(s) (bound: {repeats_allowed} events, one batch each)"
     )
-    failures = []
     if expected - union:
         failures.append(f"{label}: missed {sorted(expected - union)}")
     if union - truth:
@@ -206,7 +219,7 @@ def check(
     return failures
 
 
-def caught_up(db: Path, truth: set[str]) -> list[tuple[int, list[str], int | None]] | None:
+def caught_up(db: Path, truth: set[str]) -> list[Event] | None:
     events = asset_events(db)
     return events if truth <= {i for _e, ids, _r in events for i in ids} else None
 
@@ -294,7 +307,13 @@ def main() -> int:
         truth, phase1_truth = wait_for("the late logs to be listable", feed.truth, stack, CATCH_UP_S), truth
         events = wait_for("the events to carry every matching log", lambda: caught_up(db, truth), stack, CATCH_UP_S)
         failures += check(
-            f"phase 2 ({KILLS} x SIGKILL)", events[phase1_events:], truth, feed.other, KILLS, truth - phase1_truth
+            f"phase 2 ({KILLS} x SIGKILL)",
+            events[phase1_events:],
+            truth,
+            feed.other,
+            KILLS,
+            truth - phase1_truth,
+            events[:phase1_events],
         )
         failures += check("both phases", events, truth, feed.other, KILLS)
 
