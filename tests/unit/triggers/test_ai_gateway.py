@@ -532,7 +532,7 @@ def fake() -> FakeClock:
 
 
 def test_event_trigger_serialises_its_filters_as_one_json_string_and_hashes_stably():
-    from airflow.triggers.base import BaseEventTrigger
+    from airflow_provider_aigw.compat import AssetWatcher, BaseEventTrigger
 
     filters = [THUMBS_DOWN, {"key": "model", "operator": "eq", "value": "x"}]
     trigger = AIGatewayLogsEventTrigger(gateway_id=GW, filters=filters)
@@ -550,8 +550,9 @@ def test_event_trigger_serialises_its_filters_as_one_json_string_and_hashes_stab
     }
     again = AIGatewayLogsEventTrigger(**kwargs)
     assert again.serialize() == (path, kwargs)  # a re-parse files the same trigger row
-    assert BaseEventTrigger.hash(path, kwargs) == BaseEventTrigger.hash(*again.serialize())
     assert isinstance(trigger, BaseEventTrigger)
+    if AssetWatcher is not None:  # Airflow 3: watchers whose kwargs hash alike share one trigger row
+        assert BaseEventTrigger.hash(path, kwargs) == BaseEventTrigger.hash(*again.serialize())
 
 
 @pytest.mark.parametrize(
