@@ -111,7 +111,7 @@ def test_ui_trigger_specify_manually_picks_the_day(
     pick_date_time(page, dialog, "End", "2026/11/27", "00:00")
     screenshot(page, "07-trigger-specify-manually")
     dialog.get_by_test_id("trigger-dag-submit").click()
-    page.get_by_text("Dag Run Triggered").wait_for()
+    page.get_by_text("Dag Run Triggered").first.wait_for()  # the toast may be in the DOM twice while it animates
     (new,) = [run for run_id, run in runs(airflow_server).items() if run_id not in before]
     assert new["run_type"] == "manual"
     assert (utc(new["data_interval_start"]), utc(new["data_interval_end"])) == (utc(DAY_START), utc(DAY_END))
@@ -169,7 +169,7 @@ def test_ui_trigger_with_the_window_field_archives_exactly_that_day(
     screenshot(page, "08-trigger-window-param")
     dialog.locator("#element_destination").fill(f"file://{tmp_path}")
     dialog.get_by_test_id("trigger-dag-submit").click()
-    page.get_by_text("Dag Run Triggered").wait_for()
+    page.get_by_text("Dag Run Triggered").first.wait_for()  # the toast may be in the DOM twice while it animates
     (new,) = [run for run_id, run in runs(airflow_server).items() if run_id not in before]
     assert new["run_type"] == "manual" and new["conf"]["window"] == "2026-11-23"
 
