@@ -306,20 +306,21 @@ class AIGatewayExportLogsOperator(_AIGatewayBaseOperator):
             allow_shrink=self.allow_shrink,
             owner=_task_owner(self, context),
         )
-        self._record_outlets(context, self._run)
+        _record_outlet_events(self, context, self._run.event_extra())
         self._run.check_bodies(self.on_body_error, self.log)
         return self._run.summary
-
-    def _record_outlets(self, context: Context, run: Any) -> None:
-        """Attach the (small) summary to the events of this task's outlet assets."""
-        events = context.get("outlet_events")
-        for outlet in self.outlets:
-            if events is not None and isinstance(outlet, Asset):
-                events[outlet].extra.update(run.event_extra())
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the gateway's logs as input, the destination as output, with schema facets."""
         return export_lineage(self._run)
+
+
+def _record_outlet_events(task: BaseOperator, context: Context, extra: dict[str, Any]) -> None:
+    """Attach a (small) summary to the events of ``task``'s outlet assets."""
+    events = context.get("outlet_events")
+    for outlet in task.outlets:
+        if events is not None and isinstance(outlet, Asset):
+            events[outlet].extra.update(extra)
 
 
 class AIGatewayImportLogpushOperator(BaseOperator):
@@ -441,10 +442,7 @@ class AIGatewayImportLogpushOperator(BaseOperator):
             allow_shrink=self.allow_shrink,
             owner=_task_owner(self, context),
         )
-        events = context.get("outlet_events")
-        for outlet in self.outlets:
-            if events is not None and isinstance(outlet, Asset):
-                events[outlet].extra.update({k: v for k, v in run.summary.items() if k not in ("paths", "usage")})
+        _record_outlet_events(self, context, {k: v for k, v in run.summary.items() if k not in ("paths", "usage")})
         run.check_unreadable(self.on_decrypt_error, self.log)
         return run.summary
 
