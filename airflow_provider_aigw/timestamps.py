@@ -89,6 +89,15 @@ def parse_created_at(value: Any) -> dt.datetime:
 
     Strings without an offset are taken as UTC (the API always answers in UTC).
     """
+    if type(value) is str:
+        # The API's form (``...T00:11:56.123Z``) parses at once on Python 3.11+ (3.10 refuses the "Z").
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is dt.timezone.utc:
+                return parsed
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, str):

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import hashlib
 import ipaddress
+import json
 import logging
 import random
 import time
@@ -424,7 +425,9 @@ class APITransport:
 
     def _json(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
         try:
-            body = response.json()
+            # JSON is UTF-8 (RFC 8259), which json.loads detects on the bytes: Response.json would
+            # first decode the whole page to text (about a twentieth of a listed log's CPU).
+            body = json.loads(response.content)
         except ValueError:
             raise AIGatewayAPIError(
                 f"The API answered with a non-JSON body (HTTP {response.status_code}; {method} {path})",
