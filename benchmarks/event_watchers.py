@@ -121,7 +121,10 @@ async def _shared(emu: EmulatorServer, n: int, traffic: str) -> int:
         async for _event in trigger.filter_shared_stream(stream()):
             events[0] += 1
 
-    tasks = [asyncio.create_task(subscriber(_watcher(c))) for c in range(n)]
+    watchers = [_watcher(c) for c in range(n)]
+    for trigger in watchers:  # the group's clock: their look-back starts from it
+        trigger._clock, trigger._sleep = clock.time, clock.sleep
+    tasks = [asyncio.create_task(subscriber(trigger)) for trigger in watchers]
     await asyncio.sleep(0)
     await asyncio.gather(*(ready.wait() for ready in joined))
     detector = _watcher(0)  # what open_shared_stream(kwargs) builds, on the simulated clock
