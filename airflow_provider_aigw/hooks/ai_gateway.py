@@ -691,7 +691,7 @@ class AIGatewayHook(BaseHook):
         nothing new, one request. A full page (a burst) is not walked further: one more request
         lists the newest page and the watermark skips to it
         (:meth:`~airflow_provider_aigw.watermark.Watermark.skipped_to`), so a busy gateway costs
-        two requests a poll, whatever its traffic. The logs skipped were listable before this
+        about two requests a poll, whatever its traffic. The logs skipped were listable before this
         poll ended: the watchers' own polls, which follow its signal, list them. Blocking (HTTP).
 
         :param gateway_id: the gateway; ``None`` means the hook's, else the connection's.
