@@ -114,6 +114,24 @@ class Watermark:
         seen = tuple((instant, tuple(by_instant[instant])) for instant in sorted(by_instant) if instant >= horizon)
         return _bounded(Watermark(horizon=horizon, newest=newest, seen=seen))
 
+    def skipped_to(self, newest: Iterable[Mapping[str, Any]], overlap: dt.timedelta) -> Watermark:
+        """This watermark moved ahead to ``newest`` (the logs of a listing's newest page), without
+        remembering the logs between: the shared change detector's skip past a burst.
+
+        The horizon moves just past the oldest of ``newest`` (its instant may hold logs not on the
+        page), so the next poll re-reads only logs it remembers.
+        """
+        logs = [
+            (_floor_ms(parse_created_at(log.get("created_at"))), validate_log_id(log.get("id"), param="a listed id"))
+            for log in newest
+        ]
+        if not logs:
+            return self
+        oldest = min(created for created, _id in logs)
+        return dataclasses.replace(self, horizon=max(self.horizon, oldest + CREATED_AT_RESOLUTION)).advanced(
+            logs, overlap
+        )
+
     def excluded(self, since: dt.datetime) -> list[Filter]:
         """The ``id neq`` filter keeping the newest ids emitted at or after ``since`` out of a listing.
 

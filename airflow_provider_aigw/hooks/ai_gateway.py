@@ -32,7 +32,7 @@ from airflow_provider_aigw.patch import UNSET, LogPatch
 from airflow_provider_aigw.query import Filter, LogQuery
 from airflow_provider_aigw.timestamps import TimeLike, format_time
 from airflow_provider_aigw.transport import DEFAULT_BASE_URL, clean_credential
-from airflow_provider_aigw.validation import validate_gateway_id, validate_positive
+from airflow_provider_aigw.validation import validate_duration, validate_gateway_id, validate_positive
 from airflow_provider_aigw.watermark import Batch, Watermark, poll_once
 
 log = logging.getLogger(__name__)
@@ -681,6 +681,29 @@ class AIGatewayHook(BaseHook):
             return client.iter_logs(dataclasses.replace(query, filters=(*query.filters, *excluded), start=since))
 
         return poll_once(list_since, watermark, overlap=overlap, max_batch=max_batch)
+
+    def poll_gateway_changes(
+        self, gateway_id: str | None, watermark: Watermark, *, overlap: Any
+    ) -> tuple[Batch | None, Watermark]:
+        """The shared change detector's poll: the logs of the gateway, whatever they match, new since ``watermark``.
+
+        :meth:`poll_new_logs` of every log of the gateway, one page of new logs at most: with
+        nothing new, one request. A full page (a burst) is not walked further: one more request
+        lists the newest page and the watermark skips to it
+        (:meth:`~airflow_provider_aigw.watermark.Watermark.skipped_to`), so a busy gateway costs
+        about two requests a poll, whatever its traffic. The logs skipped were listable before this
+        poll ended: the watchers' own polls, which follow its signal, list them. Blocking (HTTP).
+
+        :param gateway_id: the gateway; ``None`` means the hook's, else the connection's.
+        :param watermark: what the detector has seen so far.
+        :param overlap: a ``timedelta`` or seconds re-read behind the newest log seen.
+        """
+        everything = LogQuery(gateway_id=self.resolve_gateway_id(gateway_id))
+        batch, advanced = self.poll_new_logs(everything, watermark, overlap=overlap, max_batch=MAX_PER_PAGE)
+        if batch is None or batch.count < MAX_PER_PAGE:
+            return batch, advanced
+        newest, _total = self.client.list_page(dataclasses.replace(everything, start=batch.newest))
+        return batch, advanced.skipped_to(newest, validate_duration(overlap, param="overlap"))
 
 
 def validate_min_count(min_count: Any) -> int:

@@ -16,12 +16,14 @@ the normal case (:mod:`airflow_provider_aigw.watermark`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 from airflow_provider_aigw.compat import BaseEventTrigger, BaseTrigger, TriggerEvent
 from airflow_provider_aigw.events import EVENT_KIND
@@ -297,6 +299,34 @@ DEFAULT_EVENT_BATCH = 200
 STATE_SAVE_DELAY = 5.0
 #: Prefix of the asset-state key holding a watcher's watermark (then its fingerprint).
 STATE_KEY_PREFIX = "aigw.watermark."
+#: First item of a watcher's shared-stream key: the stream is "changes of one gateway".
+SHARED_STREAM_TAG = "airflow_provider_aigw.gateway_changes"
+
+#: Orders the listings of one triggerer process: a watcher whose poll began after the shared poll's
+#: listing ended has listed everything that listing saw, so it skips that poll's signal.
+_listings = itertools.count()
+
+_Result = TypeVar("_Result")
+
+
+@dataclasses.dataclass
+class _Watch:
+    """One running watcher: how it polls, and what it has emitted (:meth:`AIGatewayLogsEventTrigger._poll`).
+
+    :param hook: the connection's hook (its client and request budget).
+    :param query: the watched logs, gateway resolved.
+    :param key: the asset-state key of its watermark.
+    :param watermark: what it has emitted.
+    :param listing: the place in :data:`_listings` of its last poll's start.
+    :param slept: seconds already waited since that poll (the state-save delay).
+    """
+
+    hook: AIGatewayHook
+    query: LogQuery
+    key: str
+    watermark: Watermark
+    listing: int = -1
+    slept: float = 0.0
 
 
 class AIGatewayLogsEventTrigger(BaseEventTrigger):
@@ -322,6 +352,12 @@ class AIGatewayLogsEventTrigger(BaseEventTrigger):
     (re)start lists from ``now - lookback``. Transient failures past the client's retries back
     off like :class:`AIGatewayLogsTrigger`'s (up to 300 s, honouring ``Retry-After``); a
     permanent one (bad token, unknown gateway) raises.
+
+    On Airflow 3.3 the watchers of one gateway share one poll (:meth:`shared_stream_key`): one
+    unfiltered request per ``poll_interval`` for all of them while nothing is new
+    (:meth:`open_shared_stream`), and each watcher polls its own filters, exactly as above, only
+    when that poll saw new logs (:meth:`filter_shared_stream`). Airflow 3.0 to 3.2 (and 2.11)
+    never call these methods: every watcher runs :meth:`run`.
 
     Every argument is static (no templating): the kwargs are hashed to find the trigger's row,
     so they must be equal at every parse; the filters are serialised as one JSON string.
@@ -433,45 +469,139 @@ class AIGatewayLogsEventTrigger(BaseEventTrigger):
         if self._store is not None:
             await self._store.aset(key, watermark.to_state())
 
-    # ------------------------------------------------------------ the loop
+    # ------------------------------------------------------------ one watcher's polls
 
     def _connect(self) -> tuple[AIGatewayHook, LogQuery]:
         """The hook and the query naming its gateway; blocking (the connection lookup)."""
         hook = AIGatewayHook(aigw_conn_id=self.aigw_conn_id)
         return hook, hook.with_gateway(self.query)
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll forever, yielding one event per batch of new logs."""
+    async def _off_loop(self, what: str, call: Callable[..., _Result], *args: Any, **kwargs: Any) -> _Result:
+        """``call(*args, **kwargs)`` in a worker thread, again after a backoff while it fails transiently.
+
+        The backoff doubles from ``poll_interval`` up to :data:`DEFAULT_MAX_BACKOFF`, at least
+        ``Retry-After``; a permanent failure (bad token, unknown gateway) raises.
+        """
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(call, *args, **kwargs)
+            except AIGatewayAPIError as err:
+                if not is_transient(err):
+                    raise
+                failures += 1
+                self.log.warning("Transient failure %s (%d in a row): %s", what, failures, err)
+                await self._sleep(transient_backoff(self.poll_interval, failures, err.retry_after, DEFAULT_MAX_BACKOFF))
+
+    async def _watch(self) -> _Watch:
+        """Start watching: the connection, and the saved watermark (or a fresh one, saved at once)."""
         hook, query = await asyncio.to_thread(self._connect)
-        gateway = str(query.gateway_id)
-        key = self.state_key(gateway)
+        key = self.state_key(str(query.gateway_id))
         saved = await self._load(key)
         watermark = saved or Watermark.fresh(dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc), self.lookback)
         if saved is None:
             await self._save(key, watermark)
         self.log.info("watching %s for new logs, %s", query.describe(), watermark.to_state()["newest"] or "none yet")
-        failures = 0
+        return _Watch(hook, query, key, watermark)
+
+    async def _poll(self, watch: _Watch) -> AsyncIterator[TriggerEvent]:
+        """Poll until nothing more is new: one event per batch, its watermark saved
+        :data:`STATE_SAVE_DELAY` after it. The one poll step of :meth:`run` and :meth:`filter_shared_stream`."""
         while True:
-            try:
-                batch, watermark = await asyncio.to_thread(
-                    hook.poll_new_logs, query, watermark, overlap=self.overlap, max_batch=self.max_batch
-                )
-            except AIGatewayAPIError as err:
-                if not is_transient(err):
-                    raise
-                failures += 1
-                self.log.warning("Transient failure polling for new logs (%d in a row): %s", failures, err)
-                await self._sleep(transient_backoff(self.poll_interval, failures, err.retry_after, DEFAULT_MAX_BACKOFF))
-                continue
-            failures = 0
-            wait = self.poll_interval
-            if batch is not None:
-                self.log.info("%d new log(s), created up to %s", batch.count, format_time(batch.newest))
-                yield TriggerEvent({"kind": EVENT_KIND, "gateway_id": gateway, **batch.to_payload()})
-                if self._store is not None:
-                    await self._sleep(STATE_SAVE_DELAY)
-                    await self._save(key, watermark)
-                    wait -= STATE_SAVE_DELAY
-                if batch.count >= self.max_batch:
-                    continue  # a backlog: the next batch at once
-            await self._sleep(wait)
+            watch.listing, watch.slept = next(_listings), 0.0
+            batch, watch.watermark = await self._off_loop(
+                "polling for new logs",
+                watch.hook.poll_new_logs,
+                watch.query,
+                watch.watermark,
+                overlap=self.overlap,
+                max_batch=self.max_batch,
+            )
+            if batch is None:
+                return
+            self.log.info("%d new log(s), created up to %s", batch.count, format_time(batch.newest))
+            yield TriggerEvent({"kind": EVENT_KIND, "gateway_id": str(watch.query.gateway_id), **batch.to_payload()})
+            if self._store is not None:
+                await self._sleep(STATE_SAVE_DELAY)
+                await self._save(watch.key, watch.watermark)
+                watch.slept = STATE_SAVE_DELAY
+            if batch.count < self.max_batch:
+                return  # else a backlog: the next batch at once
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll forever, yielding one event per batch of new logs (every watcher polls on its own)."""
+        watch = await self._watch()
+        while True:
+            async for event in self._poll(watch):
+                yield event
+            await self._sleep(self.poll_interval - watch.slept)
+
+    # ------------------------------------------------------------ Airflow 3.3's shared stream
+
+    def shared_stream_key(self) -> Hashable:
+        """The watchers polling one gateway alike share one poll, whatever their filters (Airflow 3.3).
+
+        Equal connection, gateway, ``poll_interval`` and ``overlap``: the shared poll
+        (:meth:`open_shared_stream`) gets the kwargs of one of them, and uses only these. A
+        ``gateway_id`` of ``None`` (the connection's) and the same gateway named explicitly
+        are two groups.
+        """
+        return (SHARED_STREAM_TAG, self.aigw_conn_id, self.query.gateway_id, self.poll_interval, self.overlap)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The shared poll of a group (Airflow 3.3's triggerer runs one per :meth:`shared_stream_key`).
+
+        A change detector, not a filter: every ``poll_interval`` one listing of all the
+        gateway's logs (:meth:`AIGatewayHook.poll_gateway_changes
+        <airflow_provider_aigw.hooks.ai_gateway.AIGatewayHook.poll_gateway_changes>`, the
+        client and the connection's request budget, off the event loop) with its own watermark,
+        started ``overlap`` back when it opens. It yields ``{"gateway_id", "new_logs",
+        "changed_through", "listing"}`` when the gateway holds logs it had not seen (late ones in
+        the overlap included), and after its first poll whatever it found. Nothing is new: one
+        request, no signal. Transient failures back off like :meth:`run`'s; a permanent one raises
+        (every watcher of the group fails with it, as each would alone).
+
+        :param kwargs: the serialised kwargs of one watcher of the group.
+        """
+        detector = cls(**kwargs)
+        async for change in detector._changes():
+            yield change
+
+    async def _changes(self) -> AsyncIterator[dict[str, Any]]:
+        hook, query = await asyncio.to_thread(self._connect)
+        gateway = str(query.gateway_id)
+        seen = Watermark.fresh(dt.datetime.fromtimestamp(self._clock(), dt.timezone.utc), self.overlap)
+        first = True
+        while True:
+            batch, seen = await self._off_loop(
+                "polling the gateway for changes", hook.poll_gateway_changes, gateway, seen, overlap=self.overlap
+            )
+            if batch is not None or first:
+                yield {
+                    "gateway_id": gateway,
+                    "new_logs": batch.count if batch else 0,
+                    "changed_through": format_time(batch.newest) if batch else None,
+                    "listing": next(_listings),
+                }
+            first = False
+            await self._sleep(self.poll_interval)
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """This watcher's events in a group (Airflow 3.3, instead of :meth:`run`).
+
+        On joining it polls at once from its watermark (the asset's state), then again after
+        each signal of the shared poll, unless its own poll began after that signal's listing
+        ended; each poll is :meth:`run`'s, so its filters are evaluated by the API, and its
+        events, watermark and state saves are exactly :meth:`run`'s. No ack mode is needed: the
+        watermark lives in each watcher's asset state and the shared poll only says "look now",
+        so a signal lost with a restart costs nothing (the restarted watcher polls on joining).
+        """
+        watch = await self._watch()
+        async for event in self._poll(watch):
+            yield event
+        async for change in shared_stream:
+            if change["listing"] < watch.listing:
+                continue  # listed since that signal: nothing it saw is new here
+            async for event in self._poll(watch):
+                yield event

@@ -275,3 +275,15 @@ def test_bad_arguments_are_refused_before_listing():
         poll_once(never, Watermark.fresh(NOW, 60), overlap=60, max_batch=0)
     with pytest.raises(AIGatewayInputError, match="lookback"):
         Watermark.fresh(NOW, "1h")
+
+
+def test_skipping_to_a_newest_page_remembers_it_and_moves_the_horizon_just_past_its_oldest():
+    rows = [{"created_at": at(s), "id": f"0195c0de-0000-7000-8000-00000000000{i}"} for i, s in enumerate([5, 5, 7, 9])]
+    start = Watermark.fresh(NOW, 300)
+    skipped = start.skipped_to(rows[1:], OVERLAP)  # the page holds one of the two logs of its oldest instant
+    # the instant it only partly holds is behind the horizon: the next poll re-reads only what it remembers
+    assert skipped.horizon == NOW + dt.timedelta(seconds=5, milliseconds=1)
+    assert skipped.newest == NOW + dt.timedelta(seconds=9)
+    assert skipped.ids() == {rows[2]["id"], rows[3]["id"]}
+    assert skipped.since(OVERLAP) == skipped.horizon
+    assert start.skipped_to([], OVERLAP) == start

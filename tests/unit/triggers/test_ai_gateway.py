@@ -663,3 +663,323 @@ async def test_transient_failures_back_off_and_permanent_ones_raise(emu, fake):
         trigger._sleep = fake.async_sleep
         await anext(trigger.run())
     assert info.value.status == 404
+
+
+# ----------------------------------------------------- Airflow 3.3's shared stream (one poll a gateway)
+
+# Three watchers of one gateway, each its own filters.
+FILTERS = {
+    "thumbs_down": THUMBS_DOWN,
+    "claude": {"key": "model", "operator": "eq", "value": ["claude"]},
+    "thumbs_up": {"key": "feedback", "operator": "eq", "value": [1]},
+}
+
+
+def log_of(seconds: float, feedback: int, model: str = "gpt-4o") -> dict[str, Any]:
+    return {"created_at": at(seconds), "feedback": feedback, "model": model}
+
+
+def matching(emu, name: str, ids: set[str]) -> set[str]:
+    """Which of ``ids`` the emulator's stored logs say match the watcher ``name`` (the ground truth)."""
+    logs = {log["id"]: log for log in emu.logs(GW)}
+    if name == "claude":
+        return {i for i in ids if logs[i]["model"] == "claude"}
+    return {i for i in ids if logs[i]["feedback"] == (-1 if name == "thumbs_down" else 1)}
+
+
+@pytest.fixture
+def detector_clock(monkeypatch, fake):
+    """The fake clock of the detector :meth:`open_shared_stream` builds from kwargs (as the triggerer does)."""
+    init = AIGatewayLogsEventTrigger.__init__
+
+    def faked_init(self, **kwargs):
+        init(self, **kwargs)
+        self._clock, self._sleep = fake.time, fake.async_sleep
+
+    monkeypatch.setattr(AIGatewayLogsEventTrigger, "__init__", faked_init)
+    return fake
+
+
+class Group:
+    """The triggerer's shared stream in miniature (its fast path, ``airflow/triggers/shared_stream.py``):
+    each signal of the detector goes to the queue of every watcher subscribed at that time, and
+    :meth:`run` waits until every watcher has handled it (blocked on an empty queue) before the
+    detector goes on, so each fake interval's requests are exact."""
+
+    def __init__(self, detector_of: AIGatewayLogsEventTrigger) -> None:
+        self.kwargs = detector_of.serialize()[1]
+        self.key = detector_of.shared_stream_key()
+        self.queues: list[asyncio.Queue] = []
+        self.tasks: list[asyncio.Task] = []
+        self.waiting = 0
+        self.idle = asyncio.Condition()
+        self.signals: list[dict] = []
+        self.later: dict[int, list[tuple[AIGatewayLogsEventTrigger, list[dict]]]] = {}
+        self.failure: Exception | None = None
+
+    def join(self, trigger: AIGatewayLogsEventTrigger, *, after_signal: int | None = None) -> list[dict]:
+        """Subscribe ``trigger`` (its key must be the group's); returns the payloads it will yield.
+
+        With ``after_signal=n`` it subscribes just before the ``n``-th signal is broadcast (so gets it)
+        and starts polling after the others handled it.
+        """
+        assert trigger.shared_stream_key() == self.key
+        payloads: list[dict] = []
+        if after_signal is not None:
+            self.later.setdefault(after_signal, []).append((trigger, payloads))
+        else:
+            self._start(trigger, payloads, asyncio.Queue())
+        return payloads
+
+    def _start(self, trigger: AIGatewayLogsEventTrigger, payloads: list[dict], queue: asyncio.Queue) -> None:
+        self.queues.append(queue)
+
+        async def stream():
+            while True:
+                async with self.idle:
+                    self.waiting += 1
+                    self.idle.notify_all()
+                item = await queue.get()
+                self.waiting -= 1
+                yield item
+
+        async def consume():
+            try:
+                async for event in trigger.filter_shared_stream(stream()):
+                    payloads.append(event.payload)
+            except Exception as err:  # a watcher that failed fails the test (or Stop ends it)
+                async with self.idle:
+                    self.failure = err
+                    self.idle.notify_all()
+
+        self.tasks.append(asyncio.create_task(consume()))
+        return payloads
+
+    async def settled(self) -> None:
+        async with self.idle:
+            await self.idle.wait_for(
+                lambda: self.failure is not None
+                or (self.waiting == len(self.queues) and all(q.empty() for q in self.queues))
+            )
+        if self.failure is not None:
+            raise self.failure
+
+    async def run(self) -> None:
+        """Run the detector (until the fake clock raises :class:`Stop`), fanning its signals out."""
+        try:
+            await self.settled()  # every watcher has polled on joining
+            async for change in AIGatewayLogsEventTrigger.open_shared_stream(self.kwargs):
+                self.signals.append(change)
+                for queue in self.queues:
+                    queue.put_nowait(change)
+                await self.settled()
+                for trigger, payloads in self.later.pop(len(self.signals), []):
+                    queue = asyncio.Queue()
+                    queue.put_nowait(change)
+                    self._start(trigger, payloads, queue)
+                    await self.settled()
+        except Stop:
+            pass
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def shared_watcher(name: str, store: FakeStateStore | None = None, **kwargs: Any) -> AIGatewayLogsEventTrigger:
+    # Its own fake clock for the state-save delay: the detector's clock is the group's time.
+    trigger = AIGatewayLogsEventTrigger(gateway_id=GW, filters=FILTERS[name], poll_interval=30, **kwargs)
+    clock = FakeClock(EPOCH.timestamp())
+    trigger._clock, trigger._sleep = clock.time, clock.async_sleep
+    trigger.asset_state_store = store
+    return trigger
+
+
+def test_watchers_of_one_gateway_share_a_key_whatever_their_filters():
+    keys = {name: shared_watcher(name).shared_stream_key() for name in FILTERS}
+    assert len(set(keys.values())) == 1
+    (key,) = set(keys.values())
+    assert key == ("airflow_provider_aigw.gateway_changes", "cloudflare_ai_gateway_default", GW, 30.0, 120.0)
+    # deterministic: the trigger re-made from its kwargs (a triggerer restart) joins the same group
+    kwargs = shared_watcher("claude").serialize()[1]
+    assert AIGatewayLogsEventTrigger(**kwargs).shared_stream_key() == key
+    others = [
+        AIGatewayLogsEventTrigger(gateway_id="other-gateway", filters=THUMBS_DOWN, poll_interval=30),
+        AIGatewayLogsEventTrigger(aigw_conn_id="other_conn", gateway_id=GW, filters=THUMBS_DOWN, poll_interval=30),
+        AIGatewayLogsEventTrigger(gateway_id=GW, filters=THUMBS_DOWN, poll_interval=60),
+        AIGatewayLogsEventTrigger(gateway_id=GW, filters=THUMBS_DOWN, poll_interval=30, overlap=60),
+    ]
+    assert len({key, *(t.shared_stream_key() for t in others)}) == 5
+
+
+async def test_the_shared_poll_costs_one_request_an_idle_interval_and_signals_new_and_late_logs(emu, detector_clock):
+    add(emu, -400)  # before its overlap: never a change
+    emu.add_logs(GW, [log_of(-30, -1), log_of(-20, 1, "claude")])
+    requests: list[int] = []
+
+    def world(n: int) -> None:
+        requests.append(emu.stats.list)
+        if n == 3:
+            emu.add_logs(GW, [log_of(-60, 0)])  # late: created before the newest seen, inside the overlap
+        if n == 5:
+            emu.add_logs(GW, [log_of(-300, -1)])  # far behind the overlap: not a change (the bound)
+        if n == 6:
+            emu.add_logs(GW, [log_of(200, 0), log_of(201, -1)])
+        if n == 8:
+            raise Stop
+
+    detector_clock.on_sleep = world
+    emu.reset_stats()
+    signals: list[dict] = []
+    with pytest.raises(Stop):
+        async for change in AIGatewayLogsEventTrigger.open_shared_stream(shared_watcher("claude").serialize()[1]):
+            signals.append(change)
+    assert [(s["new_logs"], s["changed_through"], s["gateway_id"]) for s in signals] == [
+        (2, at(-20), GW),  # its first poll (always a signal)
+        (1, at(-60), GW),  # the late log
+        (2, at(201), GW),
+    ]
+    assert signals[0]["listing"] < signals[1]["listing"] < signals[2]["listing"]
+    # one request a poll, idle or not, whatever the watchers' filters; a poll every 30 s
+    assert [b - a for a, b in zip([0, *requests], requests, strict=False)] == [1] * 8
+    assert detector_clock.sleeps == [30.0] * 8
+
+
+async def test_the_shared_poll_skips_a_burst_in_two_requests_and_idles_at_one(emu, detector_clock):
+    requests: list[int] = []
+
+    def world(n: int) -> None:
+        requests.append(emu.stats.list)
+        if n == 1:
+            emu.add_logs(GW, [log_of(10 + i * 0.1, 0) for i in range(120)])
+        if n == 4:
+            raise Stop
+
+    detector_clock.on_sleep = world
+    emu.reset_stats()
+    signals: list[dict] = []
+    with pytest.raises(Stop):
+        async for change in AIGatewayLogsEventTrigger.open_shared_stream(shared_watcher("claude").serialize()[1]):
+            signals.append(change)
+    # the first poll (empty gateway) signals; the burst: a page of new logs, then the newest page
+    assert [(s["new_logs"], s["changed_through"]) for s in signals] == [(0, None), (50, at(14.9))]
+    assert [b - a for a, b in zip([0, *requests], requests, strict=False)] == [1, 2, 1, 1]
+
+
+async def test_each_watcher_of_a_group_fires_exactly_its_new_logs_once(emu, detector_clock):
+    initial = emu.add_logs(GW, [log_of(-100, -1), log_of(-90, 1, "claude"), log_of(-80, 0), log_of(-400, -1)])
+    stores = {name: FakeStateStore() for name in FILTERS}
+    group = Group(shared_watcher("thumbs_down"))
+    payloads = {name: group.join(shared_watcher(name, stores[name])) for name in FILTERS}
+    requests: list[int] = []
+    added: list[str] = []
+
+    def world(n: int) -> None:
+        requests.append(emu.stats.list)
+        if n == 2:
+            added.extend(emu.add_logs(GW, [log_of(40, -1), log_of(41, 0, "claude")]))
+        if n == 3:
+            added.extend(emu.add_logs(GW, [log_of(20, 1)]))  # late, inside the overlap
+        if n == 6:
+            raise Stop
+
+    detector_clock.on_sleep = world
+    emu.reset_stats()
+    await group.run()
+
+    created = set(initial[:3]) | set(added)  # initial[3] is older than the look-back
+    for name in FILTERS:
+        fired = [i for p in payloads[name] for i in p["ids"]]
+        assert len(fired) == len(set(fired))  # each id once
+        assert set(fired) == matching(emu, name, created), name
+    assert [p["ids"] for p in payloads["thumbs_down"]] == [initial[:1], added[:1]]
+    assert [p["ids"] for p in payloads["claude"]] == [initial[1:2], added[1:2]]
+    assert [p["ids"] for p in payloads["thumbs_up"]] == [initial[1:2], added[2:]]
+    # per interval: the shared poll, plus one poll per watcher when it signals a change; first the
+    # watchers' polls on joining and, as the shared poll listed after they began, their polls on its first signal
+    assert [b - a for a, b in zip([0, *requests], requests, strict=False)] == [3 + 1 + 3, 1, 1 + 3, 1 + 3, 1, 1]
+    assert [s["new_logs"] for s in group.signals] == [3, 2, 1]
+    # each watcher's watermark saved in its own asset state, exactly as run() saves it
+    assert {store.values[next(iter(store.values))]["newest"] for store in stores.values()} == {
+        at(40),
+        at(41),
+        at(20),
+    }
+
+
+async def test_a_watcher_joining_later_catches_up_from_its_state_and_skips_a_signal_it_listed_after(
+    emu, detector_clock
+):
+    before = emu.add_logs(GW, [log_of(-100, 1)])
+    up_store = FakeStateStore()
+    up, clock = shared_watcher("thumbs_up", up_store), FakeClock(EPOCH.timestamp())
+    up._clock, up._sleep = clock.time, clock.async_sleep
+    assert [p["ids"] for p in await events_until(up, clock, 2)] == [before]  # it ran alone before; state saved
+    # while it is down: a thumbs-up log, and a late one inside its overlap
+    missed = emu.add_logs(GW, [log_of(10, 1), log_of(-50, 1)])
+    group = Group(shared_watcher("thumbs_down"))
+    down = group.join(shared_watcher("thumbs_down", FakeStateStore()))
+    joined = group.join(shared_watcher("thumbs_up", up_store), after_signal=1)
+    requests: list[int] = []
+    added: list[str] = []
+
+    def world(n: int) -> None:
+        requests.append(emu.stats.list)
+        if n == 2:
+            added.extend(emu.add_logs(GW, [log_of(100, 1), log_of(101, -1)]))
+        if n == 4:
+            raise Stop
+
+    detector_clock.on_sleep = world
+    emu.reset_stats()
+    await group.run()
+    assert [p["ids"] for p in joined] == [[missed[1], missed[0]], added[:1]]  # oldest first, nothing repeated
+    assert [p["ids"] for p in down] == [added[1:]]
+    # interval 1: the thumbs-down watcher's poll on joining, the shared poll, its poll on the first signal, then
+    # the late watcher's poll on joining (that signal reached its queue, but it listed after: skipped)
+    assert [b - a for a, b in zip([0, *requests], requests, strict=False)] == [1 + 1 + 1 + 1, 1, 1 + 2, 1]
+
+
+
+async def test_in_a_group_a_restart_resumes_from_the_state_and_repeats_only_an_unsaved_batch(emu, detector_clock):
+    store = FakeStateStore()
+    first = emu.add_logs(GW, [log_of(-100, -1), log_of(-50, -1)])
+    second: list[str] = []
+
+    async def triggerer(world_at: int, killed_before_saving: bool = False) -> list[list[str]]:
+        """One triggerer's life: a group of the watcher, until the shared poll's ``world_at``-th sleep."""
+        detector_clock.sleeps.clear()
+
+        def world(n: int) -> None:
+            if n == 2 and not second:
+                second.extend(emu.add_logs(GW, [log_of(60, -1), log_of(61, 1)])[:1])
+            if n >= world_at:
+                raise Stop
+
+        detector_clock.on_sleep = world
+        sub = shared_watcher("thumbs_down", store)
+        if killed_before_saving:  # the triggerer dies in the state-save delay after its first event
+            clock = FakeClock(EPOCH.timestamp())
+
+            def killed(_sleeps: int) -> None:
+                raise Stop
+
+            clock.on_sleep = killed
+            sub._clock, sub._sleep = clock.time, clock.async_sleep
+        group = Group(shared_watcher("thumbs_down"))
+        payloads = group.join(sub)
+        await group.run()
+        return [p["ids"] for p in payloads]
+
+    assert await triggerer(1, killed_before_saving=True) == [first]
+    assert await triggerer(3) == [first, second]  # the unsaved batch once more, then the new log
+    assert await triggerer(3) == []  # saved: nothing repeats
+    assert store.values[next(iter(store.values))]["newest"] == at(60)
+
+
+async def test_a_permanent_failure_of_the_shared_poll_raises(emu, detector_clock):
+    unknown = AIGatewayLogsEventTrigger(gateway_id="no-such-gateway", filters=THUMBS_DOWN, poll_interval=30)
+    kwargs = unknown.serialize()[1]
+    with pytest.raises(AIGatewayAPIError) as info:
+        await anext(AIGatewayLogsEventTrigger.open_shared_stream(kwargs))
+    assert info.value.status == 404
