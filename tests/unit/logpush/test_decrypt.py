@@ -325,7 +325,9 @@ def test_a_damaged_key_is_refused_at_load(key_pair: KeyPair, damage: str) -> Non
     damaged = rsa.RSAPrivateNumbers(**values, public_numbers=numbers.public_numbers).private_key(
         unsafe_skip_rsa_key_validation=True
     )
-    pem = damaged.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = damaged.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(AIGatewayConfigError, match="inconsistent") as info:
         LogpushPrivateKey.from_pem(pem)
     assert str(numbers.d)[:16] not in str(info.value)
