@@ -39,9 +39,10 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,8 +77,10 @@ MAX_LISTED_ERRORS = 20
 PRELOAD_BATCH = 64
 #: Files handed to the workers ahead of the writer, per worker.
 FILES_AHEAD = 2
-#: Batches of rows (of :data:`PRELOAD_BATCH`) the reading thread may hold ready for the writer.
+#: Batches of records (of :data:`PRELOAD_BATCH`) each reading thread may hold ready for the next stage.
 BATCHES_AHEAD = 4
+# Looks, 1 ms apart, for other threads to leave the task list before the pool is spawned instead.
+_THREAD_EXIT_CHECKS = 20
 
 
 def synthetic_id(log_record: dict[str, Any]) -> str:
@@ -169,12 +172,20 @@ _WORKER: dict[str, Any] = {}
 
 def _single_threaded() -> bool:
     """Whether this process runs one thread, Python's and any other (Linux: ``/proc/self/task``)."""
-    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+    if not sys.platform.startswith("linux"):
         return False
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
+    for _ in range(_THREAD_EXIT_CHECKS):
+        if threading.active_count() != 1:
+            return False
+        try:
+            if len(os.listdir("/proc/self/task")) == 1:
+                return True
+        except OSError:
+            return False
+        # A thread just joined (the import's own readers, the lock's keep-alive) leaves the task
+        # list a moment after Python sees it end.
+        time.sleep(0.001)
+    return False
 
 
 def _start_pool(workers: int, key: LogpushPrivateKey, pem: bytes, passphrase: bytes | None) -> tuple[Any, str]:
@@ -382,17 +393,18 @@ def _import(
             },
         }
 
-    result = export_logs(
-        rows,
-        target,
-        gateway_id=gateway_id,
-        start=start,
-        end=end,
-        format=format,
-        provenance=provenance,
-        on_progress=lambda n: logger.info("%d logs written", n),
-        **writer_options,
-    )
+    with closing(rows):  # the reading threads stop (or the workers' results are dropped) even when the write fails
+        result = export_logs(
+            rows,
+            target,
+            gateway_id=gateway_id,
+            start=start,
+            end=end,
+            format=format,
+            provenance=provenance,
+            on_progress=lambda n: logger.info("%d logs written", n),
+            **writer_options,
+        )
     summary = result.summary()
     summary["source"] = "logpush"
     summary["source_files"] = len(reads)
@@ -417,7 +429,7 @@ def _read_in_thread(
     gateway: str,
     decryptor: EnvelopeDecryptor,
     reads: list[_FileRead],
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """The rows of ``files``: parsed in one thread, decrypted in another, each up to
     :data:`BATCHES_AHEAD` batches ahead of the next stage. The decrypting thread spends its time
     in RSA (the GIL released); the parsing and the writer's encoding run meanwhile."""
@@ -486,7 +498,7 @@ def _read_in_workers(
     end: datetime,
     gateway: str,
     reads: list[_FileRead],
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     pending: deque[Any] = deque()
     waiting = iter(files)
     for file in waiting:

@@ -8,6 +8,8 @@ import gzip
 import hashlib
 import json
 import logging
+import re
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.emulator.logpush import LogpushEncryptor, logpush_record, write_logpush_files, write_records
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.logpush import run as run_module
 from airflow_provider_aigw.logpush.run import ID_PREFIX, import_logpush
 from tests.unit.logpush.conftest import KeyPair
 from tests.unit.logpush.test_records import ABSENT, SHARED, api_row
@@ -152,16 +155,77 @@ def test_a_file_across_the_window_edges_gives_only_its_records_inside(
     assert result.summary["source_files"] == 1
 
 
-def test_worker_processes_import_the_same_rows(tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair) -> None:
+def started_by(caplog: Any) -> list[str]:
+    """How the import's decryption was started (thread, fork, spawn), from its log line."""
+    return re.findall(r"worker\(s\): (\w+)\)", caplog.text)
+
+
+def reading_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("aigw-logpush")]
+
+
+@pytest.mark.parametrize("thread_running", [False, True], ids=["forked", "spawned"])
+def test_worker_processes_import_the_same_rows(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any, thread_running: bool
+) -> None:
+    # One thread (this test process): the pool is forked and inherits the key. A thread running
+    # (any: here one that waits): forking is unsafe, the pool is spawned and loads the key's PEM.
     write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300, shared_key=True)
+    caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
     one = run(tmp_path / "push", tmp_path / "one", key_pair)
-    two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2)
+    release = threading.Event()
+    waiter = threading.Thread(target=release.wait)
+    if thread_running:
+        waiter.start()
+    try:
+        two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2)
+    finally:
+        release.set()
+    assert started_by(caplog) == ["thread", "spawn" if thread_running else "fork"]
     rows_one, rows_two = archived(one.summary), archived(two.summary)
     assert sorted(json.dumps(r, sort_keys=True) for r in rows_two) == sorted(
         json.dumps(r, sort_keys=True) for r in rows_one
     )
     files = lambda s: read_manifest(s["manifest_uri"])["logpush"]["files"]  # noqa: E731
     assert files(two.summary) == files(one.summary)
+
+
+def test_a_file_that_fails_to_read_fails_the_import_and_stops_its_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    real = run_module.iter_records
+    opened: list[str] = []
+
+    def second_file_gone(fs: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(file.path)
+        if len(opened) == 2:
+            raise FileNotFoundError(file.path)
+        return real(fs, file, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "iter_records", second_file_gone)
+    with pytest.raises(FileNotFoundError) as info:
+        run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert len(opened) == 2 and str(info.value) == opened[1]
+    assert reading_threads() == []
+    assert not list((tmp_path / "archive").rglob("*.json"))  # nothing committed
+
+
+def test_a_write_that_fails_stops_the_reading_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+
+    def one_row_then_fail(rows: Any, *args: Any, **kwargs: Any) -> Any:
+        next(iter(rows))
+        raise OSError("the destination went away")
+
+    monkeypatch.setattr(run_module, "export_logs", one_row_then_fail)
+    with pytest.raises(OSError, match="went away") as info:
+        run(tmp_path / "push", tmp_path / "archive", key_pair)
+    # the traceback (held, as a task's error handling holds it) keeps the import's frames alive:
+    # the threads must have stopped all the same
+    assert info.traceback and reading_threads() == []
 
 
 def test_records_of_other_gateways_are_skipped(tmp_path: Path, key_pair: KeyPair) -> None:
