@@ -8,8 +8,8 @@ the export's own commit protocol (exclusive, atomic, idempotent per window, neve
 unless asked). The manifest records ``source: "logpush"`` and, under ``logpush``, every file read.
 
 Logpush records carry no log id, while the writer matches rows by id to union re-runs: each row
-gets ``logpush-`` and the SHA-256 (32 hex digits) of its decrypted content, ``Timestamp`` to the
-nanosecond included. It does not depend on the file, the encryption or the run, so a re-run (late
+gets ``logpush-`` and the SHA-256 (32 hex digits) of its decrypted content (the row's fields, and
+the plaintexts of the encrypted fields as decrypted), ``Timestamp`` to the nanosecond included. It does not depend on the file, the encryption or the run, so a re-run (late
 files, a repeated delivery) unions exactly; two records identical in every field and nanosecond
 are taken for one log delivered twice.
 
@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +75,8 @@ ID_PREFIX = "logpush-"
 MAX_LISTED_ERRORS = 20
 #: Records read, then their wrapped keys unwrapped back to back (warm caches), then mapped.
 PRELOAD_BATCH = 64
+# The row's columns made from the encrypted fields: in an id, their plaintexts stand for them.
+_OPENED_COLUMNS = frozenset({"metadata", "request_body", "response_body"})
 #: Files handed to the workers ahead of the writer, per worker.
 FILES_AHEAD = 2
 #: Batches of records (of :data:`PRELOAD_BATCH`) each reading thread may hold ready for the next stage.
@@ -83,10 +85,24 @@ BATCHES_AHEAD = 4
 _THREAD_EXIT_CHECKS = 20
 
 
-def synthetic_id(log_record: dict[str, Any]) -> str:
-    """The stable id of a Logpush row: ``logpush-`` + SHA-256 of its decrypted content (32 hex)."""
-    text = json.dumps(log_record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return ID_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+def synthetic_id(log_record: dict[str, Any], opened: Sequence[Any]) -> str:
+    """The stable id of a Logpush row: ``logpush-`` + SHA-256 (32 hex) of its decrypted content.
+
+    :param log_record: the row (:func:`~.records.to_log`), without ``id``.
+    :param opened: the opened encrypted fields (``to_log``'s ``opened``): hashed as the plaintext
+        bytes they are, not through the row's decoded bodies, which would cost a second JSON
+        encoding of each body.
+    """
+    rest = {name: value for name, value in log_record.items() if name not in _OPENED_COLUMNS}
+    digest = hashlib.sha256(
+        json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    )
+    for value in opened:
+        if not isinstance(value, (bytes, bytearray)):  # a field that was not encrypted
+            value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        digest.update(len(value).to_bytes(8, "big"))
+        digest.update(value)
+    return ID_PREFIX + digest.hexdigest()[:32]
 
 
 @dataclass
@@ -146,7 +162,7 @@ def _file_batches(
 def _batch_logs(
     batch: list[tuple[int, int, dict[str, Any]] | str], decryptor: EnvelopeDecryptor, read: _FileRead
 ) -> list[dict[str, Any]]:
-    """The rows (Logs API shape, without their id yet) of a batch of :func:`_file_batches`: its
+    """The rows (Logs API shape, with their synthetic id) of a batch of :func:`_file_batches`: its
     wrapped keys unwrapped back to back, then each record opened and mapped."""
     decryptor.preload(item[2].get(name) for item in batch if not isinstance(item, str) for name in ENCRYPTED_FIELDS)
     rows = []
@@ -155,11 +171,13 @@ def _batch_logs(
             read.unreadable.add(item)
             continue
         line, ns, record = item
+        opened: list[Any] = []
         try:
-            row = to_log(record, decryptor, time_ns=ns)
+            row = to_log(record, decryptor, time_ns=ns, opened=opened)
         except AIGatewayDecryptError as err:
             read.unreadable.add(str(err.located(read.path, line)))
             continue
+        row["id"] = synthetic_id(row, opened)
         rows.append(row)
     read.rows += len(rows)
     return rows
@@ -214,11 +232,9 @@ def _worker_read(
 ) -> tuple[list[dict[str, Any]], _FileRead]:
     read = _FileRead(file.path)
     decryptor = _WORKER["decryptor"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for batch in _file_batches(fs, file, start, end, gateway, read):
-        for row in _batch_logs(batch, decryptor, read):
-            row["id"] = synthetic_id(row)
-            rows.append(row)
+        rows += _batch_logs(batch, decryptor, read)
     return rows, read
 
 
@@ -446,9 +462,7 @@ def _read_in_thread(
             yield _batch_logs(batch, decryptor, read)
 
     for rows in _ahead(decrypted(_ahead(parsed(), "aigw-logpush-parse")), "aigw-logpush-decrypt"):
-        for row in rows:
-            row["id"] = synthetic_id(row)  # here, beside the writer: the decrypting thread does RSA
-            yield row
+        yield from rows
 
 
 def _ahead(items: Generator[Any, None, None], name: str) -> Iterator[Any]:

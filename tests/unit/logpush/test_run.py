@@ -155,6 +155,16 @@ def test_a_file_across_the_window_edges_gives_only_its_records_inside(
     assert result.summary["source_files"] == 1
 
 
+def test_ids_do_not_depend_on_the_encryption(tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair) -> None:
+    # the same logs sealed twice, under other AES keys and another key layout: the same ids
+    write_logpush_files(emu, GW, str(tmp_path / "per-field"), key_pair.public_pem, batch_seconds=300)
+    write_logpush_files(emu, GW, str(tmp_path / "shared"), key_pair.public_pem, batch_seconds=900, shared_key=True)
+    per_field = archived(run(tmp_path / "per-field", tmp_path / "a", key_pair).summary)
+    shared = archived(run(tmp_path / "shared", tmp_path / "b", key_pair).summary)
+    assert len(per_field) == 120
+    assert {r["id"]: r for r in per_field} == {r["id"]: r for r in shared}
+
+
 def started_by(caplog: Any) -> list[str]:
     """How the import's decryption was started (thread, fork, spawn), from its log line."""
     return re.findall(r"worker\(s\): (\w+)\)", caplog.text)
