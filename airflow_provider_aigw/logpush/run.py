@@ -9,23 +9,27 @@ unless asked). The manifest records ``source: "logpush"`` and, under ``logpush``
 
 Logpush records carry no log id, while the writer matches rows by id to union re-runs: each row
 gets ``logpush-`` and the SHA-256 (32 hex digits) of its decrypted content (the row's fields, and
-the plaintexts of the encrypted fields as decrypted), ``Timestamp`` to the nanosecond included. It does not depend on the file, the encryption or the run, so a re-run (late
-files, a repeated delivery) unions exactly; two records identical in every field and nanosecond
-are taken for one log delivered twice.
+the plaintexts of the encrypted fields as decrypted), ``Timestamp`` to the nanosecond included.
+It does not depend on the file, the encryption or the run, so a re-run (late files, a repeated
+delivery) unions exactly; two records identical in every field and nanosecond are taken for one
+log delivered twice.
 
-With ``max_workers`` 1, the files are read and decrypted in a thread a few batches ahead of the
-writer: RSA, AES, zlib and SHA-256 release the GIL, so the archive's compression and hashing run
-beside the next batch's unwraps rather than after them. With ``max_workers`` above 1, files are
-decrypted in that many processes, a few files ahead of the writer, in file order; each process
-keeps its own cache of unwrapped keys, so no wrapped key is unwrapped twice in a process.
+With ``max_workers`` 1, the files are parsed in one thread and decrypted in another, each a few
+batches ahead of the next stage and of the writer: RSA, AES, zlib and SHA-256 release the GIL,
+so the parsing, the mapping and the archive's encoding and compression run beside the unwraps
+rather than between them. With ``max_workers`` above 1, files are decrypted in that many
+processes, a few files ahead of the writer, in file order; each process keeps its own cache of
+unwrapped keys, so no wrapped key is unwrapped twice in a process.
 
 The processes are forked when the task's process has one thread at that moment (on Linux): a
 fork then copies no lock another thread holds, costs milliseconds, and the workers inherit the
 loaded key (never pickled, never re-read). The pool is therefore started before anything that
 starts a thread (fsspec's event loop for ``s3://`` and ``gs://``, the window lock's keep-alive).
 Otherwise (a thread already running, or not Linux) they are spawned: each then imports the
-provider, and with it Airflow (about 1.5 s here), and loads the key from its PEM, sent over the
-pool's pipe. Memory stays flat: a few batches of rows, or a few files of rows with workers.
+provider, and with it Airflow (about 1.5 s here: the provider's exceptions derive from
+``AirflowException``, and a task's ``__main__`` is Airflow's), and loads the key from its PEM,
+sent over the pool's pipe. Memory is bounded: a few batches of records in each stage, or a few
+files of rows with workers, and the unwrap cache (at most 4,096 keys, about 9 MiB).
 """
 
 from __future__ import annotations
