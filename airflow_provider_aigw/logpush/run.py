@@ -27,8 +27,10 @@ loaded key (never pickled, never re-read). The pool is therefore started before 
 starts a thread (fsspec's event loop for ``s3://`` and ``gs://``, the window lock's keep-alive).
 Otherwise (a thread already running, or not Linux) they are spawned: each then imports the
 provider, and with it Airflow (about 1.5 s here: the provider's exceptions derive from
-``AirflowException``), and loads the key from its PEM, sent over the pool's pipe. Memory is bounded: a few batches of records in each stage, or a few
-files of rows with workers, and the unwrap cache (at most 4,096 keys, about 9 MiB).
+``AirflowException``), and loads the key from its PEM, sent over the pool's pipe.
+
+Memory is bounded: a few batches of records in each stage, or a few files of rows with workers,
+and the unwrap cache (at most 4,096 keys, about 9 MiB).
 """
 
 from __future__ import annotations
