@@ -21,6 +21,8 @@ from airflow_provider_aigw.emulator.logpush import LogpushEncryptor, logpush_rec
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 from airflow_provider_aigw.logpush import run as run_module
+from airflow_provider_aigw.logpush.decrypt import LogpushPrivateKey
+from airflow_provider_aigw.logpush.records import record_time_ns
 from airflow_provider_aigw.logpush.run import ID_PREFIX, import_logpush
 from tests.unit.logpush.conftest import KeyPair
 from tests.unit.logpush.test_records import ABSENT, SHARED, api_row
@@ -163,6 +165,31 @@ def test_ids_do_not_depend_on_the_encryption(tmp_path: Path, emu: EmulatorServer
     shared = archived(run(tmp_path / "shared", tmp_path / "b", key_pair).summary)
     assert len(per_field) == 120
     assert {r["id"]: r for r in per_field} == {r["id"]: r for r in shared}
+
+
+def test_each_wrapped_key_is_unwrapped_once_by_the_reading_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    window = range(int(START.timestamp()) * 10**9, int(END.timestamp()) * 10**9)
+    distinct = {
+        record[name]["key"]
+        for path in (tmp_path / "push").rglob("*.log.gz")
+        for record in map(json.loads, gzip.decompress(path.read_bytes()).splitlines())
+        for name in ("Metadata", "RequestBody", "ResponseBody")
+        if record_time_ns(record) in window and isinstance(record.get(name), dict)
+    }
+    unwrapped: list[bytes] = []
+    real = LogpushPrivateKey.unwrap
+
+    def counted(self: LogpushPrivateKey, wrapped: bytes) -> bytes:
+        unwrapped.append(wrapped)
+        return real(self, wrapped)
+
+    monkeypatch.setattr(LogpushPrivateKey, "unwrap", counted)
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert result.summary["count"] == 120
+    assert len(unwrapped) == len(set(unwrapped)) == len(distinct) > 120  # one per field, each once
 
 
 def started_by(caplog: Any) -> list[str]:
