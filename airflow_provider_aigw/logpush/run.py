@@ -36,6 +36,7 @@ and the unwrap cache (at most 4,096 keys, about 9 MiB).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import multiprocessing
@@ -232,13 +233,24 @@ def _worker_init(key: LogpushPrivateKey | None, private_pem: bytes | None, passp
     _WORKER["decryptor"] = EnvelopeDecryptor(key)
 
 
+class _FileBytes:
+    """One file's bytes, read by the task's process, as the filesystem :func:`~.files.iter_records`
+    reads in a worker: the source's filesystem (its credentials, its event loop) stays in the task."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def open(self, path: str, mode: str = "rb") -> io.BytesIO:
+        return io.BytesIO(self._data)
+
+
 def _worker_read(
-    fs: Any, file: LogpushFile, start: datetime, end: datetime, gateway: str
+    data: bytes, file: LogpushFile, start: datetime, end: datetime, gateway: str
 ) -> tuple[list[dict[str, Any]], _FileRead]:
     read = _FileRead(file.path)
     decryptor = _WORKER["decryptor"]
     rows: list[dict[str, Any]] = []
-    for batch in _file_batches(fs, file, start, end, gateway, read):
+    for batch in _file_batches(_FileBytes(data), file, start, end, gateway, read):
         rows += _batch_logs(batch, decryptor, read)
     return rows, read
 
@@ -518,16 +530,25 @@ def _read_in_workers(
     gateway: str,
     reads: list[_FileRead],
 ) -> Generator[dict[str, Any], None, None]:
+    """The rows of ``files``, each file read here (the workers get its bytes, not the filesystem:
+    an ``s3://`` one holds credentials and does not pickle) and decrypted in a worker, up to
+    :data:`FILES_AHEAD` files per worker ahead of the writer, in file order."""
     pending: deque[Any] = deque()
     waiting = iter(files)
+
+    def submit(file: LogpushFile) -> None:
+        with fs.open(file.path, "rb") as handle:
+            data = handle.read()
+        pending.append(pool.apply_async(_worker_read, (data, file, start, end, gateway)))
+
     for file in waiting:
-        pending.append(pool.apply_async(_worker_read, (fs, file, start, end, gateway)))
+        submit(file)
         if len(pending) >= workers * FILES_AHEAD:
             break
     while pending:
         rows, read = pending.popleft().get()
         for file in waiting:
-            pending.append(pool.apply_async(_worker_read, (fs, file, start, end, gateway)))
+            submit(file)
             break
         reads.append(read)
         yield from rows

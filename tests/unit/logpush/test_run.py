@@ -9,6 +9,8 @@ import hashlib
 import json
 import logging
 import re
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -201,30 +203,64 @@ def reading_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("aigw-logpush")]
 
 
+# An import with 2 workers in a fresh interpreter: one thread, as a task's process; the key's PEM
+# comes on stdin. Prints how the workers started and the summary.
+IMPORT_IN_A_FRESH_PROCESS = """
+import json, logging, sys
+from datetime import datetime
+from airflow_provider_aigw.logpush.run import import_logpush
+lines = []
+class Log:
+    def info(self, message, *args):
+        lines.append(message % args)
+    warning = info
+source, dest, start, end = sys.argv[1:]
+result = import_logpush(
+    source, dest, private_pem=sys.stdin.buffer.read(), gateway_id="gw", format="jsonl",
+    start=datetime.fromisoformat(start), end=datetime.fromisoformat(end), max_workers=2, logger=Log(),
+)
+print(json.dumps({"lines": lines, "summary": result.summary}))
+"""
+
+
 @pytest.mark.parametrize("thread_running", [False, True], ids=["forked", "spawned"])
 def test_worker_processes_import_the_same_rows(
     tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any, thread_running: bool
 ) -> None:
-    # One thread (this test process): the pool is forked and inherits the key. A thread running
-    # (any: here one that waits): forking is unsafe, the pool is spawned and loads the key's PEM.
+    # A process with one thread forks the workers, which inherit the loaded key; with a thread
+    # running (any: here one that waits) forking is unsafe, and they are spawned and load the PEM.
+    # This test process may hold other tests' threads (fsspec's event loop stays for good), so the
+    # forked import runs in a fresh interpreter.
     write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300, shared_key=True)
     caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
     one = run(tmp_path / "push", tmp_path / "one", key_pair)
-    release = threading.Event()
-    waiter = threading.Thread(target=release.wait)
+    assert started_by(caplog) == ["thread"]
     if thread_running:
+        release = threading.Event()
+        waiter = threading.Thread(target=release.wait)
         waiter.start()
-    try:
-        two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2)
-    finally:
-        release.set()
-    assert started_by(caplog) == ["thread", "spawn" if thread_running else "fork"]
-    rows_one, rows_two = archived(one.summary), archived(two.summary)
+        try:
+            two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2).summary
+        finally:
+            release.set()
+            waiter.join()
+        assert started_by(caplog) == ["thread", "spawn"]
+    else:
+        args = [(tmp_path / "push").as_uri(), (tmp_path / "two").as_uri(), START.isoformat(), END.isoformat()]
+        done = subprocess.run(
+            [sys.executable, "-c", IMPORT_IN_A_FRESH_PROCESS, *args],
+            input=key_pair.private_pem, capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+        out = json.loads(done.stdout)
+        assert re.findall(r"worker\(s\): (\w+)\)", " ".join(out["lines"])) == ["fork"]
+        two = out["summary"]
+    rows_one, rows_two = archived(one.summary), archived(two)
+    assert len(rows_one) == 120
     assert sorted(json.dumps(r, sort_keys=True) for r in rows_two) == sorted(
         json.dumps(r, sort_keys=True) for r in rows_one
     )
     files = lambda s: read_manifest(s["manifest_uri"])["logpush"]["files"]  # noqa: E731
-    assert files(two.summary) == files(one.summary)
+    assert files(two) == files(one.summary)
 
 
 def test_a_file_that_fails_to_read_fails_the_import_and_stops_its_threads(
