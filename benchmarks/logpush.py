@@ -483,8 +483,35 @@ def report(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, bool | 
         + ", ".join(f"{m} {w}w: {p}" for (m, w), (p, _b) in rsa_counts.items())
         + ("" if same else " — **provider and bare differ**"),
         "",
+        *WHERE_THE_TIME_GOES,
     ]
     return md, targets
+
+
+#: Profiles behind the misses (1,200 logs, shared keys, RSA-4096, 4 KB bodies; cProfile, per-thread
+#: ``time.thread_time`` and ``getrusage`` of the task and its workers), in RESULTS.md's section.
+WHERE_THE_TIME_GOES = [
+    "Where the time goes (profiles of 1,200-log imports, shared keys; `time.thread_time` per thread, "
+    "`getrusage` of the task and its workers, cProfile):",
+    "",
+    "- **1 worker**: the unwrapping thread is the bottleneck. It spends ~1,920 µs of CPU per log, ~1,750 in "
+    "RSA (a little slower than the bare loop's, as Python work between the operations evicts its caches) and "
+    "~110 opening the envelopes (base64, AES-GCM), decoding the bodies' JSON and hashing the id; and ~95 µs per "
+    "log waiting for the GIL, held meanwhile by the parsing thread (~110 µs of CPU per log: gunzip, JSON) and "
+    "the writer (~390: the row's JSON ~95, gzip level 6 ~215 with the GIL released). Moving the opening and "
+    "mapping to the writer's thread, so that the unwrapping thread does RSA only, was tried and measured "
+    "slower (83% instead of 86%): its waits for the GIL grew by more than the work it shed.",
+    "- **2 workers**: CPU-bound. The workers spend ~2,130 µs of CPU per log (RSA ~1,750, the read path ~380), "
+    "the task's process ~445 (gzip level 6 ~215, the row's JSON ~95, rows unpickled ~13); on 2 cores every µs "
+    "of the ~825 beside RSA is taken from RSA, a ceiling of ~70% of the 2-core limit for shared keys (~87% "
+    "with 3 keys per log). The writer would run beside the workers on a machine with a core more than "
+    "workers; on this one a second helper's benchmarks shared the cores too (load averages under Machine).",
+    "- **Levers not taken**: the archive's gzip level (`export.formats.GZIP_LEVEL`): level 1 compresses these "
+    "rows in ~57 µs per log (parts 20% of the raw JSON, against 13% at level 6), level 3 in ~80 (16%); it is the "
+    "export's setting for every archive, and a smaller archive was chosen. Starting the workers costs ~25 ms "
+    "forked (pool start and stop), ~1.5 s spawned (each imports the provider and Airflow): runs of 960 logs.",
+    "",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
