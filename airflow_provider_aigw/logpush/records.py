@@ -195,7 +195,11 @@ def _text(plain: Any) -> Any:
 
 
 def to_log(
-    record: Mapping[str, Any], decryptor: EnvelopeDecryptor | None = None, *, time_ns: int | None = None
+    record: Mapping[str, Any],
+    decryptor: EnvelopeDecryptor | None = None,
+    *,
+    time_ns: int | None = None,
+    opened: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The record in the shape of a Logs API log, its encrypted fields opened.
 
@@ -206,6 +210,8 @@ def to_log(
     :param record: one line of a Logpush file, JSON-decoded.
     :param decryptor: opens the encrypted fields; without one, an encrypted field is an error.
     :param time_ns: the record's time when the caller parsed it already (:func:`record_time_ns`).
+    :param opened: receives the opened value of each of :data:`ENCRYPTED_FIELDS`, in that order:
+        the plaintext bytes of an envelope, else the field's value as it is (None when absent).
     :raises AIGatewayDecryptError: a field does not decrypt, or the record has no usable
         ``Timestamp``; names the field, never its content.
     """
@@ -236,12 +242,17 @@ def to_log(
     elif metrics is not None:
         log["Metrics"] = metrics
     metadata = _open(record, "Metadata", decryptor)
+    if opened is not None:
+        opened.append(metadata)
     if isinstance(metadata, (bytes, bytearray)):
         metadata = bytes(metadata).decode("utf-8", errors="replace")
     if metadata is not None:
         log["metadata"] = metadata
     for field, which in _BODIES:
-        body = _text(_open(record, field, decryptor))
+        plain = _open(record, field, decryptor)
+        if opened is not None:
+            opened.append(plain)
+        body = _text(plain)
         log[f"{which}_body"] = body
         log[f"{which}_body_status"] = "not_collected" if body is None else "collected"
     for key, value in record.items():

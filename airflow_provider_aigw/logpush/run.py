@@ -8,25 +8,47 @@ the export's own commit protocol (exclusive, atomic, idempotent per window, neve
 unless asked). The manifest records ``source: "logpush"`` and, under ``logpush``, every file read.
 
 Logpush records carry no log id, while the writer matches rows by id to union re-runs: each row
-gets ``logpush-`` and the SHA-256 (32 hex digits) of its decrypted content, ``Timestamp`` to the
-nanosecond included. It does not depend on the file, the encryption or the run, so a re-run (late
-files, a repeated delivery) unions exactly; two records identical in every field and nanosecond
-are taken for one log delivered twice.
+gets ``logpush-`` and the SHA-256 (32 hex digits) of its decrypted content (the row's fields, and
+the plaintexts of the encrypted fields as decrypted), ``Timestamp`` to the nanosecond included.
+It does not depend on the file, the encryption or the run, so a re-run (late files, a repeated
+delivery) unions exactly; two records identical in every field and nanosecond are taken for one
+log delivered twice.
 
-With ``max_workers`` above 1, files are decrypted in that many processes (started fresh, so each
-one loads the key from its PEM: the key itself never pickles), a few files ahead of the writer,
-in file order; each process keeps its own cache of unwrapped keys, so no wrapped key is unwrapped
-twice in a process. Memory stays flat: a record at a time, or a few files of rows with workers.
+With ``max_workers`` 1, the files are parsed in one thread and decrypted in another, each a few
+batches ahead of the next stage and of the writer: RSA, AES, zlib and SHA-256 release the GIL,
+so the parsing, the mapping and the archive's encoding and compression run beside the unwraps
+rather than between them. With ``max_workers`` above 1, files are decrypted in that many
+processes, a few files ahead of the writer, in file order; each process keeps its own cache of
+unwrapped keys, so no wrapped key is unwrapped twice in a process.
+
+The processes are forked when the task's process has one thread at that moment (on Linux): a
+fork then copies no lock another thread holds, costs milliseconds, and the workers inherit the
+loaded key (never pickled, never re-read). The pool is therefore started before anything that
+starts a thread (fsspec's event loop for ``s3://`` and ``gs://``, the window lock's keep-alive).
+Otherwise (a thread already running, or not Linux) they are spawned: each then imports the
+provider, and with it Airflow (about 1.5 s here: the provider's exceptions derive from
+``AirflowException``), and loads the key from its PEM, sent over the pool's pipe.
+
+Memory is bounded: a few batches of records in each stage, or a few files of rows with workers,
+and the unwrap cache (at most 4,096 keys, about 9 MiB).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,14 +81,34 @@ ID_PREFIX = "logpush-"
 MAX_LISTED_ERRORS = 20
 #: Records read, then their wrapped keys unwrapped back to back (warm caches), then mapped.
 PRELOAD_BATCH = 64
+# The row's columns made from the encrypted fields: in an id, their plaintexts stand for them.
+_OPENED_COLUMNS = frozenset({"metadata", "request_body", "response_body"})
 #: Files handed to the workers ahead of the writer, per worker.
 FILES_AHEAD = 2
+#: Batches of records (of :data:`PRELOAD_BATCH`) each reading thread may hold ready for the next stage.
+BATCHES_AHEAD = 4
+# Looks, 1 ms apart, for other threads to leave the task list before the pool is spawned instead.
+_THREAD_EXIT_CHECKS = 20
 
 
-def synthetic_id(log_record: dict[str, Any]) -> str:
-    """The stable id of a Logpush row: ``logpush-`` + SHA-256 of its decrypted content (32 hex)."""
-    text = json.dumps(log_record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return ID_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+def synthetic_id(log_record: dict[str, Any], opened: Sequence[Any]) -> str:
+    """The stable id of a Logpush row: ``logpush-`` + SHA-256 (32 hex) of its decrypted content.
+
+    :param log_record: the row (:func:`~.records.to_log`), without ``id``.
+    :param opened: the opened encrypted fields (``to_log``'s ``opened``): hashed as the plaintext
+        bytes they are, not through the row's decoded bodies, which would cost a second JSON
+        encoding of each body.
+    """
+    rest = {name: value for name, value in log_record.items() if name not in _OPENED_COLUMNS}
+    digest = hashlib.sha256(
+        json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    )
+    for value in opened:
+        if not isinstance(value, (bytes, bytearray)):  # a field that was not encrypted
+            value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        digest.update(len(value).to_bytes(8, "big"))
+        digest.update(value)
+    return ID_PREFIX + digest.hexdigest()[:32]
 
 
 @dataclass
@@ -97,33 +139,18 @@ class _FileRead:
     unreadable: _Unreadable = field(default_factory=_Unreadable)
 
 
-def _file_logs(
-    fs: Any,
-    file: LogpushFile,
-    start: datetime,
-    end: datetime,
-    gateway: str,
-    decryptor: EnvelopeDecryptor,
-    read: _FileRead,
-) -> Iterator[dict[str, Any]]:
-    """The rows (Logs API shape, with their synthetic id) of one file's records of the window."""
-    batch: list[tuple[int, int, dict[str, Any]]] = []
+def _file_batches(
+    fs: Any, file: LogpushFile, start: datetime, end: datetime, gateway: str, read: _FileRead
+) -> Iterator[list[tuple[int, int, dict[str, Any]] | str]]:
+    """One file's records of the window and the gateway, as ``(line, ns, record)``, in batches of
+    :data:`PRELOAD_BATCH`; a line that does not read is its message, in the batch in its place.
 
-    def flush() -> Iterator[dict[str, Any]]:
-        decryptor.preload(record.get(name) for _line, _ns, record in batch for name in ENCRYPTED_FIELDS)
-        for line, ns, record in batch:
-            try:
-                item = to_log(record, decryptor, time_ns=ns)
-            except AIGatewayDecryptError as err:
-                read.unreadable.add(str(err.located(file.path, line)))
-                continue
-            item["id"] = synthetic_id(item)
-            read.rows += 1
-            yield item
-        batch.clear()
+    Fills ``read.digest`` and ``read.other_gateways``; :func:`_batch_logs` the rest of ``read``
+    (each of the two may run in its own thread)."""
+    batch: list[tuple[int, int, dict[str, Any]] | str] = []
 
     def unreadable(err: AIGatewayDecryptError) -> None:
-        read.unreadable.add(str(err))
+        batch.append(str(err))
 
     for line, ns, record in iter_records(fs, file, start, end, on_error=unreadable, digest=read.digest):
         owner = record.get(GATEWAY_FIELD)
@@ -131,9 +158,35 @@ def _file_logs(
             read.other_gateways += 1
             continue
         batch.append((line, ns, record))
-        if len(batch) == PRELOAD_BATCH:
-            yield from flush()
-    yield from flush()
+        if len(batch) >= PRELOAD_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _batch_logs(
+    batch: list[tuple[int, int, dict[str, Any]] | str], decryptor: EnvelopeDecryptor, read: _FileRead
+) -> list[dict[str, Any]]:
+    """The rows (Logs API shape, with their synthetic id) of a batch of :func:`_file_batches`: its
+    wrapped keys unwrapped back to back, then each record opened and mapped."""
+    decryptor.preload(item[2].get(name) for item in batch if not isinstance(item, str) for name in ENCRYPTED_FIELDS)
+    rows = []
+    for item in batch:
+        if isinstance(item, str):
+            read.unreadable.add(item)
+            continue
+        line, ns, record = item
+        opened: list[Any] = []
+        try:
+            row = to_log(record, decryptor, time_ns=ns, opened=opened)
+        except AIGatewayDecryptError as err:
+            read.unreadable.add(str(err.located(read.path, line)))
+            continue
+        row["id"] = synthetic_id(row, opened)
+        rows.append(row)
+    read.rows += len(rows)
+    return rows
 
 
 # --- worker processes ----------------------------------------------------------------------------
@@ -141,16 +194,64 @@ def _file_logs(
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(private_pem: bytes, passphrase: bytes | None, fs: Any) -> None:
-    _WORKER["decryptor"] = EnvelopeDecryptor(LogpushPrivateKey.from_pem(private_pem, passphrase))
-    _WORKER["fs"] = fs
+def _single_threaded() -> bool:
+    """Whether this process runs one thread, Python's and any other (Linux: ``/proc/self/task``)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    for _ in range(_THREAD_EXIT_CHECKS):
+        if threading.active_count() != 1:
+            return False
+        try:
+            if len(os.listdir("/proc/self/task")) == 1:
+                return True
+        except OSError:
+            return False
+        # A thread just joined (the import's own readers, the lock's keep-alive) leaves the task
+        # list a moment after Python sees it end.
+        time.sleep(0.001)
+    return False
+
+
+def _start_pool(workers: int, key: LogpushPrivateKey, pem: bytes, passphrase: bytes | None) -> tuple[Any, str]:
+    """The worker processes and their start method: forked with the loaded key when this process
+    has one thread, else spawned with the PEM (module docstring)."""
+    if _single_threaded():
+        # fork passes the initializer's arguments by inheritance: the key is never pickled
+        fork = multiprocessing.get_context("fork")
+        return fork.Pool(workers, initializer=_worker_init, initargs=(key, None, None)), "fork"
+    spawn = multiprocessing.get_context("spawn")
+    return spawn.Pool(workers, initializer=_worker_init, initargs=(None, pem, passphrase)), "spawn"
+
+
+def _worker_init(key: LogpushPrivateKey | None, private_pem: bytes | None, passphrase: bytes | None) -> None:
+    # A forked worker inherits the task's SIGTERM handler (Airflow's on_kill): the pool ends its
+    # workers with SIGTERM, which must end them, not run the task's handler in them.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if key is None:
+        assert private_pem is not None
+        key = LogpushPrivateKey.from_pem(private_pem, passphrase)
+    _WORKER["decryptor"] = EnvelopeDecryptor(key)
+
+
+class _FileBytes:
+    """One file's bytes, read by the task's process, as the filesystem :func:`~.files.iter_records`
+    reads in a worker: the source's filesystem (its credentials, its event loop) stays in the task."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def open(self, path: str, mode: str = "rb") -> io.BytesIO:
+        return io.BytesIO(self._data)
 
 
 def _worker_read(
-    file: LogpushFile, start: datetime, end: datetime, gateway: str
+    data: bytes, file: LogpushFile, start: datetime, end: datetime, gateway: str
 ) -> tuple[list[dict[str, Any]], _FileRead]:
     read = _FileRead(file.path)
-    rows = list(_file_logs(_WORKER["fs"], file, start, end, gateway, _WORKER["decryptor"], read))
+    decryptor = _WORKER["decryptor"]
+    rows: list[dict[str, Any]] = []
+    for batch in _file_batches(_FileBytes(data), file, start, end, gateway, read):
+        rows += _batch_logs(batch, decryptor, read)
     return rows, read
 
 
@@ -236,12 +337,56 @@ def import_logpush(
     workers = validate_positive(max_workers, param="max_workers", maximum=MAX_WORKERS)
     start, end = utc_datetime(start, param="start"), utc_datetime(end, param="end")  # stdlib, not pendulum
     key = LogpushPrivateKey.from_pem(private_pem, passphrase)
+    if workers == 1:
+        return _import(
+            source, destination, key, None, 1, "thread", gateway_id, start, end, format, margin, logger, writer_options
+        )
+    pem = private_pem.encode("ascii") if isinstance(private_pem, str) else bytes(private_pem)
+    secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
+    # started first: before the source and the destination are opened, no thread runs yet
+    pool, method = _start_pool(workers, key, pem, secret)
+    with pool:
+        return _import(
+            source,
+            destination,
+            key,
+            pool,
+            workers,
+            method,
+            gateway_id,
+            start,
+            end,
+            format,
+            margin,
+            logger,
+            writer_options,
+        )
+
+
+def _import(
+    source: Any,
+    destination: Any,
+    key: LogpushPrivateKey,
+    pool: Any,
+    workers: int,
+    method: str,
+    gateway_id: str,
+    start: datetime,
+    end: datetime,
+    format: str,
+    margin: Any,
+    logger: Any,
+    writer_options: dict[str, Any],
+) -> LogpushImport:
+    """The import of :func:`import_logpush` once the key is loaded and the workers started:
+    ``pool`` of ``workers`` processes started by ``method``, or None to decrypt in a thread."""
     origin = open_destination(source)
     target = resolve_destination(destination, check_writable=True)
     url = strip_userinfo(str(target))
     files = select_files(origin.fs, origin.root, start, end, margin=margin)
     logger.info(
-        "importing the Logpush records of gateway %r, [%s, %s), from %d file(s) under %s (key %r, %d worker(s)) to %s",
+        "importing the Logpush records of gateway %r, [%s, %s), from %d file(s) under %s (key %r, "
+        "%d worker(s): %s) to %s",
         gateway_id,
         format_time(start),
         format_time(end),
@@ -249,15 +394,14 @@ def import_logpush(
         origin.plain_root,
         key,
         workers,
+        method,
         url,
     )
     reads: list[_FileRead] = []
-    if workers == 1:
-        rows = _read_here(origin.fs, files, start, end, gateway_id, EnvelopeDecryptor(key), reads)
+    if pool is None:
+        rows = _read_in_thread(origin.fs, files, start, end, gateway_id, EnvelopeDecryptor(key), reads)
     else:
-        pem = private_pem.encode("ascii") if isinstance(private_pem, str) else bytes(private_pem)
-        secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
-        rows = _read_in_workers(origin.fs, files, start, end, gateway_id, workers, pem, secret, reads)
+        rows = _read_in_workers(pool, workers, origin.fs, files, start, end, gateway_id, reads)
     unreadable = _Unreadable()
 
     def provenance() -> dict[str, Any]:
@@ -282,17 +426,18 @@ def import_logpush(
             },
         }
 
-    result = export_logs(
-        rows,
-        target,
-        gateway_id=gateway_id,
-        start=start,
-        end=end,
-        format=format,
-        provenance=provenance,
-        on_progress=lambda n: logger.info("%d logs written", n),
-        **writer_options,
-    )
+    with closing(rows):  # the reading threads stop (or the workers' results are dropped) even when the write fails
+        result = export_logs(
+            rows,
+            target,
+            gateway_id=gateway_id,
+            start=start,
+            end=end,
+            format=format,
+            provenance=provenance,
+            on_progress=lambda n: logger.info("%d logs written", n),
+            **writer_options,
+        )
     summary = result.summary()
     summary["source"] = "logpush"
     summary["source_files"] = len(reads)
@@ -309,7 +454,7 @@ def import_logpush(
     return LogpushImport(summary, gateway_id, url, unreadable.count, unreadable.listed)
 
 
-def _read_here(
+def _read_in_thread(
     fs: Any,
     files: Iterable[LogpushFile],
     start: datetime,
@@ -317,37 +462,93 @@ def _read_here(
     gateway: str,
     decryptor: EnvelopeDecryptor,
     reads: list[_FileRead],
-) -> Iterator[dict[str, Any]]:
-    for file in files:
-        read = _FileRead(file.path)
-        reads.append(read)
-        yield from _file_logs(fs, file, start, end, gateway, decryptor, read)
+) -> Generator[dict[str, Any], None, None]:
+    """The rows of ``files``: parsed in one thread, decrypted in another, each up to
+    :data:`BATCHES_AHEAD` batches ahead of the next stage. The decrypting thread spends its time
+    in RSA (the GIL released); the parsing and the writer's encoding run meanwhile."""
+
+    def parsed() -> Generator[tuple[_FileRead, list[Any]], None, None]:
+        for file in files:
+            read = _FileRead(file.path)
+            reads.append(read)
+            for batch in _file_batches(fs, file, start, end, gateway, read):
+                yield read, batch
+
+    def decrypted(batches: Iterator[tuple[_FileRead, list[Any]]]) -> Generator[list[dict[str, Any]], None, None]:
+        for read, batch in batches:
+            yield _batch_logs(batch, decryptor, read)
+
+    for rows in _ahead(decrypted(_ahead(parsed(), "aigw-logpush-parse")), "aigw-logpush-decrypt"):
+        yield from rows
+
+
+def _ahead(items: Generator[Any, None, None], name: str) -> Iterator[Any]:
+    """``items``, produced in a thread up to :data:`BATCHES_AHEAD` ahead of the consumer. An error
+    of the thread is raised here; closing this generator stops the thread (and closes ``items``)."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=BATCHES_AHEAD)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                ready.put(item)
+                if stop.is_set():
+                    break
+            else:
+                ready.put(done)
+        except BaseException as err:  # handed to the consumer, raised there
+            ready.put(err)
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # a producer blocked on a full queue needs room to see the stop
+            with suppress(queue.Empty):
+                ready.get(timeout=0.1)
+        thread.join()
 
 
 def _read_in_workers(
+    pool: Any,
+    workers: int,
     fs: Any,
     files: list[LogpushFile],
     start: datetime,
     end: datetime,
     gateway: str,
-    workers: int,
-    pem: bytes,
-    passphrase: bytes | None,
     reads: list[_FileRead],
-) -> Iterator[dict[str, Any]]:
-    # spawn, not fork: the task has threads (the window lock's keep-alive, fsspec's event loop)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_worker_init, initargs=(pem, passphrase, fs)) as pool:
-        pending: deque[Any] = deque()
-        queue = iter(files)
-        for file in queue:
-            pending.append(pool.apply_async(_worker_read, (file, start, end, gateway)))
-            if len(pending) >= workers * FILES_AHEAD:
-                break
-        while pending:
-            rows, read = pending.popleft().get()
-            for file in queue:
-                pending.append(pool.apply_async(_worker_read, (file, start, end, gateway)))
-                break
-            reads.append(read)
-            yield from rows
+) -> Generator[dict[str, Any], None, None]:
+    """The rows of ``files``, each file read here (the workers get its bytes, not the filesystem:
+    an ``s3://`` one holds credentials and does not pickle) and decrypted in a worker, up to
+    :data:`FILES_AHEAD` files per worker ahead of the writer, in file order."""
+    pending: deque[Any] = deque()
+    waiting = iter(files)
+
+    def submit(file: LogpushFile) -> None:
+        with fs.open(file.path, "rb") as handle:
+            data = handle.read()
+        pending.append(pool.apply_async(_worker_read, (data, file, start, end, gateway)))
+
+    for file in waiting:
+        submit(file)
+        if len(pending) >= workers * FILES_AHEAD:
+            break
+    while pending:
+        rows, read = pending.popleft().get()
+        for file in waiting:
+            submit(file)
+            break
+        reads.append(read)
+        yield from rows

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
 from airflow_provider_aigw.logpush.decrypt import EnvelopeDecryptor, LogpushPrivateKey
@@ -313,6 +313,24 @@ def test_passphrase_errors_are_clear_and_quote_nothing(
 def test_unloadable_keys_are_refused(text: str, says: str) -> None:
     with pytest.raises(AIGatewayConfigError, match=says):
         LogpushPrivateKey.from_pem(text)
+
+
+@pytest.mark.parametrize("damage", ["dmp1", "dmq1", "iqmp", "d"])
+def test_a_damaged_key_is_refused_at_load(key_pair: KeyPair, damage: str) -> None:
+    # OpenSSL's slow validation is skipped at load: the numbers' own consistency check must catch
+    # a key whose numbers no longer fit together, before any envelope is opened with it.
+    numbers = key_pair.private.private_numbers()
+    values = {name: getattr(numbers, name) for name in ("p", "q", "d", "dmp1", "dmq1", "iqmp")}
+    values[damage] += 2  # stays odd where it was
+    damaged = rsa.RSAPrivateNumbers(**values, public_numbers=numbers.public_numbers).private_key(
+        unsafe_skip_rsa_key_validation=True
+    )
+    pem = damaged.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(AIGatewayConfigError, match="inconsistent") as info:
+        LogpushPrivateKey.from_pem(pem)
+    assert str(numbers.d)[:16] not in str(info.value)
 
 
 def test_a_key_that_is_not_rsa_is_refused() -> None:

@@ -8,6 +8,10 @@ import gzip
 import hashlib
 import json
 import logging
+import re
+import subprocess
+import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,9 @@ from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.emulator.logpush import LogpushEncryptor, logpush_record, write_logpush_files, write_records
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
+from airflow_provider_aigw.logpush import run as run_module
+from airflow_provider_aigw.logpush.decrypt import LogpushPrivateKey
+from airflow_provider_aigw.logpush.records import record_time_ns
 from airflow_provider_aigw.logpush.run import ID_PREFIX, import_logpush
 from tests.unit.logpush.conftest import KeyPair
 from tests.unit.logpush.test_records import ABSENT, SHARED, api_row
@@ -152,16 +159,146 @@ def test_a_file_across_the_window_edges_gives_only_its_records_inside(
     assert result.summary["source_files"] == 1
 
 
-def test_worker_processes_import_the_same_rows(tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair) -> None:
+def test_ids_do_not_depend_on_the_encryption(tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair) -> None:
+    # the same logs sealed twice, under other AES keys and another key layout: the same ids
+    write_logpush_files(emu, GW, str(tmp_path / "per-field"), key_pair.public_pem, batch_seconds=300)
+    write_logpush_files(emu, GW, str(tmp_path / "shared"), key_pair.public_pem, batch_seconds=900, shared_key=True)
+    per_field = archived(run(tmp_path / "per-field", tmp_path / "a", key_pair).summary)
+    shared = archived(run(tmp_path / "shared", tmp_path / "b", key_pair).summary)
+    assert len(per_field) == 120
+    assert {r["id"]: r for r in per_field} == {r["id"]: r for r in shared}
+
+
+def test_each_wrapped_key_is_unwrapped_once_by_the_reading_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    window = range(int(START.timestamp()) * 10**9, int(END.timestamp()) * 10**9)
+    distinct = {
+        record[name]["key"]
+        for path in (tmp_path / "push").rglob("*.log.gz")
+        for record in map(json.loads, gzip.decompress(path.read_bytes()).splitlines())
+        for name in ("Metadata", "RequestBody", "ResponseBody")
+        if record_time_ns(record) in window and isinstance(record.get(name), dict)
+    }
+    unwrapped: list[bytes] = []
+    real = LogpushPrivateKey.unwrap
+
+    def counted(self: LogpushPrivateKey, wrapped: bytes) -> bytes:
+        unwrapped.append(wrapped)
+        return real(self, wrapped)
+
+    monkeypatch.setattr(LogpushPrivateKey, "unwrap", counted)
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert result.summary["count"] == 120
+    assert len(unwrapped) == len(set(unwrapped)) == len(distinct) > 120  # one per field, each once
+
+
+def started_by(caplog: Any) -> list[str]:
+    """How the import's decryption was started (thread, fork, spawn), from its log line."""
+    return re.findall(r"worker\(s\): (\w+)\)", caplog.text)
+
+
+def reading_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("aigw-logpush")]
+
+
+# An import with 2 workers in a fresh interpreter: one thread, as a task's process; the key's PEM
+# comes on stdin. Prints how the workers started and the summary.
+IMPORT_IN_A_FRESH_PROCESS = """
+import json, logging, sys
+from datetime import datetime
+from airflow_provider_aigw.logpush.run import import_logpush
+lines = []
+class Log:
+    def info(self, message, *args):
+        lines.append(message % args)
+    warning = info
+source, dest, start, end = sys.argv[1:]
+result = import_logpush(
+    source, dest, private_pem=sys.stdin.buffer.read(), gateway_id="gw", format="jsonl",
+    start=datetime.fromisoformat(start), end=datetime.fromisoformat(end), max_workers=2, logger=Log(),
+)
+print(json.dumps({"lines": lines, "summary": result.summary}))
+"""
+
+
+@pytest.mark.parametrize("thread_running", [False, True], ids=["forked", "spawned"])
+def test_worker_processes_import_the_same_rows(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any, thread_running: bool
+) -> None:
+    # A process with one thread forks the workers, which inherit the loaded key; with a thread
+    # running (any: here one that waits) forking is unsafe, and they are spawned and load the PEM.
+    # This test process may hold other tests' threads (fsspec's event loop stays for good), so the
+    # forked import runs in a fresh interpreter.
     write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300, shared_key=True)
+    caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
     one = run(tmp_path / "push", tmp_path / "one", key_pair)
-    two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2)
-    rows_one, rows_two = archived(one.summary), archived(two.summary)
+    assert started_by(caplog) == ["thread"]
+    if thread_running:
+        release = threading.Event()
+        waiter = threading.Thread(target=release.wait)
+        waiter.start()
+        try:
+            two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2).summary
+        finally:
+            release.set()
+            waiter.join()
+        assert started_by(caplog) == ["thread", "spawn"]
+    else:
+        args = [(tmp_path / "push").as_uri(), (tmp_path / "two").as_uri(), START.isoformat(), END.isoformat()]
+        done = subprocess.run(
+            [sys.executable, "-c", IMPORT_IN_A_FRESH_PROCESS, *args],
+            input=key_pair.private_pem, capture_output=True, check=True, timeout=120,
+        )  # fmt: skip
+        out = json.loads(done.stdout)
+        assert re.findall(r"worker\(s\): (\w+)\)", " ".join(out["lines"])) == ["fork"]
+        two = out["summary"]
+    rows_one, rows_two = archived(one.summary), archived(two)
+    assert len(rows_one) == 120
     assert sorted(json.dumps(r, sort_keys=True) for r in rows_two) == sorted(
         json.dumps(r, sort_keys=True) for r in rows_one
     )
     files = lambda s: read_manifest(s["manifest_uri"])["logpush"]["files"]  # noqa: E731
-    assert files(two.summary) == files(one.summary)
+    assert files(two) == files(one.summary)
+
+
+def test_a_file_that_fails_to_read_fails_the_import_and_stops_its_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    real = run_module.iter_records
+    opened: list[str] = []
+
+    def second_file_gone(fs: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(file.path)
+        if len(opened) == 2:
+            raise FileNotFoundError(file.path)
+        return real(fs, file, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "iter_records", second_file_gone)
+    with pytest.raises(FileNotFoundError) as info:
+        run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert len(opened) == 2 and str(info.value) == opened[1]
+    assert reading_threads() == []
+    assert not list((tmp_path / "archive").rglob("*.json"))  # nothing committed
+
+
+def test_a_write_that_fails_stops_the_reading_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+
+    def one_row_then_fail(rows: Any, *args: Any, **kwargs: Any) -> Any:
+        next(iter(rows))
+        raise OSError("the destination went away")
+
+    monkeypatch.setattr(run_module, "export_logs", one_row_then_fail)
+    with pytest.raises(OSError, match="went away") as info:
+        run(tmp_path / "push", tmp_path / "archive", key_pair)
+    # the traceback (held, as a task's error handling holds it) keeps the import's frames alive:
+    # the threads must have stopped all the same
+    assert info.traceback and reading_threads() == []
 
 
 def test_records_of_other_gateways_are_skipped(tmp_path: Path, key_pair: KeyPair) -> None:
