@@ -17,8 +17,9 @@ import pytest
 
 from airflow_provider_aigw.export import file_uri, iter_file_records, read_manifest, verify_file
 from tests.export_helpers import TAG, spread_logs
+from tests.s3_server import moto_s3
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("s3fs")
 
@@ -41,11 +42,8 @@ class Store:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=["file", "s3"])

@@ -10,13 +10,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
-import duckdb
 import pytest
-import s3fs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from moto import server as moto_server
 
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.emulator.logpush import write_logpush_files
@@ -24,6 +20,7 @@ from airflow_provider_aigw.exceptions import AIGatewayExportConflictError
 from airflow_provider_aigw.export import read_manifest
 from airflow_provider_aigw.logpush.run import import_logpush
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayExportLogsOperator, AIGatewayImportLogpushOperator
+from tests.s3_server import CREDS, duckdb_on_s3, moto_s3
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +29,6 @@ GW = "lp-gw"
 BUCKET = "aigw-logpush"
 START = datetime(2026, 4, 18, tzinfo=UTC)
 END = datetime(2026, 4, 19, tzinfo=UTC)
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 CONN = "aws_moto_logpush"
 #: Every column Logpush carries (the rest are null in its rows).
 LOGPUSH_COLUMNS = (
@@ -58,15 +54,8 @@ LOGPUSH_COLUMNS = (
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
-        boto3.client("s3", endpoint_url=endpoint, **CREDS).create_bucket(Bucket=BUCKET)
+    with moto_s3(BUCKET) as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -106,17 +95,8 @@ def push(emu: EmulatorServer, key: rsa.RSAPrivateKey, endpoint: str, prefix: str
 
 @pytest.fixture
 def con(s3_endpoint: str) -> Iterator[Any]:
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.register_filesystem(
-        s3fs.S3FileSystem(
-            key=CREDS["aws_access_key_id"],
-            secret=CREDS["aws_secret_access_key"],
-            client_kwargs={"endpoint_url": s3_endpoint, "region_name": CREDS["region_name"]},
-        )
-    )
-    yield connection
-    connection.close()
+    with duckdb_on_s3(s3_endpoint) as connection:
+        yield connection
 
 
 def duck_rows(con: Any, summary: dict[str, Any], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:

@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
-import duckdb
 import pytest
-import s3fs
-from moto import server as moto_server
 
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.export import duckdb_columns, read_manifest
 from airflow_provider_aigw.operators.ai_gateway import AIGatewayDeleteLogsOperator, AIGatewayExportLogsOperator
+from tests.s3_server import CREDS, duckdb_on_s3, moto_s3
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +22,12 @@ GW = "s3-gw"
 BUCKET = "aigw-archive"
 START = datetime(2026, 2, 1, tzinfo=UTC)
 END = datetime(2026, 2, 2, tzinfo=UTC)
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
-        boto3.client("s3", endpoint_url=endpoint, **CREDS).create_bucket(Bucket=BUCKET)
+    with moto_s3(BUCKET) as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -64,18 +53,8 @@ def emu(aigw_emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, s3_endpoint
 
 @pytest.fixture
 def con(s3_endpoint: str) -> Iterator[Any]:
-    """DuckDB reading s3:// through s3fs (the httpfs extension would need a download)."""
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.register_filesystem(
-        s3fs.S3FileSystem(
-            key=CREDS["aws_access_key_id"],
-            secret=CREDS["aws_secret_access_key"],
-            client_kwargs={"endpoint_url": s3_endpoint, "region_name": CREDS["region_name"]},
-        )
-    )
-    yield connection
-    connection.close()
+    with duckdb_on_s3(s3_endpoint) as connection:
+        yield connection
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl.gz"])

@@ -21,11 +21,11 @@ import s3fs
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from moto import server as moto_server
 
 from airflow_provider_aigw.emulator import EmulatorServer
 from airflow_provider_aigw.emulator.data import body_text, to_ms
 from airflow_provider_aigw.emulator.logpush import write_logpush_files
+from tests.s3_server import CREDS, moto_s3
 
 UTC = timezone.utc
 GW = "lp-gw"
@@ -37,7 +37,6 @@ FIELDS = {
 }  # fmt: skip
 NAME = re.compile(r"^(\d{8})/(\d{8}T\d{6}Z)_(\d{8}T\d{6}Z)_[0-9a-f]{8}\.log\.gz$")
 OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +183,8 @@ def test_a_window_of_the_logs_and_refusals(emu: EmulatorServer, public_pem: byte
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 def test_files_go_to_s3(
