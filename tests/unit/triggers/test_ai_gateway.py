@@ -795,6 +795,15 @@ def shared_watcher(name: str, store: FakeStateStore | None = None, **kwargs: Any
     return trigger
 
 
+async def detector_signals() -> list[dict]:
+    """The shared poll's signals until the fake clock raises :class:`Stop`."""
+    signals: list[dict] = []
+    with pytest.raises(Stop):
+        async for change in AIGatewayLogsEventTrigger.open_shared_stream(shared_watcher("claude").serialize()[1]):
+            signals.append(change)
+    return signals
+
+
 def test_watchers_of_one_gateway_share_a_key_whatever_their_filters():
     keys = {name: shared_watcher(name).shared_stream_key() for name in FILTERS}
     assert len(set(keys.values())) == 1
@@ -830,10 +839,7 @@ async def test_the_shared_poll_costs_one_request_an_idle_interval_and_signals_ne
 
     detector_clock.on_sleep = world
     emu.reset_stats()
-    signals: list[dict] = []
-    with pytest.raises(Stop):
-        async for change in AIGatewayLogsEventTrigger.open_shared_stream(shared_watcher("claude").serialize()[1]):
-            signals.append(change)
+    signals = await detector_signals()
     assert [(s["new_logs"], s["changed_through"], s["gateway_id"]) for s in signals] == [
         (2, at(-20), GW),  # its first poll (always a signal)
         (1, at(-60), GW),  # the late log
@@ -857,10 +863,7 @@ async def test_the_shared_poll_skips_a_burst_in_two_requests_and_idles_at_one(em
 
     detector_clock.on_sleep = world
     emu.reset_stats()
-    signals: list[dict] = []
-    with pytest.raises(Stop):
-        async for change in AIGatewayLogsEventTrigger.open_shared_stream(shared_watcher("claude").serialize()[1]):
-            signals.append(change)
+    signals = await detector_signals()
     # the first poll (empty gateway) signals; the burst: a page of new logs, then the newest page
     assert [(s["new_logs"], s["changed_through"]) for s in signals] == [(0, None), (50, at(14.9))]
     assert [b - a for a, b in zip([0, *requests], requests, strict=False)] == [1, 2, 1, 1]
