@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_aigw.jsoncodec import decode_json, encode_json
 from airflow_provider_aigw.timestamps import format_time
 
 if TYPE_CHECKING:
@@ -212,12 +211,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-#: The compact JSON text of a row (UTF-8 kept): the JSON Lines record, without the newline. One
-#: encoder for every line (json.dumps with options builds one per call); rows hold only JSON
-#: types (see to_row), so no default= is needed, and no cycles to check for.
-encode_row = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-
-
 def dumps_compact(value: Any) -> str:
     """Compact JSON text (UTF-8 kept, NaN allowed) of any value the API or a caller can produce."""
     return _COMPACT.encode(value)
@@ -225,8 +218,6 @@ def dumps_compact(value: Any) -> str:
 
 # One encoder for every call: json.dumps with options builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-# json.loads without its per-call checks of the argument's type and encoding.
-_decode_json = json.JSONDecoder().decode
 
 
 def _fit(kind: str, value: Any) -> tuple[bool, Any]:
@@ -260,7 +251,7 @@ def parse_metadata(value: Any) -> tuple[dict[str, str] | None, str | None]:
     parsed = value
     if isinstance(value, str):
         try:
-            parsed = _decode_json(value)
+            parsed = decode_json(value)
         except ValueError:
             return None, value
         # The usual case, returned as decoded: an object's keys are strings, and so are its values.
@@ -292,7 +283,7 @@ def body_text(body: Any) -> tuple[str | None, str | None]:
         return body, "sse"
     if stripped[:1] in ("{", "["):
         try:
-            json.loads(body)
+            decode_json(body)
         except ValueError:
             return body, "text"
         return body, "json"
@@ -307,31 +298,12 @@ def to_row(log: Mapping[str, Any], created_at: datetime) -> dict[str, Any]:
     nothing is lost: e.g. a ``created_at`` with more than millisecond precision keeps its
     original text in ``extra``.
     """
-    return _planned_row(log, created_at)[0]
-
-
-def to_json_line(log: Mapping[str, Any], created_at: datetime) -> str:
-    """:func:`encode_row` of :func:`to_row`: the JSON Lines record of one log, without the newline.
-
-    A planned row is written by its shape's line template in one ``%``, about twice as fast as
-    the encoder (which spends most of its time on the 30 keys).
-    """
-    row, plan = _planned_row(log, created_at)
-    if plan is None or _ESCAPED.search("".join(plan.texts(row))):
-        return encode_row(row)
-    for name, encode in plan.encoded:
-        row[name] = encode(row[name])
-    return plan.line % plan.values(row)
-
-
-def _planned_row(log: Mapping[str, Any], created_at: datetime) -> tuple[dict[str, Any], _Plan | None]:
-    """The row of ``log`` and the plan that made it (None: made by :func:`to_row_reference`)."""
     # The hot path of an export. Logs of one gateway come in a few shapes (field names and value
     # types); a shape whose fields all fit their columns by type is planned once, its rows then
     # copied from the log onto the column template, checked for what types cannot tell (int64
     # range, finite floats, canonical created_at). Anything else takes to_row_reference.
     if type(log) is not dict:
-        return to_row_reference(log, created_at), None
+        return to_row_reference(log, created_at)
     shape = (tuple(log), tuple(map(type, log.values())))
     plan = _PLANS.get(shape, _UNPLANNED)
     if plan is _UNPLANNED:
@@ -339,16 +311,16 @@ def _planned_row(log: Mapping[str, Any], created_at: datetime) -> tuple[dict[str
         if len(_PLANS) < _MAX_PLANS:
             _PLANS[shape] = plan
     if plan is None:
-        return to_row_reference(log, created_at), None
+        return to_row_reference(log, created_at)
     for name in plan.ints:
         value = log[name]
         if not _INT64_MIN <= value <= _INT64_MAX:
-            return to_row_reference(log, created_at), None
+            return to_row_reference(log, created_at)
     for name in plan.floats:
         if not math.isfinite(log[name]):
-            return to_row_reference(log, created_at), None
+            return to_row_reference(log, created_at)
     if not _CANONICAL_TS.fullmatch(log["created_at"]):
-        return to_row_reference(log, created_at), None
+        return to_row_reference(log, created_at)
     row = _TEMPLATE.copy()
     row.update(log)
     if plan.unknown:
@@ -357,33 +329,23 @@ def _planned_row(log: Mapping[str, Any], created_at: datetime) -> tuple[dict[str
         row["metadata"], row["metadata_raw"] = parse_metadata(row["metadata"])
     for which in plan.bodies:
         row[f"{which}_body"], row[f"{which}_body_format"] = body_text(row[f"{which}_body"])
-    return row, plan
+    return row
 
 
-# What encode_row escapes in a string (the rest it writes as it is): '"', '\\' and control characters.
-_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
-_BOOLEANS = {True: "true", False: "false"}.__getitem__
-
-
-def _encode_derived(value: Any) -> str:
-    return "null" if value is None else encode_row(value)
+def to_json_line(log: Mapping[str, Any], created_at: datetime) -> bytes:
+    """The JSON Lines record of one log (:func:`to_row`, compact UTF-8 JSON), without the newline."""
+    return encode_json(to_row(log, created_at))
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """How rows of one log shape are made (fields to check, derive, move to ``extra``) and
-    written: ``line``, the row's JSON Lines template, takes ``values`` once the ``encoded``
-    columns are; ``texts`` must need no escaping."""
+    """How rows of one log shape are made: fields to check, to move to ``extra``, to derive."""
 
     ints: tuple[str, ...]
     floats: tuple[str, ...]
     unknown: tuple[str, ...]
     metadata: bool
     bodies: tuple[str, ...]
-    line: str
-    values: Callable[[Mapping[str, Any]], Any]
-    texts: Callable[[Mapping[str, Any]], Any]
-    encoded: tuple[tuple[str, Callable[[Any], str]], ...]
 
 
 # (field names, value types) of a log -> its plan, or None for the reference path; bounded: a
@@ -421,40 +383,7 @@ def _plan(log: dict[str, Any]) -> _Plan | None:
     if "created_at" not in log:
         return None
     bodies = tuple(which for which in ("request", "response") if f"{which}_body" in log)
-    derived = {EXTRA_COLUMN} if unknown else set()
-    derived |= {"metadata", "metadata_raw"} if "metadata" in log else set()
-    derived |= {f"{which}_body{part}" for which in bodies for part in ("", "_format")}
-    line = _line_template(log, derived)
-    return _Plan(tuple(ints), tuple(floats), tuple(unknown), "metadata" in log, bodies, *line)
-
-
-def _line_template(log: dict[str, Any], derived: set[str]) -> tuple[str, Any, Any, tuple[Any, ...]]:
-    """A planned shape's ``line``, ``values``, ``texts`` and ``encoded`` (see :class:`_Plan`):
-    ``"%s"`` for text, ``%d``/``%r`` for numbers (their repr, as the encoder writes them),
-    ``%s`` for booleans and derived columns (encoded one by one), ``null`` for the others."""
-    parts: list[str] = []
-    values: list[str] = []
-    texts: list[str] = []
-    encoded: list[tuple[str, Callable[[Any], str]]] = []
-    for name in COLUMN_NAMES:
-        # a copied column holds the log's value, of the shape's type; a derived one is computed
-        copied = log.get(name) if name not in _DERIVED or name == "created_at" else None
-        if name in derived or type(copied) is bool:
-            encoded.append((name, _encode_derived if name in derived else _BOOLEANS))
-            placeholder = "%s"
-        elif copied is None:
-            parts.append(f'"{name}":null')
-            continue
-        elif type(copied) is str:
-            texts.append(name)
-            placeholder = '"%s"'
-        else:
-            placeholder = "%d" if type(copied) is int else "%r"
-        parts.append(f'"{name}":{placeholder}')
-        values.append(name)
-    # created_at is among both (a one-name itemgetter returns the value bare: "%" and join take it)
-    line = "{" + ",".join(parts) + "}"
-    return line, operator.itemgetter(*values), operator.itemgetter(*texts), tuple(encoded)
+    return _Plan(tuple(ints), tuple(floats), tuple(unknown), "metadata" in log, bodies)
 
 
 def to_row_reference(log: Mapping[str, Any], created_at: datetime) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """export/schema.py: the one schema of exported rows, and the fast path of ``schema.to_row`` (a
 planned copy per log shape) against the field-by-field reference, on realistic and odd logs alike:
-same rows, same column order, same bytes written."""
+same rows, same column order, same types read back, same bytes written."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 from airflow_provider_aigw.export import SCHEMA_VERSION, arrow_schema, manifest_schema
 from airflow_provider_aigw.export.formats import make_writer, parquet_row_to_record
 from airflow_provider_aigw.export.schema import COLUMN_NAMES, to_json_line, to_row, to_row_reference
+from airflow_provider_aigw.jsoncodec import encode_json
 from airflow_provider_aigw.timestamps import parse_created_at
 from tests.export_helpers import Dest, run, tricky_logs
 
@@ -126,10 +127,7 @@ def test_fast_path_is_taken_for_plain_logs_and_leaves_the_log_untouched() -> Non
 
 
 def _reference_jsonl(logs: list[dict[str, Any]]) -> bytes:
-    return b"".join(
-        (json.dumps(to_row_reference(log, _created(log)), separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-        for log in logs
-    )
+    return b"".join(encode_json(to_row_reference(log, _created(log))) + b"\n" for log in logs)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz"])
@@ -229,23 +227,29 @@ def test_parquet_schema_and_typed_columns(fdest: Dest) -> None:
 
 
 @pytest.mark.parametrize("log", _logs(), ids=lambda log: str(log.get("id")))
-def test_json_line_equals_the_reference_row_encoded(log: dict[str, Any]) -> None:
-    expected = json.dumps(to_row_reference(dict(log), _created(log)), separators=(",", ":"), ensure_ascii=False)
-    # twice: the first call plans the log's shape and its line template, the second reuses them
+def test_json_line_reads_back_as_the_reference_row_with_its_types(log: dict[str, Any]) -> None:
+    expected = to_row_reference(dict(log), _created(log))
+    # twice: the first call plans the log's shape, the second reuses the plan
     for _ in range(2):
-        assert to_json_line(dict(log), _created(log)) == expected
+        line = to_json_line(dict(log), _created(log))
+        assert b"\n" not in line
+        back = json.loads(line)
+        assert list(back) == list(COLUMN_NAMES)
+        assert back == expected
+        # 1.0 stays a float and 1 an int: DuckDB and pyarrow type the columns from the text
+        assert [type(v) for v in back.values()] == [type(v) for v in expected.values()]
 
 
-@pytest.mark.parametrize(
-    "log",
-    [
-        {"created_at": "2026-01-01T00:00:21.407Z"},  # one value: the template takes it bare
-        {"created_at": "2026-01-01T00:00:21.407Z", "success": False},
-        {**BASE, "model": "100%s %d %% %(x)s", "metadata": '{"k":"50%"}'},  # "%" in values
-        {**BASE, "path": "tab\there", "model": "é\u2028\x7f"},  # escaped, and kept as is
-    ],
-)
-def test_json_line_of_minimal_logs_and_percent_signs(log: dict[str, Any]) -> None:
-    expected = json.dumps(to_row_reference(dict(log), _created(log)), separators=(",", ":"), ensure_ascii=False)
-    for _ in range(2):
-        assert to_json_line(dict(log), _created(log)) == expected
+def test_json_line_keeps_non_ascii_and_escapes_only_what_json_must() -> None:
+    log = {**BASE, "path": 'tab\there "q" \\ \x00', "model": "模型-🚀 é\u2028\x7f"}
+    line = to_json_line(log, _created(log))
+    assert '"model":"模型-🚀 é\u2028\x7f"'.encode() in line
+    assert b'"path":"tab\\there \\"q\\" \\\\ \\u0000"' in line
+
+
+def test_json_line_of_a_lone_surrogate_is_an_escape_that_reads_back() -> None:
+    # JSON.stringify writes a lone surrogate as "\ud800"; such a string has no UTF-8 form.
+    log = {**BASE, "model": "broken \ud800 pair"}
+    line = to_json_line(log, _created(log))
+    assert line.isascii() and b"\\ud800" in line
+    assert json.loads(line) == to_row_reference(log, _created(log))
