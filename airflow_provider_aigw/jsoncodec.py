@@ -29,9 +29,16 @@ def decode_json(text: str | bytes) -> Any:
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON of ``value``: only JSON types (dict keys strings), finite floats, ints
-    within 64 bits. A string with a lone surrogate (no UTF-8 form) is written as ``\\uXXXX``
-    escapes, which decode to the same string."""
+    within 64 bits. A lone surrogate (no UTF-8 form) is written as its escape (``\\ud800``),
+    which decodes to the same string."""
     try:
         return _encode(value)
     except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+        return to_utf8(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
+
+
+def to_utf8(json_text: str) -> bytes:
+    """UTF-8 of JSON text written with ``ensure_ascii=False``. A lone surrogate, which UTF-8
+    cannot hold, can only stand inside a string literal there: it becomes its escape, the
+    ``\\ud800`` JSON would write for it."""
+    return json_text.encode("utf-8", "backslashreplace")

@@ -55,6 +55,7 @@ from airflow_provider_aigw.export.naming import (
 )
 from airflow_provider_aigw.export.schema import manifest_schema
 from airflow_provider_aigw.export.usage import merge_usage
+from airflow_provider_aigw.jsoncodec import to_utf8
 from airflow_provider_aigw.timestamps import format_exact, parse_created_at
 
 if TYPE_CHECKING:
@@ -494,7 +495,7 @@ def commit_manifest(
             "pass allow_shrink=True to replace it anyway"
         )
     lock.check_held()
-    window.dest.write_bytes(rel, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    window.dest.write_bytes(rel, to_utf8(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"))
 
 
 # --- collection ----------------------------------------------------------------------------------

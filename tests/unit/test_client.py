@@ -44,6 +44,18 @@ def test_filters_go_on_the_wire_as_one_json_parameter(requests_mock, client):
     assert query["order_by_direction"] == ["asc"]
 
 
+def test_a_page_msgspec_refuses_is_decoded_as_the_stdlib_does(requests_mock, client):
+    # JSON.stringify writes a lone surrogate as "\ud800"; NaN is not JSON, yet Python reads it.
+    log = {**make_logs(1)[0], "model": "broken \ud800 pair", "cost": float("nan")}
+    page = {"success": True, "result": [log], "result_info": {"count": 1, "total_count": 1}}
+    text = json.dumps(page)
+    assert "\\ud800" in text and "NaN" in text
+    requests_mock.get(LOGS, text=text)
+    (got,) = client.list_logs()
+    assert got["model"] == "broken \ud800 pair" and got["cost"] != got["cost"]
+    assert requests_mock.call_count == 1
+
+
 def test_max_results_stops_without_fetching_more_pages(requests_mock, client):
     requests_mock.get(LOGS, json=FakeListAPI(make_logs(500)))
     assert len(list(client.iter_logs(max_results=50))) == 50

@@ -60,5 +60,5 @@ def test_non_ascii_is_written_as_utf8_and_control_characters_escaped() -> None:
 
 def test_a_lone_surrogate_is_encoded_as_an_escape() -> None:
     text = encode_json({"model": "broken \ud800 pair", "ok": "é"})
-    assert text == b'{"model":"broken \\ud800 pair","ok":"\\u00e9"}'
+    assert text == '{"model":"broken \\ud800 pair","ok":"é"}'.encode()
     assert json.loads(text) == {"model": "broken \ud800 pair", "ok": "é"}

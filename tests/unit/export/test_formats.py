@@ -121,3 +121,15 @@ def test_parquet_row_group_cap_counts_utf8_bytes() -> None:
     meta = pq.ParquetFile(io.BytesIO(buf.getvalue())).metadata
     # Counting bytes flushes every 4 rows (>= 10,000 bytes); counting characters every 10.
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 4]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz"])
+def test_a_lone_surrogate_is_archived_as_its_escape_and_reads_back(fdest: Dest, fmt: str) -> None:
+    # The API may send JSON's "\ud800" (JavaScript writes a lone surrogate so): a string that has
+    # no UTF-8 form. The part is written all the same, with the escape.
+    logs = [make_log(1, START, model="broken \ud800 pair"), make_log(2, START + timedelta(seconds=1))]
+    result = run(logs, fdest, format=fmt)
+    raw = fdest.parts()[result.manifest["files"][0]["path"]]
+    assert b'"model":"broken \\ud800 pair"' in (gzip.decompress(raw) if fmt == "jsonl.gz" else raw)
+    back = list(iter_manifest_records(result.manifest_uri, verify=True))
+    assert back == [normalize_record(log) for log in logs]
