@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from zlib_ng import gzip_ng
 
-from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export.schema import arrow_schema, to_json_line, to_row
 from airflow_provider_aigw.jsoncodec import decode_json
 from airflow_provider_aigw.timestamps import format_time, parse_created_at
@@ -174,16 +174,52 @@ class ParquetRecordWriter(RecordWriter):
     def _flush(self) -> None:
         if not self._rows:
             return
-        batch = self._pa.RecordBatch.from_pydict(self._cols, schema=self._schema)
+        try:
+            batch = self._pa.RecordBatch.from_pydict(self._cols, schema=self._schema)
+        except UnicodeEncodeError:
+            raise AIGatewayError(self._lone_surrogate()) from None
         self._writer.write_batch(batch)
         self._new_columns()
         self._rows = 0
         self._bytes = 0
 
+    def _lone_surrogate(self) -> str:
+        """The error of a buffered row with text Parquet cannot store, naming its log and column."""
+        where = next(
+            (
+                f"log {self._cols['id'][row]!r}, column {name!r}"
+                for name, values in self._cols.items()
+                for row, value in enumerate(values)
+                if not all(map(_is_utf8, _texts(value)))
+            ),
+            "a log",
+        )
+        return (
+            f"{where}: its text holds a lone surrogate (JSON's \\ud800 without its pair), which Parquet's "
+            "UTF-8 strings cannot store; export this window as jsonl or jsonl.gz, which keep it as its escape"
+        )
+
     def close(self) -> None:
         """Write the last row group and the Parquet footer (does not close the file object)."""
         self._flush()
         self._writer.close()
+
+
+def _texts(value: Any) -> list[str]:
+    """The strings of one buffered Parquet cell: a text, or the keys and values of a map's pairs."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [text for pair in value for text in pair]
+    return []
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def make_writer(format: str, raw: IO[bytes] | Any) -> RecordWriter:

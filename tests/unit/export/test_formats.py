@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_provider_aigw.exceptions import AIGatewayInputError
+from airflow_provider_aigw.exceptions import AIGatewayError, AIGatewayInputError
 from airflow_provider_aigw.export import export_logs, iter_manifest_records, normalize_record, validate_format
 from airflow_provider_aigw.export.formats import ParquetRecordWriter
 from airflow_provider_aigw.export.schema import COLUMN_NAMES
@@ -133,3 +133,11 @@ def test_a_lone_surrogate_is_archived_as_its_escape_and_reads_back(fdest: Dest, 
     assert b'"model":"broken \\ud800 pair"' in (gzip.decompress(raw) if fmt == "jsonl.gz" else raw)
     back = list(iter_manifest_records(result.manifest_uri, verify=True))
     assert back == [normalize_record(log) for log in logs]
+
+
+def test_parquet_refuses_a_lone_surrogate_naming_the_log_and_commits_nothing(fdest: Dest) -> None:
+    pytest.importorskip("pyarrow")
+    logs = [make_log(1, START), make_log(2, START + timedelta(seconds=1), metadata='{"note":"x \\ud800"}')]
+    with pytest.raises(AIGatewayError, match=r"log '.*', column 'metadata': .*lone surrogate.* jsonl"):
+        run(logs, fdest, format="parquet")
+    assert fdest.parts() == {}
