@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
+from airflow_provider_aigw.jsoncodec import decode_json
 
 __all__ = ["DEFAULT_CACHE_SIZE", "EnvelopeDecryptor", "LogpushPrivateKey", "is_envelope"]
 
@@ -275,7 +275,7 @@ class EnvelopeDecryptor:
         """Key, IV and sealed data of an abbreviated envelope's ``data``."""
         if packed[:1] == b"{":
             try:
-                inner = json.loads(packed)
+                inner = decode_json(packed)
             except ValueError:
                 inner = None
             if type(inner) is dict and ("key" in inner or "iv" in inner):
@@ -333,7 +333,7 @@ def _envelope(value: Any) -> dict[str, Any] | None:
         return value if value.get("type") == ENVELOPE_TYPE else None
     if isinstance(value, str) and value[:1] == "{" and ENVELOPE_TYPE in value[:200]:
         try:
-            parsed = json.loads(value)
+            parsed = decode_json(value)
         except ValueError:
             return None
         return parsed if type(parsed) is dict and parsed.get("type") == ENVELOPE_TYPE else None

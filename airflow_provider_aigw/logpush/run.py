@@ -179,7 +179,7 @@ def _batch_logs(
         line, ns, record = item
         opened: list[Any] = []
         try:
-            row = to_log(record, decryptor, time_ns=ns, opened=opened)
+            row = to_log(record, decryptor, time_ns=ns, opened=opened, compact_bodies=True)
         except AIGatewayDecryptError as err:
             read.unreadable.add(str(err.located(read.path, line)))
             continue
