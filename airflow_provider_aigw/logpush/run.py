@@ -349,8 +349,9 @@ def import_logpush(
     start, end = utc_datetime(start, param="start"), utc_datetime(end, param="end")  # stdlib, not pendulum
     key = LogpushPrivateKey.from_pem(private_pem, passphrase)
     fork = _single_threaded()
-    if workers == 1 and not fork:
-        # one spawned process would take ~1.5 s to start: the unwrapping runs in a thread here instead
+    if workers == 1 and (not fork or multiprocessing.current_process().daemon):
+        # One spawned process would take ~1.5 s to start, and a daemonic process (a pool's worker)
+        # may not start any: the unwrapping runs in a thread here instead.
         return _import(
             source, destination, key, None, 1, "thread", gateway_id, start, end, format, margin, logger, writer_options
         )

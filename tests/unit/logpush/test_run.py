@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import logging
+import multiprocessing
 import re
 import subprocess
 import sys
@@ -457,3 +458,15 @@ def test_no_key_material_in_the_summary_manifest_or_reprs(
     for text in (json.dumps(result.summary), manifest_text, repr(result), caplog.text):
         assert passphrase not in text
         assert not any(line in text for line in body_lines + enc_lines)
+
+
+def test_one_worker_decrypts_in_a_thread_in_a_daemonic_process(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pool's worker (daemonic) may not start processes: one worker is a thread there
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
+    monkeypatch.setattr(run_module, "_single_threaded", lambda: True)
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)  # type: ignore[attr-defined]
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert started_by(caplog) == ["thread"] and result.summary["count"] == 120
