@@ -14,12 +14,19 @@ It does not depend on the file, the encryption or the run, so a re-run (late fil
 delivery) unions exactly; two records identical in every field and nanosecond are taken for one
 log delivered twice.
 
-With ``max_workers`` 1, the files are parsed in one thread and decrypted in another, each a few
-batches ahead of the next stage and of the writer: RSA, AES, zlib and SHA-256 release the GIL,
-so the parsing, the mapping and the archive's encoding and compression run beside the unwraps
-rather than between them. With ``max_workers`` above 1, files are decrypted in that many
-processes, a few files ahead of the writer, in file order; each process keeps its own cache of
-unwrapped keys, so no wrapped key is unwrapped twice in a process.
+With ``max_workers`` 1, one worker process does the RSA operations and nothing else: the files
+are parsed in a thread of the task's process, which sends each batch's wrapped keys to the worker
+as soon as the batch is parsed, a few batches ahead; the task then opens and maps the records
+with the AES keys the worker sent back (in memory, over the pool's pipe) and writes the archive,
+on another core. The worker's RSA runs back to back, as fast as a bare loop, and never waits for
+a GIL. When the worker cannot be forked (below), or the task's process is daemonic (a pool's
+worker, which may not start processes), the unwrapping runs in a thread instead: one thread
+parses, another unwraps and opens, each a few batches ahead of the next stage and of the writer
+(RSA, AES, zlib and SHA-256 release the GIL).
+
+With ``max_workers`` above 1, files are decrypted in that many processes, a few files ahead of the
+writer, in file order. Each process keeps its own cache of unwrapped keys, so no wrapped key is
+unwrapped twice in a process.
 
 The processes are forked when the task's process has one thread at that moment (on Linux): a
 fork then copies no lock another thread holds, costs milliseconds, and the workers inherit the
@@ -339,7 +346,8 @@ def import_logpush(
     :param start: window start (aware), included.
     :param end: window end (aware), excluded.
     :param format: an export format (``jsonl``, ``jsonl.gz``, ``parquet``).
-    :param max_workers: processes decrypting files (1: in this process).
+    :param max_workers: processes decrypting (1: one that only unwraps keys, or a thread when it
+        cannot be forked; more: each reads and decrypts whole files).
     :param margin: how far outside the window a file's name may lie and still be read.
     :param logger: where progress goes (the task's logger).
     :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
