@@ -15,10 +15,17 @@ one AES key per log (``shared_key``; Cloudflare's docs do not say which it does)
   bodies, the export row);
 * ``import``: :func:`~airflow_provider_aigw.logpush.run.import_logpush` end to end, in this process
   with ``max_workers`` set to the worker count: file selection, the read path, synthetic ids and
-  the archive written (``jsonl.gz``, manifest, commit) to a fresh destination each time; with 2
-  workers its process pool is started inside the measured time, as a task starts it;
+  the archive written (``jsonl.gz``, manifest, commit) to a fresh destination each time; its
+  worker processes (with 1 worker, one that only unwraps keys) are started inside the measured
+  time, as a task starts them;
 * ``bare``: each worker runs ``private_key.decrypt(wrapped, OAEP)`` over the same wrapped keys,
   nothing else: the physical limit, ``cores × RSA operations/s ÷ wrapped keys per log``.
+
+Stages: the CPU per log of each stage of the import beside RSA, in this process, one thread, the
+unwrap cache warm (so no RSA): reading the files, opening the envelopes, mapping and the synthetic
+id, the rows pickled to the task and back (workers), and the archive written, of which gzip; the
+best of 3. With 2 workers on 2 cores every µs of them is taken from RSA: ``RSA ÷ (RSA + stages)``
+bounds the share of the limit the import can reach.
 
 Memory: ``import_logpush`` (shared keys, 1 worker) in a fresh process for ``--memory-logs`` N, 10 N
 and 30 N logs; the process' peak RSS (``VmHWM``) and its growth over the RSS just before the
@@ -155,6 +162,85 @@ def _import_memory(root: str, dest: str, private_pem: bytes) -> dict[str, Any]:
     before = _status_kib("VmRSS")
     out = _import(root, dest, private_pem, 1)
     return {**out, "rss_before_kib": before, "peak_rss_kib": _status_kib("VmHWM")}
+
+
+def _in_a_fresh_process(job: Any, *args: Any) -> Any:
+    """``job(*args)`` in a spawned process that is not a pool's (a daemonic process may not start the
+    import's worker process); its result comes back over a pipe."""
+    spawn = multiprocessing.get_context("spawn")
+    receive, send = spawn.Pipe(duplex=False)
+    process = spawn.Process(target=_send_result, args=(send, job, args))
+    process.start()
+    send.close()
+    try:
+        return receive.recv()
+    finally:
+        process.join()
+
+
+def _send_result(send: Any, job: Any, args: tuple[Any, ...]) -> None:
+    send.send(job(*args))
+
+
+def stage_costs(files: list[str], private_pem: bytes) -> dict[str, float]:
+    """CPU µs per log of each stage of an import beside RSA (one thread, the unwrap cache warm,
+    best of 3): what every worker count spends on top of the RSA operations."""
+    import pickle
+
+    import fsspec
+    from zlib_ng import gzip_ng
+
+    from airflow_provider_aigw.export.formats import GZIP_LEVEL
+    from airflow_provider_aigw.export.writer import export_logs
+    from airflow_provider_aigw.jsoncodec import encode_json
+    from airflow_provider_aigw.logpush.decrypt import EnvelopeDecryptor, LogpushPrivateKey
+    from airflow_provider_aigw.logpush.files import LogpushFile
+    from airflow_provider_aigw.logpush.records import ENCRYPTED_FIELDS
+    from airflow_provider_aigw.logpush.run import _batch_logs, _file_batches, _FileRead
+
+    fs = fsspec.filesystem("file")
+    decryptor = EnvelopeDecryptor(LogpushPrivateKey.from_pem(private_pem))
+    sources = [LogpushFile(path, None, None, None) for path in files]
+
+    def read() -> list[tuple[_FileRead, list[Any]]]:
+        out = []
+        for file in sources:
+            done = _FileRead(file.path)
+            out += [(done, batch) for batch in _file_batches(fs, file, START, END, "bench", done)]
+        return out
+
+    def best(job: Any) -> tuple[float, Any]:
+        timings, result = [], None
+        for _ in range(3):
+            c0 = time.process_time()
+            result = job()
+            timings.append(time.process_time() - c0)
+        return min(timings), result
+
+    read_s, batches = best(read)
+    records = [item[2] for _read, batch in batches for item in batch]
+    decryptor.preload(record.get(name) for record in records for name in ENCRYPTED_FIELDS)  # RSA, not timed
+    open_s, _ = best(lambda: [decryptor.open(r.get(name), field=name) for r in records for name in ENCRYPTED_FIELDS])
+    rows_s, per_batch = best(lambda: [_batch_logs(batch, decryptor, done) for done, batch in batches])
+    rows = [row for batch_rows in per_batch for row in batch_rows]
+    pickle_s, _ = best(lambda: [pickle.loads(pickle.dumps(r, pickle.HIGHEST_PROTOCOL)) for r in per_batch])
+
+    def write() -> None:
+        with tempfile.TemporaryDirectory(prefix="aigw-bench-logpush-stages-") as dest:
+            export_logs(iter(rows), f"file://{dest}", gateway_id="bench", start=START, end=END, format="jsonl.gz")
+
+    write_s, _ = best(write)
+    lines = b"\n".join(encode_json(row) for row in rows)  # about what the writer compresses
+    gzip_s, _ = best(lambda: gzip_ng.compress(lines, compresslevel=GZIP_LEVEL, mtime=0))
+    per_log = 1e6 / len(rows)
+    return {
+        "read": read_s * per_log,
+        "open": open_s * per_log,
+        "open+map+id": rows_s * per_log,
+        "pickle": pickle_s * per_log,
+        "write": write_s * per_log,
+        "gzip": gzip_s * per_log,
+    }
 
 
 def _status_kib(name: str) -> int:
@@ -306,13 +392,16 @@ def scenario(
                             f"{rate:,.0f} logs/s in {run['wall_s']:.2f} s, CPU {run['cpu_s']:.2f} s{how}",
                             flush=True,
                         )
+        stages = {mode: stage_costs(files, private_pem) for mode, (files, _wrapped) in data.items()}
+        for mode, cost in stages.items():
+            each = ", ".join(f"{name} {us:,.0f}" for name, us in cost.items())
+            print(f"  [logpush] {mode:9} stages, CPU µs per log: {each}", flush=True)
         memory = []
-        spawn = multiprocessing.get_context("spawn")
         for count in (memory_logs, 10 * memory_logs, 30 * memory_logs):
             root = Path(tmp) / f"memory-{count}"
             files, _wrapped = make_files(root, public_pem, count, shared_key=True)
-            with tempfile.TemporaryDirectory(prefix="aigw-bench-logpush-archive-") as dest, spawn.Pool(1) as fresh:
-                out = fresh.apply(_import_memory, (str(root), dest, private_pem))
+            with tempfile.TemporaryDirectory(prefix="aigw-bench-logpush-archive-") as dest:
+                out = _in_a_fresh_process(_import_memory, str(root), dest, private_pem)
             memory.append({**out, "wall_s": out["end"] - out["start"], "expected": count})
             print(
                 f"  [logpush] import memory, {count} logs: peak RSS {out['peak_rss_kib'] / 1024:,.0f} MiB "
@@ -326,6 +415,7 @@ def scenario(
         "body_bytes": BODY_BYTES,
         "rounds": rounds,
         "runs": runs,
+        "stages": stages,
         "memory": memory,
     }
 
@@ -416,10 +506,11 @@ def report(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, bool | 
     md += [
         "",
         "The whole import (`import_logpush`: file selection, the read path, synthetic ids, the `jsonl.gz` archive "
-        "with its manifest and commit, a fresh destination each run, in a process with no other thread; with 2 "
-        "workers its process pool started inside the measured time, as a task starts it) in the same rounds, beside "
-        "the same bare runs. CPU counts the import's process and its workers; with 1 worker the import parses and "
-        "decrypts in two threads beside the writer, so its wall time can be below its CPU time:",
+        "with its manifest and commit, a fresh destination each run, in a process with no other thread; its process "
+        "pool started inside the measured time, as a task starts it) in the same rounds, beside "
+        "the same bare runs. CPU counts the import's process and its workers; with 1 worker its one worker process "
+        "only unwraps keys while the task's process parses, opens, maps and writes on the other core, so its wall "
+        "time is below its CPU time:",
         "",
         "| wrapped keys | workers | workers started | limit logs/s | import logs/s (min–max) | share of limit "
         f"| µs/log (wall) | CPU µs/log import / bare | × {API_CEILING} logs/s API | × {GATEWAY_RATE} logs/s gateway "
@@ -443,6 +534,39 @@ def report(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, bool | 
                 r["import_share"] >= TARGET_SHARE,
             )
         )
+    stages = res.get("stages") or {}
+    if stages:
+        md += [
+            "",
+            "Stages beside RSA: CPU µs per log of each, in one thread with the unwrap cache warm (best of 3): "
+            "`read` the files (zlib-ng inflate, msgspec JSON, timestamps, SHA-256 of each file), `open` the "
+            "envelopes (base64, AES-GCM), `open+map+id` the rows in the Logs API's shape with their synthetic ids "
+            "(`open` included), `pickle` the rows a worker sends to the task and back (2 workers and more), `write` "
+            "the archive (`export_logs`: the row, its JSON, gzip level 6, SHA-256 of the part, manifest, commit), "
+            "`gzip` level 6 alone. With 1 worker the worker process does RSA alone and the task does the rest on "
+            "the other core; with 2 workers on 2 cores every µs beside RSA is taken from it, which bounds the share "
+            "of the limit at RSA ÷ (RSA + the rest):",
+            "",
+            "| wrapped keys | RSA (bare) | read | open | open+map+id | pickle | write | of which gzip "
+            "| beside RSA, 2 workers | ceiling, 2 workers on 2 cores |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for mode, cost in stages.items():
+            rsa_us = next(r["bare_cpu_us_per_log"] for r in rows if r["mode"] == mode)
+            beside = cost["read"] + cost["open+map+id"] + cost["pickle"] + cost["write"]
+            ceiling = rsa_us / (rsa_us + beside)
+            md.append(
+                f"| {mode} | {rsa_us:,.0f} | {cost['read']:,.0f} | {cost['open']:,.0f} | {cost['open+map+id']:,.0f} "
+                f"| {cost['pickle']:,.0f} | {cost['write']:,.0f} | {cost['gzip']:,.0f} | {beside:,.0f} "
+                f"| {ceiling:.0%} |"
+            )
+            targets.append(
+                (
+                    f"Logpush: ceiling of the whole import, {mode} keys, 2 workers on 2 cores (RSA ÷ (RSA + stages))",
+                    f"{ceiling:.0%} ({rsa_us:,.0f} µs RSA + {beside:,.0f} beside it per log, gzip {cost['gzip']:,.0f})",
+                    None,
+                )
+            )
     memory = res.get("memory") or []
     if memory:
         md += [
@@ -488,28 +612,33 @@ def report(res: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, bool | 
     return md, targets
 
 
-#: Profiles behind the misses (1,200 logs, shared keys, RSA-4096, 4 KB bodies; cProfile, per-thread
-#: ``time.thread_time`` and ``getrusage`` of the task and its workers), in RESULTS.md's section.
+#: What the stages table does not show, from profiles of 960-log imports (RSA-4096, 4 KB bodies; per-thread
+#: ``time.thread_time``, ``getrusage`` of the task and its workers, cProfile), in RESULTS.md's section.
 WHERE_THE_TIME_GOES = [
-    "Where the time goes (profiles of 1,200-log imports, shared keys; `time.thread_time` per thread, "
-    "`getrusage` of the task and its workers, cProfile):",
+    "Where the time goes (profiles of 960-log imports; `time.thread_time` per thread, `getrusage` of the task "
+    "and its workers, cProfile):",
     "",
-    "- **1 worker**: the unwrapping thread is the bottleneck. It spends ~1,920 µs of CPU per log, ~1,750 in "
-    "RSA (a little slower than the bare loop's, as Python work between the operations evicts its caches) and "
-    "~110 opening the envelopes (base64, AES-GCM), decoding the bodies' JSON and hashing the id; and ~95 µs per "
-    "log waiting for the GIL, held meanwhile by the parsing thread (~110 µs of CPU per log: gunzip, JSON) and "
-    "the writer (~390: the row's JSON ~95, gzip level 6 ~215 with the GIL released). Moving the opening and "
-    "mapping to the writer's thread, so that the unwrapping thread does RSA only, was tried and measured "
-    "slower (83% instead of 86%): its waits for the GIL grew by more than the work it shed.",
-    "- **2 workers**: CPU-bound. The workers spend ~2,130 µs of CPU per log (RSA ~1,750, the read path ~380), "
-    "the task's process ~445 (gzip level 6 ~215, the row's JSON ~95, rows unpickled ~13); on 2 cores every µs "
-    "of the ~825 beside RSA is taken from RSA, a ceiling of ~70% of the 2-core limit for shared keys (~87% "
-    "with 3 keys per log). The writer would run beside the workers on a machine with a core more than "
-    "workers; on this one a second helper's benchmarks shared the cores too (load averages under Machine).",
-    "- **Levers not taken**: the archive's gzip level (`export.formats.GZIP_LEVEL`): level 1 compresses these "
-    "rows in ~57 µs per log (parts 20% of the raw JSON, against 13% at level 6), level 3 in ~80 (16%); it is the "
-    "export's setting for every archive, and a smaller archive was chosen. Starting the workers costs ~25 ms "
-    "forked (pool start and stop), ~1.5 s spawned (each imports the provider and Airflow): runs of 960 logs.",
+    "- **1 worker**: the worker process does RSA alone, back to back, a few batches of 64 records ahead; the "
+    "task's process spends the stages above minus `pickle` (~390 µs per log, a fifth of an RSA-4096 operation) "
+    "on the other core. Before, one thread of the task unwrapped and opened (~1,950 µs per log: RSA ~1,830, "
+    "slower than the bare loop's beside the parsing and the writer, ~90 opening, mapping and hashing) and "
+    "waited for the GIL: 86-90% with shared keys. Splitting that thread in two, RSA alone in one, measured "
+    "83%: the GIL waits grew. Neither layout gains from idle cores; both lose when another program takes one "
+    "of the two (the bare loop, one process, does not).",
+    "- **2 workers on 2 cores**: CPU-bound, every µs beside RSA taken from it. The stages table bounds the "
+    "share: with shared keys gzip level 6 alone costs ~9% of an RSA operation, the read path and the rest "
+    "~12%, so 90% is out of reach on this machine whatever the layout; with one key per field RSA is three "
+    "times dearer per log and the same ~400 µs leave a ceiling of ~93%. The writer would run beside the workers "
+    "on a machine with a core more than workers.",
+    "- **Cut in this round**: bodies handed to the export as compact JSON text (`jsoncodec.recode_compact`, "
+    "msgspec for a body without floats) instead of decoded and re-encoded by the stdlib (~50 µs per log), "
+    "Logpush files inflated by zlib-ng and parsed by msgspec (~18 µs).",
+    "- **Levers not taken**: the archive's gzip level (`export.formats.GZIP_LEVEL`, the export's setting for "
+    "every archive): level 1 compresses these rows in ~23 µs per log instead of ~175, for parts about twice "
+    "as large (29% of the raw JSON, against 14%). Base64 (binascii, ~35 µs per log here) and inflate (~50) "
+    "would each fall by more than half with a SIMD library (`pybase64`, `isal`), a new dependency each. "
+    "Starting the workers costs ~25 ms forked, ~1.5 s spawned (each imports the provider and Airflow), which is "
+    "why one worker is a thread when the task runs threads: runs of 960 logs.",
     "",
 ]
 

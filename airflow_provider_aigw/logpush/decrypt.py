@@ -23,10 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
+from airflow_provider_aigw.jsoncodec import decode_json
 
 __all__ = ["DEFAULT_CACHE_SIZE", "EnvelopeDecryptor", "LogpushPrivateKey", "is_envelope"]
 
@@ -198,6 +198,10 @@ class EnvelopeDecryptor:
     unwrap is remembered too, so it costs one RSA operation however many fields carry it. Not
     thread-safe: one per thread or process.
 
+    The unwrapping may happen in another process: there a decryptor of the same key runs
+    :meth:`unwrap_keys` over the :meth:`wrapped_keys` of the fields, and here :meth:`learn` takes
+    its answers (AES keys over a pipe, in memory only).
+
     :param key: the private key.
     :param cache_size: how many wrapped keys to remember (at least 1).
     """
@@ -208,7 +212,7 @@ class EnvelopeDecryptor:
         self.key = key
         self.cache_size = cache_size
         # wrapped key -> its AES key, or why it does not unwrap
-        self._aes: OrderedDict[bytes, AESGCM | str] = OrderedDict()
+        self._aes: OrderedDict[bytes, bytes | str] = OrderedDict()
         #: RSA private operations done so far (wrapped keys not found in the cache).
         self.unwraps = 0
 
@@ -232,9 +236,9 @@ class EnvelopeDecryptor:
             sealed = _b64decode(envelope.get("data"), "data", field)
         else:
             wrapped, iv, sealed = self._unpack(_b64decode(envelope.get("data"), "data", field), field)
-        aes = self._aes_key(wrapped)
-        if not isinstance(aes, AESGCM):
-            raise AIGatewayDecryptError(f"{field}: {aes}", field=field)
+        aes_key = self._aes_key(wrapped)
+        if isinstance(aes_key, str):
+            raise AIGatewayDecryptError(f"{field}: {aes_key}", field=field)
         if not 8 <= len(iv) <= 128:
             raise AIGatewayDecryptError(f"{field}: malformed envelope: an IV of {len(iv)} bytes", field=field)
         if len(sealed) < _GCM_TAG_BYTES:
@@ -243,7 +247,7 @@ class EnvelopeDecryptor:
                 field=field,
             )
         try:
-            return aes.decrypt(iv, sealed, None)
+            return AESGCM(aes_key).decrypt(iv, sealed, None)
         except InvalidTag:
             raise AIGatewayDecryptError(
                 f"{field}: the data fails its AES-GCM tag check: the data or IV was altered or truncated",
@@ -258,6 +262,13 @@ class EnvelopeDecryptor:
         batch of records before opening their fields. Nothing is raised: an envelope that does
         not parse, or a key that does not unwrap, is left to :meth:`open` to report.
         """
+        for wrapped in self.wrapped_keys(values):
+            self._aes_key(wrapped)
+
+    def wrapped_keys(self, values: Iterable[Any]) -> list[bytes]:
+        """The distinct wrapped keys of these field values (envelopes or not), in order. Nothing is
+        raised: an envelope that does not parse is left to :meth:`open` to report."""
+        found: dict[bytes, None] = {}
         for value in values:
             envelope = _envelope(value)
             if envelope is None:
@@ -269,13 +280,25 @@ class EnvelopeDecryptor:
                     wrapped = self._unpack(_b64decode(envelope.get("data"), "data", ""), "")[0]
             except AIGatewayDecryptError:
                 continue
-            self._aes_key(wrapped)
+            found[wrapped] = None
+        return list(found)
+
+    def unwrap_keys(self, wrapped_keys: Iterable[bytes]) -> list[bytes | str]:
+        """The AES key each wrapped key seals, or why it does not unwrap (a message naming no key
+        material), through the cache: what :meth:`learn` takes in a decryptor of the same key."""
+        return [self._aes_key(wrapped) for wrapped in wrapped_keys]
+
+    def learn(self, wrapped_keys: Sequence[bytes], outcomes: Sequence[bytes | str]) -> None:
+        """Cache what :meth:`unwrap_keys` of a decryptor of the same key gave for ``wrapped_keys``,
+        as if unwrapped here."""
+        for wrapped, outcome in zip(wrapped_keys, outcomes, strict=True):
+            self._remember(wrapped, outcome)
 
     def _unpack(self, packed: bytes, field: str) -> tuple[bytes, bytes, bytes]:
         """Key, IV and sealed data of an abbreviated envelope's ``data``."""
         if packed[:1] == b"{":
             try:
-                inner = json.loads(packed)
+                inner = decode_json(packed)
             except ValueError:
                 inner = None
             if type(inner) is dict and ("key" in inner or "iv" in inner):
@@ -294,20 +317,24 @@ class EnvelopeDecryptor:
         end_iv = size + _PACKED_IV_BYTES
         return packed[:size], packed[size:end_iv], packed[end_iv:]
 
-    def _aes_key(self, wrapped: bytes) -> AESGCM | str:
+    def _aes_key(self, wrapped: bytes) -> bytes | str:
         """The AES key ``wrapped`` seals, or why it does not unwrap: from the cache, else by one
         RSA operation whose outcome the cache keeps."""
         try:
-            aes = self._aes[wrapped]
+            outcome = self._aes[wrapped]
         except KeyError:
-            aes = self._aes[wrapped] = self._unwrap(wrapped)
-            if len(self._aes) > self.cache_size:
-                self._aes.popitem(last=False)
-        else:
-            self._aes.move_to_end(wrapped)
-        return aes
+            return self._remember(wrapped, self._unwrap(wrapped))
+        self._aes.move_to_end(wrapped)
+        return outcome
 
-    def _unwrap(self, wrapped: bytes) -> AESGCM | str:
+    def _remember(self, wrapped: bytes, outcome: bytes | str) -> bytes | str:
+        self._aes[wrapped] = outcome
+        self._aes.move_to_end(wrapped)
+        if len(self._aes) > self.cache_size:
+            self._aes.popitem(last=False)
+        return outcome
+
+    def _unwrap(self, wrapped: bytes) -> bytes | str:
         key = self.key
         if len(wrapped) != key.key_bytes:
             return (
@@ -324,7 +351,7 @@ class EnvelopeDecryptor:
             )
         if len(aes_key) not in _AES_KEY_SIZES:
             return f"the unwrapped key is {len(aes_key)} bytes, not an AES key"
-        return AESGCM(aes_key)
+        return aes_key
 
 
 def _envelope(value: Any) -> dict[str, Any] | None:
@@ -333,7 +360,7 @@ def _envelope(value: Any) -> dict[str, Any] | None:
         return value if value.get("type") == ENVELOPE_TYPE else None
     if isinstance(value, str) and value[:1] == "{" and ENVELOPE_TYPE in value[:200]:
         try:
-            parsed = json.loads(value)
+            parsed = decode_json(value)
         except ValueError:
             return None
         return parsed if type(parsed) is dict and parsed.get("type") == ENVELOPE_TYPE else None

@@ -31,14 +31,15 @@ export column                           Logpush
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_aigw.exceptions import AIGatewayDecryptError
+from airflow_provider_aigw.export.schema import dumps_compact
 from airflow_provider_aigw.export.schema import to_row as schema_to_row
+from airflow_provider_aigw.jsoncodec import decode_json, recode_compact
 from airflow_provider_aigw.logpush.decrypt import EnvelopeDecryptor, is_envelope
 from airflow_provider_aigw.timestamps import format_time
 
@@ -182,15 +183,21 @@ def _open(record: Mapping[str, Any], field: str, decryptor: EnvelopeDecryptor | 
     return value
 
 
-def _text(plain: Any) -> Any:
-    """A decrypted plaintext as the API would give it: JSON decoded, anything else as text."""
+def _body(plain: Any, compact: bool) -> Any:
+    """A decrypted body as the API would give it: JSON decoded (with ``compact``, its compact JSON
+    text instead, what the export's row holds of it), anything else as text."""
     if isinstance(plain, (bytes, bytearray)):
         plain = bytes(plain).decode("utf-8", errors="replace")
     if isinstance(plain, str) and plain.lstrip()[:1] in ("{", "["):
+        if compact:
+            text = recode_compact(plain)
+            if text is not None:
+                return text
         try:
-            return json.loads(plain)
+            value = decode_json(plain)
         except ValueError:
             return plain
+        return dumps_compact(value) if compact else value
     return plain
 
 
@@ -200,6 +207,7 @@ def to_log(
     *,
     time_ns: int | None = None,
     opened: list[Any] | None = None,
+    compact_bodies: bool = False,
 ) -> dict[str, Any]:
     """The record in the shape of a Logs API log, its encrypted fields opened.
 
@@ -212,6 +220,9 @@ def to_log(
     :param time_ns: the record's time when the caller parsed it already (:func:`record_time_ns`).
     :param opened: receives the opened value of each of :data:`ENCRYPTED_FIELDS`, in that order:
         the plaintext bytes of an envelope, else the field's value as it is (None when absent).
+    :param compact_bodies: JSON bodies as their compact JSON text (the export's ``to_row`` keeps
+        such a text as it is) instead of decoded: the same row, without decoding each body into
+        objects and encoding them again.
     :raises AIGatewayDecryptError: a field does not decrypt, or the record has no usable
         ``Timestamp``; names the field, never its content.
     """
@@ -252,7 +263,7 @@ def to_log(
         plain = _open(record, field, decryptor)
         if opened is not None:
             opened.append(plain)
-        body = _text(plain)
+        body = _body(plain, compact_bodies)
         log[f"{which}_body"] = body
         log[f"{which}_body_status"] = "not_collected" if body is None else "collected"
     for key, value in record.items():
@@ -269,4 +280,4 @@ def to_row(
     :raises AIGatewayDecryptError: as :func:`to_log`.
     """
     ns = record_time_ns(record) if time_ns is None else time_ns
-    return schema_to_row(to_log(record, decryptor, time_ns=ns), _time_of(ns))
+    return schema_to_row(to_log(record, decryptor, time_ns=ns, compact_bodies=True), _time_of(ns))

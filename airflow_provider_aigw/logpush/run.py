@@ -14,12 +14,19 @@ It does not depend on the file, the encryption or the run, so a re-run (late fil
 delivery) unions exactly; two records identical in every field and nanosecond are taken for one
 log delivered twice.
 
-With ``max_workers`` 1, the files are parsed in one thread and decrypted in another, each a few
-batches ahead of the next stage and of the writer: RSA, AES, zlib and SHA-256 release the GIL,
-so the parsing, the mapping and the archive's encoding and compression run beside the unwraps
-rather than between them. With ``max_workers`` above 1, files are decrypted in that many
-processes, a few files ahead of the writer, in file order; each process keeps its own cache of
-unwrapped keys, so no wrapped key is unwrapped twice in a process.
+With ``max_workers`` 1, one worker process does the RSA operations and nothing else: the files
+are parsed in a thread of the task's process, which sends each batch's wrapped keys to the worker
+as soon as the batch is parsed, a few batches ahead; the task then opens and maps the records
+with the AES keys the worker sent back (in memory, over the pool's pipe) and writes the archive,
+on another core. The worker's RSA runs back to back, as fast as a bare loop, and never waits for
+a GIL. When the worker cannot be forked (below), or the task's process is daemonic (a pool's
+worker, which may not start processes), the unwrapping runs in a thread instead: one thread
+parses, another unwraps and opens, each a few batches ahead of the next stage and of the writer
+(RSA, AES, zlib and SHA-256 release the GIL).
+
+With ``max_workers`` above 1, files are decrypted in that many processes, a few files ahead of the
+writer, in file order. Each process keeps its own cache of unwrapped keys, so no wrapped key is
+unwrapped twice in a process.
 
 The processes are forked when the task's process has one thread at that moment (on Linux): a
 fork then copies no lock another thread holds, costs milliseconds, and the workers inherit the
@@ -169,8 +176,8 @@ def _batch_logs(
     batch: list[tuple[int, int, dict[str, Any]] | str], decryptor: EnvelopeDecryptor, read: _FileRead
 ) -> list[dict[str, Any]]:
     """The rows (Logs API shape, with their synthetic id) of a batch of :func:`_file_batches`: its
-    wrapped keys unwrapped back to back, then each record opened and mapped."""
-    decryptor.preload(item[2].get(name) for item in batch if not isinstance(item, str) for name in ENCRYPTED_FIELDS)
+    wrapped keys unwrapped back to back (unless learnt already), then each record opened and mapped."""
+    decryptor.preload(_field_values(batch))
     rows = []
     for item in batch:
         if isinstance(item, str):
@@ -179,7 +186,7 @@ def _batch_logs(
         line, ns, record = item
         opened: list[Any] = []
         try:
-            row = to_log(record, decryptor, time_ns=ns, opened=opened)
+            row = to_log(record, decryptor, time_ns=ns, opened=opened, compact_bodies=True)
         except AIGatewayDecryptError as err:
             read.unreadable.add(str(err.located(read.path, line)))
             continue
@@ -187,6 +194,11 @@ def _batch_logs(
         rows.append(row)
     read.rows += len(rows)
     return rows
+
+
+def _field_values(batch: list[tuple[int, int, dict[str, Any]] | str]) -> Iterator[Any]:
+    """The values of the encrypted fields of a batch's records."""
+    return (item[2].get(name) for item in batch if not isinstance(item, str) for name in ENCRYPTED_FIELDS)
 
 
 # --- worker processes ----------------------------------------------------------------------------
@@ -212,13 +224,15 @@ def _single_threaded() -> bool:
     return False
 
 
-def _start_pool(workers: int, key: LogpushPrivateKey, pem: bytes, passphrase: bytes | None) -> tuple[Any, str]:
+def _start_pool(
+    workers: int, key: LogpushPrivateKey, pem: bytes, passphrase: bytes | None, fork: bool
+) -> tuple[Any, str]:
     """The worker processes and their start method: forked with the loaded key when this process
-    has one thread, else spawned with the PEM (module docstring)."""
-    if _single_threaded():
+    has one thread (``fork``, :func:`_single_threaded`), else spawned with the PEM (module docstring)."""
+    if fork:
         # fork passes the initializer's arguments by inheritance: the key is never pickled
-        fork = multiprocessing.get_context("fork")
-        return fork.Pool(workers, initializer=_worker_init, initargs=(key, None, None)), "fork"
+        forked = multiprocessing.get_context("fork")
+        return forked.Pool(workers, initializer=_worker_init, initargs=(key, None, None)), "fork"
     spawn = multiprocessing.get_context("spawn")
     return spawn.Pool(workers, initializer=_worker_init, initargs=(None, pem, passphrase)), "spawn"
 
@@ -242,6 +256,10 @@ class _FileBytes:
 
     def open(self, path: str, mode: str = "rb") -> io.BytesIO:
         return io.BytesIO(self._data)
+
+
+def _worker_unwrap(wrapped: list[bytes]) -> list[bytes | str]:
+    return _WORKER["decryptor"].unwrap_keys(wrapped)
 
 
 def _worker_read(
@@ -328,7 +346,8 @@ def import_logpush(
     :param start: window start (aware), included.
     :param end: window end (aware), excluded.
     :param format: an export format (``jsonl``, ``jsonl.gz``, ``parquet``).
-    :param max_workers: processes decrypting files (1: in this process).
+    :param max_workers: processes decrypting (1: one that only unwraps keys, or a thread when it
+        cannot be forked; more: each reads and decrypts whole files).
     :param margin: how far outside the window a file's name may lie and still be read.
     :param logger: where progress goes (the task's logger).
     :param writer_options: ``partition_by``, ``rows_per_part``, ``bytes_per_part``,
@@ -337,14 +356,17 @@ def import_logpush(
     workers = validate_positive(max_workers, param="max_workers", maximum=MAX_WORKERS)
     start, end = utc_datetime(start, param="start"), utc_datetime(end, param="end")  # stdlib, not pendulum
     key = LogpushPrivateKey.from_pem(private_pem, passphrase)
-    if workers == 1:
+    fork = _single_threaded()
+    if workers == 1 and (not fork or multiprocessing.current_process().daemon):
+        # One spawned process would take ~1.5 s to start, and a daemonic process (a pool's worker)
+        # may not start any: the unwrapping runs in a thread here instead.
         return _import(
             source, destination, key, None, 1, "thread", gateway_id, start, end, format, margin, logger, writer_options
         )
     pem = private_pem.encode("ascii") if isinstance(private_pem, str) else bytes(private_pem)
     secret = passphrase.encode("utf-8") if isinstance(passphrase, str) else passphrase
     # started first: before the source and the destination are opened, no thread runs yet
-    pool, method = _start_pool(workers, key, pem, secret)
+    pool, method = _start_pool(workers, key, pem, secret, fork)
     with pool:
         return _import(
             source,
@@ -379,7 +401,8 @@ def _import(
     writer_options: dict[str, Any],
 ) -> LogpushImport:
     """The import of :func:`import_logpush` once the key is loaded and the workers started:
-    ``pool`` of ``workers`` processes started by ``method``, or None to decrypt in a thread."""
+    ``pool`` of ``workers`` processes started by ``method`` (one: it only unwraps keys), or None
+    to decrypt in a thread."""
     origin = open_destination(source)
     target = resolve_destination(destination, check_writable=True)
     url = strip_userinfo(str(target))
@@ -400,6 +423,8 @@ def _import(
     reads: list[_FileRead] = []
     if pool is None:
         rows = _read_in_thread(origin.fs, files, start, end, gateway_id, EnvelopeDecryptor(key), reads)
+    elif workers == 1:
+        rows = _read_unwrapping_in_worker(pool, origin.fs, files, start, end, gateway_id, EnvelopeDecryptor(key), reads)
     else:
         rows = _read_in_workers(pool, workers, origin.fs, files, start, end, gateway_id, reads)
     unreadable = _Unreadable()
@@ -480,6 +505,35 @@ def _read_in_thread(
 
     for rows in _ahead(decrypted(_ahead(parsed(), "aigw-logpush-parse")), "aigw-logpush-decrypt"):
         yield from rows
+
+
+def _read_unwrapping_in_worker(
+    pool: Any,
+    fs: Any,
+    files: Iterable[LogpushFile],
+    start: datetime,
+    end: datetime,
+    gateway: str,
+    decryptor: EnvelopeDecryptor,
+    reads: list[_FileRead],
+) -> Generator[dict[str, Any], None, None]:
+    """The rows of ``files`` with one worker process that only unwraps keys: the files are parsed
+    in a thread here, which sends each batch's wrapped keys to the worker as soon as it is parsed,
+    up to :data:`BATCHES_AHEAD` batches ahead; the records are then opened and mapped here with the
+    AES keys the worker sent back. The worker's core does RSA back to back, as a bare loop would,
+    and nothing else; the parsing, the mapping and the writing run on another core."""
+
+    def parsed() -> Generator[tuple[_FileRead, list[Any], list[bytes], Any], None, None]:
+        for file in files:
+            read = _FileRead(file.path)
+            reads.append(read)
+            for batch in _file_batches(fs, file, start, end, gateway, read):
+                wrapped = decryptor.wrapped_keys(_field_values(batch))
+                yield read, batch, wrapped, pool.apply_async(_worker_unwrap, (wrapped,))
+
+    for read, batch, wrapped, unwrapped in _ahead(parsed(), "aigw-logpush-parse"):
+        decryptor.learn(wrapped, unwrapped.get())
+        yield from _batch_logs(batch, decryptor, read)
 
 
 def _ahead(items: Generator[Any, None, None], name: str) -> Iterator[Any]:

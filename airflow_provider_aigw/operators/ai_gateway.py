@@ -353,7 +353,8 @@ class AIGatewayImportLogpushOperator(BaseOperator):
     :param on_decrypt_error: ``fail`` (default: fail the task after writing every row that
         decrypts, naming the count and the files and lines) or ``warn``. An unreadable record is
         never written.
-    :param max_workers: processes decrypting files (1-64, default 1: in the task's process).
+    :param max_workers: processes decrypting (1-64, default 1: one that only does the RSA
+        operations, beside the task on another core; a thread of the task when it cannot be forked).
     :param format: ``jsonl``, ``jsonl.gz`` (default) or ``parquet``. Templated.
     :param partition_by: ``day`` (default) or ``hour``.
     :param rows_per_part: rows per part file before it rolls (default 1,000,000).

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aigw.jsoncodec import decode_json, encode_json
+from airflow_provider_aigw.jsoncodec import decode_json, encode_json, recode_compact
 
 TEXTS = [
     b'{"success":true,"result":[{"id":"a","cost":3.675e-05,"tokens_in":525,"metadata":null}]}',
@@ -62,3 +62,35 @@ def test_a_lone_surrogate_is_encoded_as_an_escape() -> None:
     text = encode_json({"model": "broken \ud800 pair", "ok": "é"})
     assert text == '{"model":"broken \\ud800 pair","ok":"é"}'.encode()
     assert json.loads(text) == {"model": "broken \ud800 pair", "ok": "é"}
+
+
+def _stdlib_compact(text: str | bytes) -> str:
+    return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+
+
+# Every code point but the surrogates, each escape form, the integers past 64 bits, nesting, a
+# duplicate key, white space where JSON allows it.
+ALL_CHARACTERS = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"s": ALL_CHARACTERS, ALL_CHARACTERS[:300]: [ALL_CHARACTERS[::-1]]}),
+        json.dumps({"s": ALL_CHARACTERS[:5000]}, ensure_ascii=True, indent=2),
+        '{ "model" : "gpt-4o-mini" , "messages" : [ {"role":"user","content":"Où est la gare ?"} ] }',
+        '\n\t [1, -0, 123456789012345678901234567890, -9223372036854775809, true, false, null, {}, []]\r\n',
+        '{"dup": 1, "dup": {"dup": "\\ud83d\\ude00 \\u00e9 \\/ \\b\\f"}}',
+    ],
+)
+def test_recode_compact_writes_what_the_stdlib_writes(text: str) -> None:
+    assert recode_compact(text) == recode_compact(text.encode()) == _stdlib_compact(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    # floats (msgspec writes 1e16 and 0.00001, the stdlib 1e+16 and 1e-05), and what msgspec refuses
+    ['{"cost":1e16}', "[0.00001]", "[1.5]", '{"a":[{"b":-0.0}]}', '{"cost":NaN}', '["\\ud800"]', "{", "nope"],
+)
+def test_recode_compact_leaves_floats_and_what_msgspec_refuses_to_the_stdlib(text: str) -> None:
+    assert recode_compact(text) is None

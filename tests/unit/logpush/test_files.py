@@ -207,3 +207,16 @@ def test_a_truncated_file_yields_what_precedes_the_break_then_an_error(tmp_path:
     assert len(errors) == 1 and "the file breaks off after line" in str(errors[0])
     with pytest.raises(AIGatewayDecryptError, match="breaks off"):
         list(iter_records(FS, str(path), START, END))
+
+
+def test_a_damaged_gzip_stream_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
+    # zlib-ng inflates the files; its error for damaged data is not zlib's
+    lines = [record(ns("2026-04-18T01:00:00.000+0000") + i * 10**9, i) for i in range(2000)]
+    path = write(tmp_path / "damaged.log.gz", lines)
+    packed = path.read_bytes()
+    path.write_bytes(packed[:100] + bytes(50) + packed[150:])  # "invalid distance too far back"
+    errors: list[AIGatewayDecryptError] = []
+    got = [r["N"] for _l, _t, r in iter_records(FS, str(path), START, END, on_error=errors.append)]
+    assert got == list(range(len(got))) and len(got) < 2000
+    assert len(errors) == 1 and errors[0].file == str(path) and errors[0].line == len(got) + 1
+    assert str(errors[0]).startswith(f"{path}, line {len(got) + 1}: the file breaks off after line {len(got)}")

@@ -203,6 +203,31 @@ def test_bodies_as_text_and_json_text() -> None:
     assert (row["response_body"], row["response_body_format"]) == ("just text", "text")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "\\u00e9t\\u00e9 \xe2\x9c\x93"}]}',
+        b'{"temperature": 0.7, "max_tokens": 1e3, "seed": 12345678901234567890123}',  # floats: the stdlib's path
+        b'  [1, 2, {"a": null}]  ',
+        b'{"cut": "off',  # not JSON: kept as text
+        b'{"bad": "\xff\xfe"}',  # not UTF-8: replaced, then JSON
+        b'"a JSON string"',
+        RESPONSE_SSE.encode(),
+    ],
+)
+def test_compact_bodies_make_the_row_the_decoded_bodies_make(key_pair: KeyPair, body: bytes) -> None:
+    # the import hands the export each JSON body as its compact text instead of decoded: same row
+    decryptor = EnvelopeDecryptor(LogpushPrivateKey(key_pair.private))
+    record = plain_record(RequestBody=seal(body, key_pair), ResponseBody=body.decode("utf-8", errors="replace"))
+    created = datetime(2026, 4, 18, 0, 2, 10, 123000, tzinfo=UTC)
+    decoded = api_to_row(to_log(record, decryptor), created)
+    compact = to_log(record, decryptor, compact_bodies=True)
+    assert api_to_row(compact, created) == to_row(record, decryptor) == decoded
+    for which in ("request", "response"):
+        if decoded[f"{which}_body_format"] == "json":
+            assert compact[f"{which}_body"] == decoded[f"{which}_body"]
+
+
 @pytest.mark.parametrize("as_text", [False, True])
 def test_an_encrypted_field_without_a_key_is_an_error(key_pair: KeyPair, as_text: bool) -> None:
     envelope = seal(b"secret answer", key_pair)

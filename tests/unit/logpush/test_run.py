@@ -4,10 +4,12 @@ the window's edges, worker processes, and no key material in what the import sho
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
 import logging
+import multiprocessing
 import re
 import subprocess
 import sys
@@ -85,9 +87,11 @@ def test_rows_equal_the_ground_truth_and_the_manifest_names_each_file(
     )
 
 
-def test_unreadable_records_are_named_by_file_and_line_and_never_written(
-    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, other_key_pair: KeyPair, caplog: Any
-) -> None:
+def write_unreadable_records(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, other_key_pair: KeyPair
+) -> tuple[Path, list[dict[str, Any]]]:
+    """A file of the first 10 minutes' logs where line 3 is sealed for another key, line 5 fails
+    its tag check and line 7 is no JSON; returns it and the logs."""
     logs = [log for log in emu.logs(GW) if log["created_at"] < "2026-04-18T00:10"]
     ours, theirs = LogpushEncryptor(key_pair.public_pem), LogpushEncryptor(other_key_pair.public_pem)
     records = []
@@ -103,7 +107,19 @@ def test_unreadable_records_are_named_by_file_and_line_and_never_written(
     path = tmp_path / "push" / "20260418" / "20260418T000000Z_20260418T000959Z_bad.log.gz"
     path.parent.mkdir(parents=True)
     path.write_bytes(gzip.compress(b"".join(lines)))
+    return path, logs
 
+
+def test_unreadable_records_are_named_by_file_and_line_and_never_written(
+    tmp_path: Path,
+    emu: EmulatorServer,
+    key_pair: KeyPair,
+    other_key_pair: KeyPair,
+    caplog: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, logs = write_unreadable_records(tmp_path, emu, key_pair, other_key_pair)
+    monkeypatch.setattr(run_module, "_single_threaded", lambda: False)  # decrypted in a thread
     result = run(tmp_path / "push", tmp_path / "archive", key_pair)
     with pytest.raises(AIGatewayDecryptError) as info:
         result.check_unreadable("fail")
@@ -123,6 +139,24 @@ def test_unreadable_records_are_named_by_file_and_line_and_never_written(
     caplog.set_level(logging.WARNING)
     result.check_unreadable("warn", logging.getLogger("test"))
     assert result.unreadable == 3 and "3 Logpush record(s)" in caplog.text
+
+
+def test_unreadable_records_are_named_by_file_and_line_when_a_worker_unwraps_the_keys(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, other_key_pair: KeyPair
+) -> None:
+    # one worker process unwraps, this process opens: a key that does not unwrap there is still
+    # reported here with its field, file and line
+    path, logs = write_unreadable_records(tmp_path, emu, key_pair, other_key_pair)
+    out = import_in_a_fresh_process(tmp_path / "push", tmp_path / "archive", key_pair, tmp_path, workers=1)
+    assert out["started"] == ["fork"]
+    manifest = read_manifest(out["summary"]["manifest_uri"])
+    listed = manifest["logpush"]["unreadable_listed"]
+    assert manifest["logpush"]["unreadable"] == len(listed) == 3 and out["summary"]["unreadable"] == 3
+    assert [m.split(": ", 1)[0] for m in listed] == [f"{path}, line {line}" for line in (3, 5, 7)]
+    assert "does not unwrap" in listed[0] and "tag check" in listed[1] and "not a JSON record" in listed[2]
+    assert sorted(r["created_at"] for r in iter_manifest_records(manifest)) == sorted(
+        log["created_at"] for n, log in enumerate(logs) if n not in (2, 4)
+    )
 
 
 def test_a_rerun_is_idempotent_and_late_files_are_unioned(
@@ -169,18 +203,23 @@ def test_ids_do_not_depend_on_the_encryption(tmp_path: Path, emu: EmulatorServer
     assert {r["id"]: r for r in per_field} == {r["id"]: r for r in shared}
 
 
-def test_each_wrapped_key_is_unwrapped_once_by_the_reading_threads(
-    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+def distinct_wrapped_keys(push: Path) -> set[bytes]:
+    """The wrapped keys of the window's records under ``push``."""
     window = range(int(START.timestamp()) * 10**9, int(END.timestamp()) * 10**9)
-    distinct = {
-        record[name]["key"]
-        for path in (tmp_path / "push").rglob("*.log.gz")
+    return {
+        base64.b64decode(record[name]["key"])
+        for path in push.rglob("*.log.gz")
         for record in map(json.loads, gzip.decompress(path.read_bytes()).splitlines())
         for name in ("Metadata", "RequestBody", "ResponseBody")
         if record_time_ns(record) in window and isinstance(record.get(name), dict)
     }
+
+
+def test_each_wrapped_key_is_unwrapped_once_by_the_reading_threads(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    distinct = distinct_wrapped_keys(tmp_path / "push")
     unwrapped: list[bytes] = []
     real = LogpushPrivateKey.unwrap
 
@@ -189,9 +228,27 @@ def test_each_wrapped_key_is_unwrapped_once_by_the_reading_threads(
         return real(self, wrapped)
 
     monkeypatch.setattr(LogpushPrivateKey, "unwrap", counted)
+    monkeypatch.setattr(run_module, "_single_threaded", lambda: False)
+    caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
     result = run(tmp_path / "push", tmp_path / "archive", key_pair)
-    assert result.summary["count"] == 120
+    assert started_by(caplog) == ["thread"] and result.summary["count"] == 120
     assert len(unwrapped) == len(set(unwrapped)) == len(distinct) > 120  # one per field, each once
+    assert set(unwrapped) == distinct
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_wrapped_key_is_unwrapped_once_by_the_worker_processes(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, workers: int
+) -> None:
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    distinct = {hashlib.sha256(wrapped).hexdigest() for wrapped in distinct_wrapped_keys(tmp_path / "push")}
+    out = import_in_a_fresh_process(tmp_path / "push", tmp_path / "archive", key_pair, tmp_path, workers=workers)
+    assert out["started"] == ["fork"] and out["summary"]["count"] == 120
+    digests = [digest for _pid, digest in out["unwraps"]]
+    assert len(digests) == len(set(digests)) == len(distinct) > 120 and set(digests) == distinct
+    # every RSA operation in a worker, none in the task's process
+    pids = {pid for pid, _digest in out["unwraps"]}
+    assert out["pid"] not in pids and len(pids) == workers
 
 
 def started_by(caplog: Any) -> list[str]:
@@ -203,56 +260,86 @@ def reading_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("aigw-logpush")]
 
 
-# An import with 2 workers in a fresh interpreter: one thread, as a task's process; the key's PEM
-# comes on stdin. Prints how the workers started and the summary.
+# An import in a fresh interpreter: one thread, as a task's process, so its workers are forked;
+# the key's PEM comes on stdin. Each RSA operation is noted (process id, SHA-256 of the wrapped
+# key) in a file, which the forked workers inherit. Prints how the workers started and the result.
 IMPORT_IN_A_FRESH_PROCESS = """
-import json, logging, sys
+import hashlib, json, os, sys
 from datetime import datetime
+from airflow_provider_aigw.logpush.decrypt import LogpushPrivateKey
 from airflow_provider_aigw.logpush.run import import_logpush
 lines = []
 class Log:
     def info(self, message, *args):
         lines.append(message % args)
     warning = info
-source, dest, start, end = sys.argv[1:]
+source, dest, start, end, workers, unwraps = sys.argv[1:]
+real_unwrap = LogpushPrivateKey.unwrap
+def noted_unwrap(self, wrapped):
+    with open(unwraps, "a") as out:
+        out.write(f"{os.getpid()} {hashlib.sha256(wrapped).hexdigest()}\\n")
+    return real_unwrap(self, wrapped)
+LogpushPrivateKey.unwrap = noted_unwrap
 result = import_logpush(
     source, dest, private_pem=sys.stdin.buffer.read(), gateway_id="gw", format="jsonl",
-    start=datetime.fromisoformat(start), end=datetime.fromisoformat(end), max_workers=2, logger=Log(),
+    start=datetime.fromisoformat(start), end=datetime.fromisoformat(end), max_workers=int(workers), logger=Log(),
 )
-print(json.dumps({"lines": lines, "summary": result.summary}))
+print(json.dumps({"pid": os.getpid(), "lines": lines, "summary": result.summary}))
 """
 
 
-@pytest.mark.parametrize("thread_running", [False, True], ids=["forked", "spawned"])
+def import_in_a_fresh_process(source: Path, dest: Path, pair: KeyPair, tmp_path: Path, workers: int) -> dict[str, Any]:
+    """:data:`IMPORT_IN_A_FRESH_PROCESS` of the window: its output, with ``started`` (how the
+    decryption started) and ``unwraps`` (``(pid, SHA-256 of the wrapped key)`` per RSA operation)."""
+    unwraps = tmp_path / f"unwraps-{dest.name}.txt"
+    args = [source.as_uri(), dest.as_uri(), START.isoformat(), END.isoformat(), str(workers), str(unwraps)]
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_IN_A_FRESH_PROCESS, *args],
+        input=pair.private_pem, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    out: dict[str, Any] = json.loads(done.stdout)
+    out["started"] = re.findall(r"worker\(s\): (\w+)\)", " ".join(out["lines"]))
+    noted = unwraps.read_text().splitlines() if unwraps.exists() else []
+    out["unwraps"] = [(int(pid), digest) for pid, digest in (line.split() for line in noted)]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("workers", "thread_running"), [(1, False), (2, False), (2, True)], ids=["1 forked", "2 forked", "2 spawned"]
+)
 def test_worker_processes_import_the_same_rows(
-    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any, thread_running: bool
+    tmp_path: Path,
+    emu: EmulatorServer,
+    key_pair: KeyPair,
+    caplog: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    thread_running: bool,
 ) -> None:
-    # A process with one thread forks the workers, which inherit the loaded key; with a thread
-    # running (any: here one that waits) forking is unsafe, and they are spawned and load the PEM.
-    # This test process may hold other tests' threads (fsspec's event loop stays for good), so the
-    # forked import runs in a fresh interpreter.
+    # A process with one thread forks the workers, which inherit the loaded key (one worker only
+    # unwraps keys, more read whole files); with a thread running (any: here one that waits)
+    # forking is unsafe: one worker becomes a thread, more are spawned and load the PEM. This test
+    # process may hold other tests' threads (fsspec's event loop stays for good), so the forked
+    # imports run in a fresh interpreter.
     write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300, shared_key=True)
     caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
-    one = run(tmp_path / "push", tmp_path / "one", key_pair)
+    with monkeypatch.context() as threads_only:
+        threads_only.setattr(run_module, "_single_threaded", lambda: False)
+        one = run(tmp_path / "push", tmp_path / "one", key_pair)
     assert started_by(caplog) == ["thread"]
     if thread_running:
         release = threading.Event()
         waiter = threading.Thread(target=release.wait)
         waiter.start()
         try:
-            two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=2).summary
+            two = run(tmp_path / "push", tmp_path / "two", key_pair, max_workers=workers).summary
         finally:
             release.set()
             waiter.join()
         assert started_by(caplog) == ["thread", "spawn"]
     else:
-        args = [(tmp_path / "push").as_uri(), (tmp_path / "two").as_uri(), START.isoformat(), END.isoformat()]
-        done = subprocess.run(
-            [sys.executable, "-c", IMPORT_IN_A_FRESH_PROCESS, *args],
-            input=key_pair.private_pem, capture_output=True, check=True, timeout=120,
-        )  # fmt: skip
-        out = json.loads(done.stdout)
-        assert re.findall(r"worker\(s\): (\w+)\)", " ".join(out["lines"])) == ["fork"]
+        out = import_in_a_fresh_process(tmp_path / "push", tmp_path / "two", key_pair, tmp_path, workers=workers)
+        assert out["started"] == ["fork"]
         two = out["summary"]
     rows_one, rows_two = archived(one.summary), archived(two)
     assert len(rows_one) == 120
@@ -261,6 +348,23 @@ def test_worker_processes_import_the_same_rows(
     )
     files = lambda s: read_manifest(s["manifest_uri"])["logpush"]["files"]  # noqa: E731
     assert files(two) == files(one.summary)
+
+
+def test_one_worker_decrypts_in_a_thread_when_a_thread_runs(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any
+) -> None:
+    # spawning one process would cost more than it saves on all but large imports
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
+    release = threading.Event()
+    waiter = threading.Thread(target=release.wait)
+    waiter.start()
+    try:
+        result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    finally:
+        release.set()
+        waiter.join()
+    assert started_by(caplog) == ["thread"] and result.summary["count"] == 120
 
 
 def test_a_file_that_fails_to_read_fails_the_import_and_stops_its_threads(
@@ -354,3 +458,15 @@ def test_no_key_material_in_the_summary_manifest_or_reprs(
     for text in (json.dumps(result.summary), manifest_text, repr(result), caplog.text):
         assert passphrase not in text
         assert not any(line in text for line in body_lines + enc_lines)
+
+
+def test_one_worker_decrypts_in_a_thread_in_a_daemonic_process(
+    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, caplog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pool's worker (daemonic) may not start processes: one worker is a thread there
+    write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
+    caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
+    monkeypatch.setattr(run_module, "_single_threaded", lambda: True)
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)  # type: ignore[attr-defined]
+    result = run(tmp_path / "push", tmp_path / "archive", key_pair)
+    assert started_by(caplog) == ["thread"] and result.summary["count"] == 120
