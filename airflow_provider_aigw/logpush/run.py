@@ -492,18 +492,12 @@ def _read_in_thread(
     :data:`BATCHES_AHEAD` batches ahead of the next stage. The decrypting thread spends its time
     in RSA (the GIL released); the parsing and the writer's encoding run meanwhile."""
 
-    def parsed() -> Generator[tuple[_FileRead, list[Any]], None, None]:
-        for file in files:
-            read = _FileRead(file.path)
-            reads.append(read)
-            for batch in _file_batches(fs, file, start, end, gateway, read):
-                yield read, batch
-
     def decrypted(batches: Iterator[tuple[_FileRead, list[Any]]]) -> Generator[list[dict[str, Any]], None, None]:
         for read, batch in batches:
             yield _batch_logs(batch, decryptor, read)
 
-    for rows in _ahead(decrypted(_ahead(parsed(), "aigw-logpush-parse")), "aigw-logpush-decrypt"):
+    parsed = _parsed_batches(fs, files, start, end, gateway, reads)
+    for rows in _ahead(decrypted(_ahead(parsed, "aigw-logpush-parse")), "aigw-logpush-decrypt"):
         yield from rows
 
 
@@ -524,16 +518,25 @@ def _read_unwrapping_in_worker(
     and nothing else; the parsing, the mapping and the writing run on another core."""
 
     def parsed() -> Generator[tuple[_FileRead, list[Any], list[bytes], Any], None, None]:
-        for file in files:
-            read = _FileRead(file.path)
-            reads.append(read)
-            for batch in _file_batches(fs, file, start, end, gateway, read):
-                wrapped = decryptor.wrapped_keys(_field_values(batch))
-                yield read, batch, wrapped, pool.apply_async(_worker_unwrap, (wrapped,))
+        for read, batch in _parsed_batches(fs, files, start, end, gateway, reads):
+            wrapped = decryptor.wrapped_keys(_field_values(batch))
+            yield read, batch, wrapped, pool.apply_async(_worker_unwrap, (wrapped,))
 
     for read, batch, wrapped, unwrapped in _ahead(parsed(), "aigw-logpush-parse"):
         decryptor.learn(wrapped, unwrapped.get())
         yield from _batch_logs(batch, decryptor, read)
+
+
+def _parsed_batches(
+    fs: Any, files: Iterable[LogpushFile], start: datetime, end: datetime, gateway: str, reads: list[_FileRead]
+) -> Generator[tuple[_FileRead, list[Any]], None, None]:
+    """The parsed records of ``files`` in batches, each with the read of its file (appended to
+    ``reads`` as the file is opened)."""
+    for file in files:
+        read = _FileRead(file.path)
+        reads.append(read)
+        for batch in _file_batches(fs, file, start, end, gateway, read):
+            yield read, batch
 
 
 def _ahead(items: Generator[Any, None, None], name: str) -> Iterator[Any]:
