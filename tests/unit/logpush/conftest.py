@@ -1,4 +1,5 @@
-"""Keys and envelopes for the Logpush tests, made with ``cryptography`` directly (not the provider)."""
+"""Keys and envelopes for the Logpush tests, made with ``cryptography`` directly (not the provider),
+and a record of the provider's RSA operations."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from airflow_provider_aigw.logpush.decrypt import LogpushPrivateKey
 
 OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
@@ -57,3 +60,17 @@ def key_pair() -> KeyPair:
 @pytest.fixture(scope="session")
 def other_key_pair() -> KeyPair:
     return KeyPair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.fixture
+def rsa_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every RSA private operation (LogpushPrivateKey.unwrap) of the test, in order."""
+    calls: list[bytes] = []
+    unwrap = LogpushPrivateKey.unwrap
+
+    def counting(self: LogpushPrivateKey, wrapped: bytes) -> bytes:
+        calls.append(wrapped)
+        return unwrap(self, wrapped)
+
+    monkeypatch.setattr(LogpushPrivateKey, "unwrap", counting)
+    return calls

@@ -166,20 +166,6 @@ def test_truncated_abbreviated_envelope_is_refused(decryptor: EnvelopeDecryptor,
 # --- the unwrap cache ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def rsa_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every RSA private operation (LogpushPrivateKey.unwrap) of the test, in order."""
-    calls: list[bytes] = []
-    unwrap = LogpushPrivateKey.unwrap
-
-    def counting(self: LogpushPrivateKey, wrapped: bytes) -> bytes:
-        calls.append(wrapped)
-        return unwrap(self, wrapped)
-
-    monkeypatch.setattr(LogpushPrivateKey, "unwrap", counting)
-    return calls
-
-
 def test_each_distinct_wrapped_key_is_unwrapped_exactly_once(
     decryptor: EnvelopeDecryptor, key_pair: KeyPair, rsa_calls: list[bytes]
 ) -> None:

@@ -25,7 +25,6 @@ from airflow_provider_aigw.emulator.logpush import LogpushEncryptor, logpush_rec
 from airflow_provider_aigw.exceptions import AIGatewayConfigError, AIGatewayDecryptError
 from airflow_provider_aigw.export import iter_manifest_records, read_manifest
 from airflow_provider_aigw.logpush import run as run_module
-from airflow_provider_aigw.logpush.decrypt import LogpushPrivateKey
 from airflow_provider_aigw.logpush.records import record_time_ns
 from airflow_provider_aigw.logpush.run import ID_PREFIX, import_logpush
 from tests.unit.logpush.conftest import KeyPair
@@ -216,24 +215,21 @@ def distinct_wrapped_keys(push: Path) -> set[bytes]:
 
 
 def test_each_wrapped_key_is_unwrapped_once_by_the_reading_threads(
-    tmp_path: Path, emu: EmulatorServer, key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch, caplog: Any
+    tmp_path: Path,
+    emu: EmulatorServer,
+    key_pair: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: Any,
+    rsa_calls: list[bytes],
 ) -> None:
     write_logpush_files(emu, GW, str(tmp_path / "push"), key_pair.public_pem, batch_seconds=300)
     distinct = distinct_wrapped_keys(tmp_path / "push")
-    unwrapped: list[bytes] = []
-    real = LogpushPrivateKey.unwrap
-
-    def counted(self: LogpushPrivateKey, wrapped: bytes) -> bytes:
-        unwrapped.append(wrapped)
-        return real(self, wrapped)
-
-    monkeypatch.setattr(LogpushPrivateKey, "unwrap", counted)
     monkeypatch.setattr(run_module, "_single_threaded", lambda: False)
     caplog.set_level(logging.INFO, logger="airflow_provider_aigw")
     result = run(tmp_path / "push", tmp_path / "archive", key_pair)
     assert started_by(caplog) == ["thread"] and result.summary["count"] == 120
-    assert len(unwrapped) == len(set(unwrapped)) == len(distinct) > 120  # one per field, each once
-    assert set(unwrapped) == distinct
+    assert len(rsa_calls) == len(set(rsa_calls)) == len(distinct) > 120  # one per field, each once
+    assert set(rsa_calls) == distinct
 
 
 @pytest.mark.parametrize("workers", [1, 2])
